@@ -1,0 +1,1 @@
+"""PIDDM Studio desktop app (PySide6 + pyqtgraph) over the Qt-free engine."""

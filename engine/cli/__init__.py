@@ -1,0 +1,1 @@
+"""The ``piddm`` command line (no Qt). Each sub-command lives in a module with ``register()``."""

@@ -1,0 +1,42 @@
+"""Entry point of ``piddm``: parse, dispatch, and turn engine errors into one line + exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from engine import __version__
+from engine.errors import EngineError
+from engine.jobs import Cancelled
+
+# Sub-command modules, each with register(subparsers). Listed, not discovered: grep finds them.
+COMMAND_MODULES = ("engine.cli.data_cmds",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="piddm", description="PIDDM Studio command line")
+    parser.add_argument("--version", action="version", version=f"piddm {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for mod in COMMAND_MODULES:
+        importlib.import_module(mod).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except EngineError as exc:
+        print(f"piddm: error: {exc}", file=sys.stderr)
+        return 2
+    except (Cancelled, KeyboardInterrupt):
+        print("piddm: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Datasets of PDE solutions: generation and loading."""

@@ -1,0 +1,1 @@
+"""File formats: fields files (HDF5), checkpoints, run directories."""

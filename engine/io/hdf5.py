@@ -1,0 +1,178 @@
+"""The fields file (SPEC "Files"): what generate, sample and solve write and every reader accepts.
+
+Layout: dataset ``fields`` float32 (n, c, N, N) in physical units, gzip + shuffle, one chunk per
+sample; optional ``mask`` uint8 (1 = observed), ``std`` float32 like fields, ``residual`` float32
+(n, N, N). Root attributes: format = "piddm-fields", format_version = 1, pde, channels, grid,
+pde_params (JSON), method, created (ISO time), software_version, seed. Never LZF.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from engine import __version__
+from engine.errors import DatasetError, EngineError
+from engine.io.atomic import atomic_path
+
+FORMAT = "piddm-fields"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class FieldsFile:
+    """A fields file in memory. Arrays are NumPy; ``fields`` is (n, c, N, N) physical units."""
+
+    fields: np.ndarray
+    pde: str
+    channels: tuple[str, ...]
+    pde_params: dict[str, Any] = field(default_factory=dict)
+    method: str = "data"
+    seed: int = 0
+    mask: np.ndarray | None = None  # (n, c, N, N) bool, True = observed
+    std: np.ndarray | None = None  # (n, c, N, N)
+    residual: np.ndarray | None = None  # (n, N, N)
+    created: str = ""
+    software_version: str = __version__
+    extra: dict[str, Any] = field(default_factory=dict)  # other root attributes, kept on round trip
+
+    @property
+    def grid(self) -> int:
+        return int(self.fields.shape[-1])
+
+    def __len__(self) -> int:
+        return int(self.fields.shape[0])
+
+
+def write_fields(path: str | os.PathLike[str], ff: FieldsFile, *, dtype: str = "float32") -> Path:
+    """Write ``ff`` atomically (temporary name, then rename). Returns the final path."""
+    if dtype not in ("float32", "float64"):
+        raise DatasetError(f"unsupported dtype {dtype!r}; use float32 or float64")
+    fields = np.asarray(ff.fields)
+    if fields.ndim != 4 or fields.shape[2] != fields.shape[3]:
+        raise DatasetError(f"fields must be (n, c, N, N), got shape {fields.shape}")
+    if fields.shape[1] != len(ff.channels):
+        raise DatasetError(f"fields have {fields.shape[1]} channels but {len(ff.channels)} names {ff.channels}")
+    if not np.isfinite(fields).all():
+        raise DatasetError(f"refusing to write {path}: fields contain NaN or inf")
+    n, c, N, _ = fields.shape
+    chunks = (1, c, N, N) if n else None
+    opts = dict(compression="gzip", compression_opts=4, shuffle=True)
+    final = Path(path)
+    with atomic_path(final) as tmp:
+        with h5py.File(tmp, "w") as h:
+            h.create_dataset("fields", data=fields.astype(dtype), chunks=chunks, **opts)
+            if ff.mask is not None:
+                h.create_dataset("mask", data=np.asarray(ff.mask).astype(np.uint8), chunks=chunks, **opts)
+            if ff.std is not None:
+                h.create_dataset("std", data=np.asarray(ff.std).astype(dtype), chunks=chunks, **opts)
+            if ff.residual is not None:
+                rc = (1, N, N) if n else None
+                h.create_dataset("residual", data=np.asarray(ff.residual).astype(dtype), chunks=rc, **opts)
+            a = h.attrs
+            a["format"] = FORMAT
+            a["format_version"] = FORMAT_VERSION
+            a["pde"] = ff.pde
+            a["channels"] = list(ff.channels)
+            a["grid"] = N
+            a["pde_params"] = json.dumps(ff.pde_params, sort_keys=True)
+            a["method"] = ff.method
+            a["created"] = ff.created or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+            a["software_version"] = __version__
+            a["seed"] = int(ff.seed)
+            for k, v in ff.extra.items():
+                a[k] = v if not isinstance(v, dict | list) else json.dumps(v)
+    return final
+
+
+_KNOWN_ATTRS = {"format", "format_version", "pde", "channels", "grid", "pde_params", "method",
+                "created", "software_version", "seed"}
+
+
+def _attr_str(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def read_fields(path: str | os.PathLike[str], *, expect_pde: str | None = None,
+                expect_grid: int | None = None, require_mask: bool = False) -> FieldsFile:
+    """Read and validate a fields file. Every problem raises DatasetError naming the file."""
+    from engine import pdes  # late: keeps this module importable without the registry
+
+    p = Path(path)
+
+    def bad(msg: str) -> DatasetError:
+        return DatasetError(f"{p}: {msg}")
+
+    if not p.is_file():
+        raise bad("no such file")
+    try:
+        h = h5py.File(p, "r")
+    except OSError:
+        raise bad("not an HDF5 file (or it is damaged)") from None
+    with h:
+        a = h.attrs
+        if _attr_str(a.get("format", "")) != FORMAT:
+            raise bad(f"not a fields file (format attribute {a.get('format')!r}, expected {FORMAT!r})")
+        if int(a.get("format_version", -1)) != FORMAT_VERSION:
+            raise bad(f"unsupported format_version {a.get('format_version')!r} (this reader: {FORMAT_VERSION})")
+        if "fields" not in h:
+            raise bad("missing dataset 'fields'")
+        pde_name = _attr_str(a.get("pde", ""))
+        try:
+            pde_params = json.loads(_attr_str(a.get("pde_params", "{}")))
+            pde = pdes.get(pde_name, **pde_params)
+        except EngineError as exc:
+            raise bad(str(exc)) from None
+        except json.JSONDecodeError:
+            raise bad("attribute pde_params is not valid JSON") from None
+        channels = tuple(_attr_str(c) for c in np.atleast_1d(a.get("channels", [])))
+        if channels != pde.fields:
+            raise bad(f"channels {list(channels)} do not match {pde_name}'s {list(pde.fields)}")
+        ds = h["fields"]
+        if ds.ndim != 4 or ds.shape[1] != len(channels) or ds.shape[2] != ds.shape[3]:
+            raise bad(f"dataset 'fields' has shape {ds.shape}, expected (n, {len(channels)}, N, N)")
+        grid = int(a.get("grid", -1))
+        if ds.shape[-1] != grid:
+            raise bad(f"dataset 'fields' is {ds.shape[-1]}x{ds.shape[-1]} but attribute grid = {grid}")
+        if ds.shape[0] == 0:
+            raise bad("dataset 'fields' holds no samples")
+        fields = ds[()]
+        if not np.isfinite(fields).all():
+            bad_n = int((~np.isfinite(fields)).any(axis=(1, 2, 3)).sum())
+            raise bad(f"dataset 'fields' has non-finite values in {bad_n} sample(s)")
+        extras: dict[str, np.ndarray] = {}
+        for name, shape in (("mask", fields.shape), ("std", fields.shape),
+                            ("residual", fields.shape[:1] + fields.shape[2:])):
+            if name in h:
+                arr = h[name][()]
+                if arr.shape != shape:
+                    raise bad(f"dataset {name!r} has shape {arr.shape}, expected {shape}")
+                extras[name] = arr
+        if require_mask and "mask" not in extras:
+            raise bad("no 'mask' dataset: an observation file must say which values are observed")
+        if expect_pde is not None and pde_name != expect_pde:
+            raise bad(f"holds {pde_name} fields, but the model is for {expect_pde}")
+        if expect_grid is not None and grid != expect_grid:
+            raise bad(f"grid is {grid}x{grid}, but the model is for {expect_grid}x{expect_grid}")
+        extra = {k: a[k] for k in a if k not in _KNOWN_ATTRS}
+        return FieldsFile(
+            fields=fields,
+            pde=pde_name,
+            channels=channels,
+            pde_params=pde_params,
+            method=_attr_str(a.get("method", "")),
+            seed=int(a.get("seed", 0)),
+            mask=extras["mask"].astype(bool) if "mask" in extras else None,
+            std=extras.get("std"),
+            residual=extras.get("residual"),
+            created=_attr_str(a.get("created", "")),
+            software_version=_attr_str(a.get("software_version", "")),
+            extra=extra,
+        )

@@ -1,0 +1,68 @@
+"""Metrics of generated or solved fields, all in physical units (SPEC "Metrics")."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from engine.grid import Grid
+from engine.pdes import PDE
+
+
+def residual_map(pde: PDE, fields: np.ndarray | torch.Tensor, batch: int = 256) -> np.ndarray:
+    """(n, N, N) float64 residual of every sample, computed in float64 from the stored values."""
+    x = torch.as_tensor(np.asarray(fields), dtype=torch.float64)
+    grid = Grid(x.shape[-1])
+    with torch.no_grad():
+        out = [pde.residual(x[i : i + batch], grid) for i in range(0, len(x), batch)]
+    return torch.cat(out).numpy()
+
+
+def residual_stats(pde: PDE, fields: np.ndarray) -> dict[str, float]:
+    """residual_mse (mean r² over interior nodes, then over samples) and bc_mse (boundary nodes)."""
+    r = residual_map(pde, fields)
+    grid = Grid(r.shape[-1])
+    interior, boundary = pde.interior_mask(grid).numpy(), pde.boundary_mask(grid).numpy()
+    res = float((r[:, interior] ** 2).mean())
+    bc = float((r[:, boundary] ** 2).mean()) if boundary.any() else 0.0
+    return {"residual_mse": res, "bc_mse": bc}
+
+
+def moment_errors(fields: np.ndarray, reference: np.ndarray, channels: tuple[str, ...]) -> dict[str, float]:
+    """mmse_<ch> / smse_<ch>: MSE between pixel-wise means (stds) of two sets, per channel."""
+    out: dict[str, float] = {}
+    for c, name in enumerate(channels):
+        a, b = fields[:, c].astype(np.float64), reference[:, c].astype(np.float64)
+        out[f"mmse_{name}"] = float(((a.mean(0) - b.mean(0)) ** 2).mean())
+        out[f"smse_{name}"] = float(((a.std(0) - b.std(0)) ** 2).mean())
+    return out
+
+
+def rel_l2(pred: np.ndarray, true: np.ndarray) -> float:
+    """Mean over samples of ‖pred − true‖₂ / ‖true‖₂; arrays (n, ...)."""
+    p = pred.reshape(len(pred), -1).astype(np.float64)
+    t = true.reshape(len(true), -1).astype(np.float64)
+    return float((np.linalg.norm(p - t, axis=1) / np.maximum(np.linalg.norm(t, axis=1), 1e-300)).mean())
+
+
+def darcy_error_rate(a_pred: np.ndarray, a_true: np.ndarray, threshold: float = 7.5) -> float:
+    """Fraction of pixels where the coefficient thresholded at 7.5 differs from the truth."""
+    return float(((a_pred >= threshold) != (a_true >= threshold)).mean())
+
+
+def unknown_channels(mask: np.ndarray | None, n_channels: int) -> list[int]:
+    """Channels not fully observed in any sample (all channels if there is no mask)."""
+    if mask is None:
+        return list(range(n_channels))
+    return [c for c in range(n_channels) if not mask[:, c].all()]
+
+
+def truth_errors(pde: PDE, pred: np.ndarray, truth: np.ndarray, mask: np.ndarray | None) -> dict[str, float]:
+    """rel_l2_<ch> on the unknown channels (over the unknown entries), and darcy's error_rate."""
+    out: dict[str, float] = {}
+    for c in unknown_channels(mask, pred.shape[1]):
+        name = pde.fields[c]
+        out[f"rel_l2_{name}"] = rel_l2(pred[:, c], truth[:, c])
+        if pde.name == "darcy" and name == "a":
+            out["error_rate"] = darcy_error_rate(pred[:, c], truth[:, c])
+    return out

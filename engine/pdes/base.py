@@ -1,0 +1,57 @@
+"""What every PDE provides (a Protocol: no base-class logic).
+
+Conventions (see ``engine.grid``): fields are (B, C, n, n) in physical units, channels in the
+order of ``fields``; the residual is returned on the full grid, (B, n, n): the discrete equation's
+residual on nodes where it holds (``interior_mask``), the boundary-condition residual on boundary
+nodes (``boundary_mask``), zero elsewhere (Burgers' initial row). The reference solver solves
+exactly the discrete operator that ``residual`` evaluates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar, Protocol
+
+import torch
+
+from engine.grid import Grid
+
+
+class PDE(Protocol):
+    name: ClassVar[str]
+    title: ClassVar[str]
+    equation: ClassVar[str]
+    fields: ClassVar[tuple[str, ...]]  # channel order everywhere
+    units: ClassVar[str]
+
+    def sample_inputs(self, seeds: Sequence[int], grid: Grid) -> torch.Tensor:
+        """Random coefficients (or Burgers initial conditions), float64, one per seed."""
+        ...
+
+    def solve(self, inputs: torch.Tensor, grid: Grid) -> torch.Tensor:
+        """Reference solve: inputs -> full fields (B, C, n, n), float64, at solver tolerance."""
+        ...
+
+    def inputs_of(self, x: torch.Tensor) -> torch.Tensor:
+        """The coefficient part of fields x (what ``solve`` takes)."""
+        ...
+
+    def residual(self, x: torch.Tensor, grid: Grid) -> torch.Tensor:
+        """Full-grid residual (B, n, n) of fields x (B, C, n, n); differentiable."""
+        ...
+
+    def interior_mask(self, grid: Grid) -> torch.Tensor:
+        """(n, n) bool: nodes where the discrete PDE holds."""
+        ...
+
+    def boundary_mask(self, grid: Grid) -> torch.Tensor:
+        """(n, n) bool: nodes carrying a boundary-condition residual."""
+        ...
+
+    def coefficient_mask(self, grid: Grid) -> torch.Tensor:
+        """(C, n, n) bool: the entries that determine the solution (forward-task observations)."""
+        ...
+
+    def solution_mask(self, grid: Grid) -> torch.Tensor:
+        """(C, n, n) bool: the entries observed by the inverse task."""
+        ...

@@ -1,0 +1,69 @@
+"""Darcy flow: -∇·(a∇u) = f on (0,1)^2, u = 0 on ∂Ω (the FNO/DiffusionPDE benchmark).
+
+Channels (a, u): permeability a (dimensionless) and pressure u. Discretisation: conservative
+5-point stencil, face coefficient a_{i+½,j} = (a_ij + a_{i+1,j})/2 (arithmetic mean: stays regular
+where a generated, continuous a nears 0), interior residual
+    r_ij = -[a_{i+½,j}(u_{i+1,j}-u_ij) - a_{i-½,j}(u_ij-u_{i-1,j}) + (same in y)]/h² - f,
+boundary residual u. Coefficient prior: a = a_high where GRF(α=2, τ=3) ≥ 0, else a_low.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import scipy.sparse.linalg as spla
+import torch
+
+from engine import fd, grf
+from engine.grid import Grid
+from engine.pdes import elliptic
+
+
+@dataclass(frozen=True)
+class Darcy:
+    name: ClassVar[str] = "darcy"
+    title: ClassVar[str] = "Darcy flow"
+    equation: ClassVar[str] = "-∇·(a∇u) = f, u = 0 on the boundary"
+    fields: ClassVar[tuple[str, ...]] = ("a", "u")
+    units: ClassVar[str] = "a: permeability, u: pressure (units of f·L²/a)"
+
+    forcing: float = 1.0  # f, constant source
+    a_low: float = 3.0  # permeability where the GRF < 0
+    a_high: float = 12.0  # permeability where the GRF >= 0
+
+    def sample_inputs(self, seeds: Sequence[int], grid: Grid) -> torch.Tensor:
+        g = grf.sample_2d(seeds, grid.n, alpha=2.0, tau=3.0)
+        return torch.where(g >= 0, self.a_high, self.a_low).to(torch.float64)  # (B, n, n)
+
+    def solve(self, inputs: torch.Tensor, grid: Grid) -> torch.Tensor:
+        a_all = inputs.detach().to("cpu", torch.float64).numpy()
+        out = np.empty((len(a_all), grid.n, grid.n))
+        rhs = np.full((grid.n - 2) ** 2, self.forcing)
+        for b, a in enumerate(a_all):
+            mat = elliptic.div_a_grad_matrix(a, grid.h)
+            out[b] = elliptic.embed(spla.spsolve(mat, rhs), grid.n)
+        u = torch.from_numpy(out)
+        return torch.stack([inputs.detach().cpu().to(torch.float64), u], dim=1)
+
+    def inputs_of(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, 0]
+
+    def residual(self, x: torch.Tensor, grid: Grid) -> torch.Tensor:
+        a, u = x[:, 0], x[:, 1]
+        r_int = -fd.div_a_grad(a, u, grid.h) - self.forcing
+        return elliptic.full_residual(r_int, u)
+
+    def interior_mask(self, grid: Grid) -> torch.Tensor:
+        return elliptic.interior_mask(grid)
+
+    def boundary_mask(self, grid: Grid) -> torch.Tensor:
+        return grid.boundary_mask()
+
+    def coefficient_mask(self, grid: Grid) -> torch.Tensor:
+        return elliptic.channel_mask(grid, 2, 0)
+
+    def solution_mask(self, grid: Grid) -> torch.Tensor:
+        return elliptic.channel_mask(grid, 2, 1)

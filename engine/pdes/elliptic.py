@@ -1,0 +1,144 @@
+"""Shared machinery of the Dirichlet problems (darcy, poisson, helmholtz).
+
+Each of them is a linear system A(c) u = b(c) on the (n-2)^2 interior unknowns, with u = 0 on the
+boundary. The residual on the full grid is (A u - b) on interior nodes and u on boundary nodes.
+The sparse matrix is assembled from the same stencil the torch residual evaluates, and the tests
+check the two against each other (solver output has residual at round-off).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+import torch
+
+from engine import fd, grf
+from engine.grid import Grid
+
+
+def interior_mask(grid: Grid) -> torch.Tensor:
+    return ~grid.boundary_mask()
+
+
+def full_residual(r_int: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """(B, n, n): interior residual r_int (B, n-2, n-2) inside, u itself on the boundary (u = 0)."""
+    r = u.clone()
+    r[..., 1:-1, 1:-1] = r_int
+    return r
+
+
+def channel_mask(grid: Grid, n_channels: int, channel: int) -> torch.Tensor:
+    m = torch.zeros(n_channels, grid.n, grid.n, dtype=torch.bool)
+    m[channel] = True
+    return m
+
+
+def laplacian_matrix(m: int, h: float) -> sp.csr_matrix:
+    """-Δ_h on an m x m interior block with zero Dirichlet data (5-point stencil)."""
+    t = sp.diags([-np.ones(m - 1), 2 * np.ones(m), -np.ones(m - 1)], [-1, 0, 1])
+    eye = sp.identity(m)
+    return ((sp.kron(eye, t) + sp.kron(t, eye)) / h**2).tocsc()
+
+
+def div_a_grad_matrix(a: np.ndarray, h: float) -> sp.csc_matrix:
+    """-∇·(a∇·)_h on the interior of an n x n grid, arithmetic-mean faces, u = 0 on the boundary.
+
+    Row p = interior node (i, j) in row-major order over the (n-2)^2 interior nodes.
+    """
+    n = a.shape[0]
+    m = n - 2
+    ax = 0.5 * (a[:, 1:] + a[:, :-1])  # ax[i, j] is the face between (i, j) and (i, j+1)
+    ay = 0.5 * (a[1:, :] + a[:-1, :])  # ay[i, j] is the face between (i, j) and (i+1, j)
+    ii, jj = np.meshgrid(np.arange(1, n - 1), np.arange(1, n - 1), indexing="ij")
+    ii, jj = ii.ravel(), jj.ravel()
+    p = (ii - 1) * m + (jj - 1)
+    east, west = ax[ii, jj], ax[ii, jj - 1]
+    north, south = ay[ii, jj], ay[ii - 1, jj]
+    rows, cols, vals = [p], [p], [east + west + north + south]
+    for di, dj, w in ((0, 1, east), (0, -1, west), (1, 0, north), (-1, 0, south)):
+        ni, nj = ii + di, jj + dj
+        inside = (ni >= 1) & (ni <= n - 2) & (nj >= 1) & (nj <= n - 2)
+        rows.append(p[inside])
+        cols.append(((ni - 1) * m + (nj - 1))[inside])
+        vals.append(-w[inside])
+    mat = sp.csc_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(m * m, m * m)
+    )
+    return mat / h**2
+
+
+def embed(u_int: np.ndarray, n: int) -> np.ndarray:
+    u = np.zeros((n, n))
+    u[1:-1, 1:-1] = u_int.reshape(n - 2, n - 2)
+    return u
+
+
+def solve_fixed_operator(
+    mat: sp.spmatrix, rhs: np.ndarray, n: int
+) -> np.ndarray:
+    """Solve one factorised operator for a batch of right-hand sides (B, (n-2)^2) -> (B, n, n)."""
+    lu = spla.splu(sp.csc_matrix(mat))
+    sol = lu.solve(np.ascontiguousarray(rhs.T))  # (m², B)
+    return np.stack([embed(sol[:, b], n) for b in range(rhs.shape[0])])
+
+
+# --- source problems: -Δu - k²u = f (Poisson is k = 0) -----------------------------------------
+
+
+class SourceProblem:
+    """-Δu - k²u = f with u = 0 on ∂Ω; channels (f, u); source prior f = GRF(α=2, τ=3).
+
+    Shared implementation of Poisson (k = 0) and Helmholtz; subclasses set ``k2``.
+    """
+
+    fields: ClassVar[tuple[str, ...]] = ("f", "u")
+    units: ClassVar[str] = "f: source, u: solution (units of f·L²)"
+
+    @property
+    def k2(self) -> float:
+        return 0.0
+
+    def sample_inputs(self, seeds: Sequence[int], grid: Grid) -> torch.Tensor:
+        return grf.sample_2d(seeds, grid.n, alpha=2.0, tau=3.0)
+
+    def solve(self, inputs: torch.Tensor, grid: Grid) -> torch.Tensor:
+        return source_solve(inputs, grid, self.k2)
+
+    def inputs_of(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, 0]
+
+    def residual(self, x: torch.Tensor, grid: Grid) -> torch.Tensor:
+        return source_residual(x, grid, self.k2)
+
+    def interior_mask(self, grid: Grid) -> torch.Tensor:
+        return interior_mask(grid)
+
+    def boundary_mask(self, grid: Grid) -> torch.Tensor:
+        return grid.boundary_mask()
+
+    def coefficient_mask(self, grid: Grid) -> torch.Tensor:
+        return channel_mask(grid, 2, 0)
+
+    def solution_mask(self, grid: Grid) -> torch.Tensor:
+        return channel_mask(grid, 2, 1)
+
+
+def source_residual(x: torch.Tensor, grid: Grid, k2: float) -> torch.Tensor:
+    """Full-grid residual of -Δ_h u - k²u - f for fields x = (f, u), (B, 2, n, n)."""
+    f, u = x[:, 0], x[:, 1]
+    r_int = -fd.laplacian(u, grid.h) - k2 * u[..., 1:-1, 1:-1] - f[..., 1:-1, 1:-1]
+    return full_residual(r_int, u)
+
+
+def source_solve(f: torch.Tensor, grid: Grid, k2: float) -> torch.Tensor:
+    """Fields (f, u), (B, 2, n, n) float64, with u the exact discrete solution for source f."""
+    f64 = f.detach().to("cpu", torch.float64)
+    m = grid.n - 2
+    mat = laplacian_matrix(m, grid.h) - k2 * sp.identity(m * m)
+    rhs = f64[:, 1:-1, 1:-1].reshape(len(f64), -1).numpy()
+    u = torch.from_numpy(solve_fixed_operator(mat, rhs, grid.n))
+    return torch.stack([f64, u], dim=1)

@@ -1,0 +1,17 @@
+"""Shared fixtures: tiny grids and datasets so that no test depends on downloads."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path):
+    """8 darcy samples at 16x16, written by generate_dataset."""
+    from engine.data.generate import generate_dataset
+
+    return generate_dataset("darcy", 8, 16, 0, tmp_path / "tiny.h5").path
