@@ -66,29 +66,28 @@ def write_fields(path: str | os.PathLike[str], ff: FieldsFile, *, dtype: str = "
     chunks = (1, c, N, N) if n else None
     opts = dict(compression="gzip", compression_opts=4, shuffle=True)
     final = Path(path)
-    with atomic_path(final) as tmp:
-        with h5py.File(tmp, "w") as h:
-            h.create_dataset("fields", data=fields.astype(dtype), chunks=chunks, **opts)
-            if ff.mask is not None:
-                h.create_dataset("mask", data=np.asarray(ff.mask).astype(np.uint8), chunks=chunks, **opts)
-            if ff.std is not None:
-                h.create_dataset("std", data=np.asarray(ff.std).astype(dtype), chunks=chunks, **opts)
-            if ff.residual is not None:
-                rc = (1, N, N) if n else None
-                h.create_dataset("residual", data=np.asarray(ff.residual).astype(dtype), chunks=rc, **opts)
-            a = h.attrs
-            a["format"] = FORMAT
-            a["format_version"] = FORMAT_VERSION
-            a["pde"] = ff.pde
-            a["channels"] = list(ff.channels)
-            a["grid"] = N
-            a["pde_params"] = json.dumps(ff.pde_params, sort_keys=True)
-            a["method"] = ff.method
-            a["created"] = ff.created or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-            a["software_version"] = __version__
-            a["seed"] = int(ff.seed)
-            for k, v in ff.extra.items():
-                a[k] = v if not isinstance(v, dict | list) else json.dumps(v)
+    with atomic_path(final) as tmp, h5py.File(tmp, "w") as h:
+        h.create_dataset("fields", data=fields.astype(dtype), chunks=chunks, **opts)
+        if ff.mask is not None:
+            h.create_dataset("mask", data=np.asarray(ff.mask).astype(np.uint8), chunks=chunks, **opts)
+        if ff.std is not None:
+            h.create_dataset("std", data=np.asarray(ff.std).astype(dtype), chunks=chunks, **opts)
+        if ff.residual is not None:
+            rc = (1, N, N) if n else None
+            h.create_dataset("residual", data=np.asarray(ff.residual).astype(dtype), chunks=rc, **opts)
+        a = h.attrs
+        a["format"] = FORMAT
+        a["format_version"] = FORMAT_VERSION
+        a["pde"] = ff.pde
+        a["channels"] = list(ff.channels)
+        a["grid"] = N
+        a["pde_params"] = json.dumps(ff.pde_params, sort_keys=True)
+        a["method"] = ff.method
+        a["created"] = ff.created or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        a["software_version"] = __version__
+        a["seed"] = int(ff.seed)
+        for k, v in ff.extra.items():
+            a[k] = v if not isinstance(v, dict | list) else json.dumps(v)
     return final
 
 
