@@ -8,6 +8,7 @@ check the two against each other (solver output has residual at round-off).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -44,6 +45,34 @@ def laplacian_matrix(m: int, h: float) -> sp.csr_matrix:
     return ((sp.kron(eye, t) + sp.kron(t, eye)) / h**2).tocsc()
 
 
+_NEIGHBOURS = ((0, 1), (0, -1), (1, 0), (-1, 0))  # E, W, N, S (row = y, col = x)
+
+
+@functools.lru_cache(maxsize=8)
+def _stencil_pattern(n: int) -> tuple[np.ndarray, ...]:
+    """Fixed CSC pattern of the 5-point operator on the (n-2)^2 interior unknowns of an n x n grid.
+
+    Returns (ii, jj, order, indices, indptr, inside_masks): interior node indices, the permutation
+    from the assembly order (diagonal, then E, W, N, S neighbours) to CSC order, and the CSC
+    index arrays. Cached: every coefficient field on the same grid shares it.
+    """
+    m = n - 2
+    ii, jj = np.meshgrid(np.arange(1, n - 1), np.arange(1, n - 1), indexing="ij")
+    ii, jj = ii.ravel(), jj.ravel()
+    p = (ii - 1) * m + (jj - 1)
+    rows, cols, inside_masks = [p], [p], []
+    for di, dj in _NEIGHBOURS:
+        ni, nj = ii + di, jj + dj
+        inside = (ni >= 1) & (ni <= n - 2) & (nj >= 1) & (nj <= n - 2)
+        inside_masks.append(inside)
+        rows.append(p[inside])
+        cols.append(((ni - 1) * m + (nj - 1))[inside])
+    r, c = np.concatenate(rows), np.concatenate(cols)
+    order = np.lexsort((r, c))  # column-major, rows ascending within a column: CSC order
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(c, minlength=m * m))])
+    return ii, jj, order, r[order].astype(np.int32), indptr.astype(np.int32), tuple(inside_masks)
+
+
 def div_a_grad_matrix(a: np.ndarray, h: float) -> sp.csc_matrix:
     """-∇·(a∇·)_h on the interior of an n x n grid, arithmetic-mean faces, u = 0 on the boundary.
 
@@ -51,24 +80,20 @@ def div_a_grad_matrix(a: np.ndarray, h: float) -> sp.csc_matrix:
     """
     n = a.shape[0]
     m = n - 2
+    ii, jj, order, indices, indptr, inside = _stencil_pattern(n)
     ax = 0.5 * (a[:, 1:] + a[:, :-1])  # ax[i, j] is the face between (i, j) and (i, j+1)
     ay = 0.5 * (a[1:, :] + a[:-1, :])  # ay[i, j] is the face between (i, j) and (i+1, j)
-    ii, jj = np.meshgrid(np.arange(1, n - 1), np.arange(1, n - 1), indexing="ij")
-    ii, jj = ii.ravel(), jj.ravel()
-    p = (ii - 1) * m + (jj - 1)
     east, west = ax[ii, jj], ax[ii, jj - 1]
     north, south = ay[ii, jj], ay[ii - 1, jj]
-    rows, cols, vals = [p], [p], [east + west + north + south]
-    for di, dj, w in ((0, 1, east), (0, -1, west), (1, 0, north), (-1, 0, south)):
-        ni, nj = ii + di, jj + dj
-        inside = (ni >= 1) & (ni <= n - 2) & (nj >= 1) & (nj <= n - 2)
-        rows.append(p[inside])
-        cols.append(((ni - 1) * m + (nj - 1))[inside])
-        vals.append(-w[inside])
-    mat = sp.csc_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(m * m, m * m)
-    )
-    return mat / h**2
+    vals = [east + west + north + south]
+    vals += [-w[ins] for w, ins in zip((east, west, north, south), inside)]
+    data = np.concatenate(vals)[order] / h**2
+    return sp.csc_matrix((data, indices, indptr), shape=(m * m, m * m))
+
+
+def spd_solve(mat: sp.spmatrix, rhs: np.ndarray) -> np.ndarray:
+    """Sparse LU solve of one 5-point system (symmetric pattern: minimum degree on A^T + A)."""
+    return spla.splu(sp.csc_matrix(mat), permc_spec="MMD_AT_PLUS_A").solve(rhs)
 
 
 def embed(u_int: np.ndarray, n: int) -> np.ndarray:
@@ -81,7 +106,7 @@ def solve_fixed_operator(
     mat: sp.spmatrix, rhs: np.ndarray, n: int
 ) -> np.ndarray:
     """Solve one factorised operator for a batch of right-hand sides (B, (n-2)^2) -> (B, n, n)."""
-    lu = spla.splu(sp.csc_matrix(mat))
+    lu = spla.splu(sp.csc_matrix(mat), permc_spec="MMD_AT_PLUS_A")
     sol = lu.solve(np.ascontiguousarray(rhs.T))  # (m², B)
     return np.stack([embed(sol[:, b], n) for b in range(rhs.shape[0])])
 
