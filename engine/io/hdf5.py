@@ -60,14 +60,24 @@ def write_fields(path: str | os.PathLike[str], ff: FieldsFile, *, dtype: str = "
         raise DatasetError(f"fields must be (n, c, N, N), got shape {fields.shape}")
     if fields.shape[1] != len(ff.channels):
         raise DatasetError(f"fields have {fields.shape[1]} channels but {len(ff.channels)} names {ff.channels}")
-    if not np.isfinite(fields).all():
-        raise DatasetError(f"refusing to write {path}: fields contain NaN or inf")
+    if fields.dtype.kind not in "fiub":
+        raise DatasetError(f"refusing to write {path}: fields have non-numeric dtype {fields.dtype}")
+    with np.errstate(over="ignore"):  # a float64 value beyond float32's range becomes inf: refused
+        stored = fields.astype(dtype)
+    if not np.isfinite(stored).all():
+        raise DatasetError(f"refusing to write {path}: fields contain NaN or inf (or overflow {dtype})")
+    for name, arr, shape in (("mask", ff.mask, fields.shape), ("std", ff.std, fields.shape),
+                             ("residual", ff.residual, fields.shape[:1] + fields.shape[2:])):
+        if arr is not None and np.shape(arr) != shape:
+            raise DatasetError(f"refusing to write {path}: {name} has shape {np.shape(arr)}, expected {shape}")
+    if clash := sorted(set(ff.extra) & _KNOWN_ATTRS):
+        raise DatasetError(f"refusing to write {path}: extra attributes {clash} would replace standard ones")
     n, c, N, _ = fields.shape
     chunks = (1, c, N, N) if n else None
     opts = dict(compression="gzip", compression_opts=4, shuffle=True)
     final = Path(path)
     with atomic_path(final) as tmp, h5py.File(tmp, "w") as h:
-        h.create_dataset("fields", data=fields.astype(dtype), chunks=chunks, **opts)
+        h.create_dataset("fields", data=stored, chunks=chunks, **opts)
         if ff.mask is not None:
             h.create_dataset("mask", data=np.asarray(ff.mask).astype(np.uint8), chunks=chunks, **opts)
         if ff.std is not None:
@@ -99,6 +109,15 @@ def _attr_str(v: Any) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
 
 
+def _attr_int(v: Any) -> int | None:
+    """An integer attribute, or None when it is missing or not a single integer."""
+    try:
+        arr = np.asarray(v)
+        return int(arr.reshape(-1)[0]) if arr.size == 1 and arr.dtype.kind in "iu" else None
+    except (TypeError, ValueError):
+        return None
+
+
 def read_fields(path: str | os.PathLike[str], *, expect_pde: str | None = None,
                 expect_grid: int | None = None, require_mask: bool = False) -> FieldsFile:
     """Read and validate a fields file. Every problem raises DatasetError naming the file."""
@@ -119,8 +138,9 @@ def read_fields(path: str | os.PathLike[str], *, expect_pde: str | None = None,
         a = h.attrs
         if _attr_str(a.get("format", "")) != FORMAT:
             raise bad(f"not a fields file (format attribute {a.get('format')!r}, expected {FORMAT!r})")
-        if int(a.get("format_version", -1)) != FORMAT_VERSION:
-            raise bad(f"unsupported format_version {a.get('format_version')!r} (this reader: {FORMAT_VERSION})")
+        if _attr_int(a.get("format_version")) != FORMAT_VERSION:
+            raise bad(f"unsupported format_version {_attr_str(a.get('format_version'))!r} "
+                      f"(this reader: {FORMAT_VERSION})")
         if "fields" not in h:
             raise bad("missing dataset 'fields'")
         pde_name = _attr_str(a.get("pde", ""))
@@ -129,15 +149,18 @@ def read_fields(path: str | os.PathLike[str], *, expect_pde: str | None = None,
             pde = pdes.get(pde_name, **pde_params)
         except EngineError as exc:
             raise bad(str(exc)) from None
-        except json.JSONDecodeError:
-            raise bad("attribute pde_params is not valid JSON") from None
+        except (json.JSONDecodeError, TypeError):
+            raise bad(f"attribute pde_params {a.get('pde_params')!r} is not a JSON object of "
+                      f"{pde_name or 'PDE'} parameters") from None
         channels = tuple(_attr_str(c) for c in np.atleast_1d(a.get("channels", [])))
         if channels != pde.fields:
             raise bad(f"channels {list(channels)} do not match {pde_name}'s {list(pde.fields)}")
         ds = h["fields"]
+        if not isinstance(ds, h5py.Dataset) or ds.dtype.kind not in "fiu":
+            raise bad("'fields' is not a numeric dataset")
         if ds.ndim != 4 or ds.shape[1] != len(channels) or ds.shape[2] != ds.shape[3]:
             raise bad(f"dataset 'fields' has shape {ds.shape}, expected (n, {len(channels)}, N, N)")
-        grid = int(a.get("grid", -1))
+        grid = _attr_int(a.get("grid"))
         if ds.shape[-1] != grid:
             raise bad(f"dataset 'fields' is {ds.shape[-1]}x{ds.shape[-1]} but attribute grid = {grid}")
         if ds.shape[0] == 0:
@@ -167,7 +190,7 @@ def read_fields(path: str | os.PathLike[str], *, expect_pde: str | None = None,
             channels=channels,
             pde_params=pde_params,
             method=_attr_str(a.get("method", "")),
-            seed=int(a.get("seed", 0)),
+            seed=_attr_int(a.get("seed", 0)) or 0,
             mask=extras["mask"].astype(bool) if "mask" in extras else None,
             std=extras.get("std"),
             residual=extras.get("residual"),
