@@ -1,14 +1,18 @@
-"""Entry point: parse arguments without Qt, then build the QApplication and the main window."""
+"""Entry point: parse arguments without Qt (silx), then main_qt builds the app on a qasync loop."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
+ORG, APP = "PIDDM", "PIDDM Studio"
+
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="piddm-studio", description="PIDDM Studio")
-    p.add_argument("--model", help="run directory or bundled model to open")
+    p = argparse.ArgumentParser(prog="piddm-studio", description="PIDDM Studio: draw, solve, train, compare.")
+    p.add_argument("--model", help="run directory to open (instead of the bundled model)")
+    p.add_argument("--screenshot-tour", metavar="DIR", help="capture the main states as PNGs into DIR, then quit")
+    p.add_argument("--no-startup", action="store_true", help="skip opening the bundled model and demo task")
     return p.parse_args(argv)
 
 
@@ -17,13 +21,46 @@ def main(argv: list[str] | None = None) -> int:
     return main_qt(args)
 
 
-def main_qt(args: argparse.Namespace) -> int:
-    from PySide6.QtWidgets import QApplication, QLabel, QMainWindow
+def setup_qt():
+    """QApplication with the project's global options; safe to call twice (tests)."""
+    import pyqtgraph as pg
+    from PySide6.QtCore import QLocale
+    from PySide6.QtWidgets import QApplication
 
-    app = QApplication.instance() or QApplication(sys.argv)
-    window = QMainWindow()
-    window.setWindowTitle("PIDDM Studio")
-    window.setCentralWidget(QLabel("No model yet — train one or open a run."))
-    window.resize(1200, 800)
+    pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)  # before any ImageItem exists
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setOrganizationName(ORG)
+    app.setApplicationName(APP)
+    QLocale.setDefault(QLocale.c())  # '.' decimals in spin boxes
+    return app
+
+
+def make_settings():
+    from PySide6.QtCore import QSettings
+
+    return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORG, APP)
+
+
+def main_qt(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+
+    import qasync
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    app = setup_qt()
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    from app.main_window import MainWindow
+
+    window = MainWindow(make_settings(), startup=not args.no_startup and not args.model)
+    sys.excepthook = window.show_exception
     window.show()
-    return app.exec()
+    if args.model:
+        window.model_panel.open_folder(args.model)
+    if args.screenshot_tour:
+        from app.tour import run_tour
+
+        asyncio.ensure_future(run_tour(window, args.screenshot_tour))
+    with loop:
+        return int(loop.run_forever() or 0)

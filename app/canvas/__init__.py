@@ -1,0 +1,1 @@
+"""Field display (FieldView) and drawing/observation canvases (DrawCanvas)."""

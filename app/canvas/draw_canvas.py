@@ -1,0 +1,202 @@
+"""DrawCanvas: paint a channel's values and its observation mask; undo/redo via a shared History.
+
+Tools (mouse): ``brush`` sets value and marks observed; ``eraser`` un-observes; ``fill`` floods the
+connected region of equal value; ``points`` marks single nodes observed (shift-click removes);
+``mask`` brushes the observation mask without changing values; ``pan`` leaves the view alone.
+Strokes are continuous: stamps are interpolated between mouse events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from scipy import ndimage
+
+from app.canvas.field_view import FieldView
+
+TOOLS = ("brush", "eraser", "fill", "points", "mask", "pan")
+
+
+class History:
+    """Undo/redo of (values, mask) snapshots of every channel; arrays restored in place."""
+
+    def __init__(self, get_arrays: Callable[[], tuple[np.ndarray, np.ndarray]], limit: int = 50) -> None:
+        self._get, self._limit = get_arrays, limit
+        self._undo: list[tuple[np.ndarray, np.ndarray]] = []
+        self._redo: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def _snap(self) -> tuple[np.ndarray, np.ndarray]:
+        v, m = self._get()
+        return v.copy(), m.copy()
+
+    def push(self) -> None:
+        self._undo.append(self._snap())
+        del self._undo[: -self._limit]
+        self._redo.clear()
+
+    def _swap(self, src: list, dst: list) -> bool:
+        if not src:
+            return False
+        v, m = self._get()
+        snap = src.pop()
+        if snap[0].shape != v.shape:
+            self.clear()
+            return False
+        dst.append(self._snap())
+        v[...], m[...] = snap
+        return True
+
+    def undo(self) -> bool:
+        return self._swap(self._undo, self._redo)
+
+    def redo(self) -> bool:
+        return self._swap(self._redo, self._undo)
+
+    def can_undo(self) -> bool:
+        return bool(self._undo)
+
+    def can_redo(self) -> bool:
+        return bool(self._redo)
+
+    def clear(self) -> None:
+        self._undo.clear()
+        self._redo.clear()
+
+
+class _PaintImage(pg.ImageItem):
+    """ImageItem forwarding mouse clicks/drags (in pixel coordinates) to its canvas."""
+
+    def __init__(self, canvas: DrawCanvas) -> None:
+        super().__init__(axisOrder="row-major")
+        self._canvas = canvas
+
+    def hoverEvent(self, ev) -> None:  # noqa: N802
+        # claim left clicks/drags under the cursor, or pyqtgraph hands them to the ViewBox
+        if not ev.isExit() and self._canvas.tool != "pan":
+            ev.acceptClicks(Qt.MouseButton.LeftButton)
+            ev.acceptDrags(Qt.MouseButton.LeftButton)
+
+    def mouseClickEvent(self, ev) -> None:  # noqa: N802
+        if ev.button() != Qt.MouseButton.LeftButton or self._canvas.tool == "pan":
+            ev.ignore()
+            return
+        ev.accept()
+        shift = bool(ev.modifiers() & Qt.KeyboardModifier.ShiftModifier)
+        self._canvas.stroke_begin(ev.pos(), remove=shift)
+        self._canvas.stroke_end()
+
+    def mouseDragEvent(self, ev) -> None:  # noqa: N802
+        if ev.button() != Qt.MouseButton.LeftButton or self._canvas.tool == "pan":
+            ev.ignore()
+            return
+        ev.accept()
+        if ev.isStart():
+            self._canvas.stroke_begin(ev.buttonDownPos())
+        self._canvas.stroke_to(ev.pos())
+        if ev.isFinish():
+            self._canvas.stroke_end()
+
+
+class DrawCanvas(FieldView):
+    """A FieldView whose values (N, N) and mask (N, N) are views into the app's arrays."""
+
+    edited = Signal()
+    activated = Signal(int)
+
+    def __init__(self, channel: int, title: str, history: History, parent=None) -> None:
+        self._values: np.ndarray | None = None
+        self._obs: np.ndarray | None = None
+        super().__init__(title, "field", parent=parent)
+        self.channel, self.history = channel, history
+        self.tool = "brush"
+        self.brush_value = 1.0
+        self.brush_size = 2  # radius in nodes
+        self._last: tuple[float, float] | None = None
+        self._remove = False
+
+    def _make_image(self) -> pg.ImageItem:
+        return _PaintImage(self)
+
+    def bind(self, values: np.ndarray, mask: np.ndarray) -> None:
+        """Edit these (N, N) arrays in place."""
+        self._values, self._obs = values, mask
+        self.redraw()
+
+    def redraw(self) -> None:
+        if self._values is not None:
+            self.set_field(self._values, self._obs)
+
+    @property
+    def n(self) -> int:
+        return self._values.shape[-1]
+
+    # -- strokes (pixel coordinates: x = col + ½ at a node centre) ---------------------------------
+    def stroke_begin(self, pos, remove: bool = False) -> None:
+        self.activated.emit(self.channel)
+        self.history.push()
+        self._remove = remove
+        x, y = pos.x(), pos.y()
+        if self.tool == "fill":
+            self._fill(int(np.floor(y)), int(np.floor(x)))
+            self._last = None
+        else:
+            self._stamp(x, y)
+            self._last = (x, y)
+        self.redraw()
+
+    def stroke_to(self, pos) -> None:
+        if self._last is None or self.tool in ("fill",):
+            return
+        x0, y0 = self._last
+        x1, y1 = pos.x(), pos.y()
+        steps = max(1, int(np.ceil(np.hypot(x1 - x0, y1 - y0) / 0.5)))
+        for t in np.linspace(0, 1, steps + 1)[1:]:
+            self._stamp(x0 + t * (x1 - x0), y0 + t * (y1 - y0))
+        self._last = (x1, y1)
+        self.redraw()
+
+    def stroke_end(self) -> None:
+        self._last = None
+        self.edited.emit()
+
+    def _disk(self, x: float, y: float) -> np.ndarray:
+        n = self.n
+        r = self.brush_size if self.tool != "points" else 0
+        rows, cols = np.ogrid[:n, :n]
+        return (rows + 0.5 - y) ** 2 + (cols + 0.5 - x) ** 2 <= (r + 0.5) ** 2
+
+    def _stamp(self, x: float, y: float) -> None:
+        row, col = int(np.floor(y)), int(np.floor(x))
+        if not (0 <= row < self.n and 0 <= col < self.n):
+            return
+        if self.tool == "points":
+            self._obs[row, col] = not self._remove
+            return
+        d = self._disk(x, y)
+        if self.tool == "brush":
+            self._values[d] = self.brush_value
+            self._obs[d] = True
+        elif self.tool == "eraser":
+            self._obs[d] = False
+        elif self.tool == "mask":
+            self._obs[d] = True
+
+    def _fill(self, row: int, col: int) -> None:
+        if not (0 <= row < self.n and 0 <= col < self.n):
+            return
+        same = np.isclose(self._values, self._values[row, col])
+        labels, _ = ndimage.label(same)
+        region = labels == labels[row, col]
+        self._values[region] = self.brush_value
+        self._obs[region] = True
+
+    # -- whole-channel tools --------------------------------------------------------------------
+    def apply(self, fn: Callable[[np.ndarray, np.ndarray], None]) -> None:
+        """Run ``fn(values, mask)`` in place as one undoable edit."""
+        self.history.push()
+        fn(self._values, self._obs)
+        self.redraw()
+        self.edited.emit()

@@ -1,0 +1,161 @@
+"""FieldView: one field as a row-major image, y up, with a colour bar and a hover read-out."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+CMAPS = {"field": "viridis", "residual": "inferno", "std": "plasma", "error": "magma"}
+_MASK_RGBA = (40, 40, 48, 170)  # unobserved nodes are dimmed by this overlay
+
+
+def _ignore(ev) -> None:
+    ev.ignore()
+
+
+class FieldView(QWidget):
+    """Shows an (N, N) array indexed [row = y, col = x] on [0, 1]², row 0 at the bottom."""
+
+    hovered = Signal(str)
+
+    def __init__(self, title: str = "", kind: str = "field", *, log_option: bool = False,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.kind, self.title = kind, title
+        self._data: np.ndarray | None = None
+        self._shown: np.ndarray | None = None
+        self._mask: np.ndarray | None = None
+        self.graphics = pg.GraphicsLayoutWidget()
+        self.graphics.setBackground("w")
+        self.plot: pg.PlotItem = self.graphics.addPlot(title=title)
+        self.plot.setAspectLocked(True)
+        self.plot.setMenuEnabled(False)
+        self.plot.hideButtons()
+        for ax in ("left", "bottom"):
+            self.plot.getAxis(ax).setStyle(tickLength=-4)
+        self.plot.setLabel("bottom", "x")
+        self.plot.setLabel("left", "y" if kind != "burgers" else "t")
+        self.image = self._make_image()
+        self.plot.addItem(self.image)
+        self.overlay = pg.ImageItem()
+        self.overlay.setZValue(5)
+        self.plot.addItem(self.overlay)
+        self.points = pg.ScatterPlotItem(size=6, pen=pg.mkPen("w", width=1), brush=pg.mkBrush(230, 40, 40))
+        self.points.setZValue(10)
+        for item in (self.overlay, self.points):  # decoration only: clicks go to the image below
+            item.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
+            item.mouseClickEvent = _ignore
+            item.mouseDragEvent = _ignore
+        self.plot.addItem(self.points)
+        self.cbar = pg.ColorBarItem(colorMap=pg.colormap.get(CMAPS.get(kind, "viridis")), interactive=False,
+                                    width=12)
+        self.cbar.setImageItem(self.image, insert_in=self.plot)
+        self.readout = QLabel(" ")
+        self.readout.setMinimumWidth(10)
+        self.log_box = QCheckBox("log scale") if log_option else None
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(2)
+        lay.addWidget(self.graphics, 1)
+        row = QHBoxLayout()
+        row.addWidget(self.readout, 1)
+        if self.log_box is not None:
+            self.log_box.setChecked(True)
+            self.log_box.toggled.connect(self._refresh)
+            row.addWidget(self.log_box)
+        lay.addLayout(row)
+        self.graphics.scene().sigMouseMoved.connect(self._on_mouse_moved)
+
+    def _make_image(self) -> pg.ImageItem:
+        return pg.ImageItem(axisOrder="row-major")
+
+    # -- data ----------------------------------------------------------------------------------
+    @property
+    def log_scale(self) -> bool:
+        return self.log_box is not None and self.log_box.isChecked()
+
+    def set_title(self, title: str) -> None:
+        self.title = title
+        self.plot.setTitle(title)
+        self._refresh()
+
+    def set_field(self, data: np.ndarray | None, mask: np.ndarray | None = None) -> None:
+        """Show ``data`` (N, N); ``mask`` (N, N) bool dims unobserved nodes and marks sparse ones."""
+        self._data = None if data is None else np.asarray(data, dtype=np.float64)
+        self._mask = None if mask is None else np.asarray(mask, dtype=bool)
+        self._refresh()
+
+    def data(self) -> np.ndarray | None:
+        return self._data
+
+    def _refresh(self) -> None:
+        d = self._data
+        if d is None:
+            self.image.clear()
+            self.overlay.clear()
+            self.points.clear()
+            self.plot.setTitle(f"{self.title} (n/a)")
+            self.plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0.02)
+            return
+        self.plot.setTitle(f"log₁₀ {self.title}" if self.log_scale else self.title)
+        n = d.shape[-1]
+        shown = np.log10(np.abs(d) + 1e-12) if self.log_scale else d
+        self._shown = shown
+        finite = shown[np.isfinite(shown)]
+        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        if hi - lo < 1e-12:
+            lo, hi = lo - 0.5, hi + 0.5
+        h = 1.0 / (n - 1)
+        rect = QRectF(-h / 2, -h / 2, 1 + h, 1 + h)  # pixel centres sit on the grid nodes
+        self.image.setImage(shown.astype(np.float32), autoLevels=False)
+        self.image.setRect(rect)
+        self.cbar.setLevels((lo, hi))
+        self._draw_mask(rect, n)
+
+    def _draw_mask(self, rect: QRectF, n: int) -> None:
+        m = self._mask
+        if m is None or m.all():
+            self.overlay.clear()
+            self.points.clear()
+            return
+        rgba = np.zeros((n, n, 4), dtype=np.ubyte)
+        rgba[~m] = _MASK_RGBA
+        self.overlay.setImage(rgba, autoLevels=False, levels=(0, 255))
+        self.overlay.setRect(rect)
+        if m.mean() < 0.3:
+            rows, cols = np.nonzero(m)
+            h = 1.0 / (n - 1)
+            self.points.setData(cols * h, rows * h)
+        else:
+            self.points.clear()
+
+    # -- hover read-out ----------------------------------------------------------------------------
+    def node_at(self, scene_pos: QPointF) -> tuple[int, int] | None:
+        """(row, col) of the node under a scene position, or None outside the image."""
+        if self._data is None:
+            return None
+        p = self.image.mapFromScene(scene_pos)
+        n = self._data.shape[-1]
+        col, row = int(np.floor(p.x())), int(np.floor(p.y()))
+        if 0 <= row < n and 0 <= col < n:
+            return row, col
+        return None
+
+    def _on_mouse_moved(self, scene_pos: QPointF) -> None:
+        rc = self.node_at(scene_pos)
+        if rc is None:
+            return
+        row, col = rc
+        n = self._data.shape[-1]
+        v = self._data[row, col]
+        h = 1.0 / (n - 1)
+        text = f"x={col * h:.3f}  y={row * h:.3f}  {self.title or 'value'}={v:.4g}"
+        if self._mask is not None and not self._mask[row, col]:
+            text += "  (unobserved)"
+        self.readout.setText(text)
+        self.hovered.emit(text)
+
+    def export_png(self, path: str) -> bool:
+        return self.graphics.grab().save(path)

@@ -1,0 +1,180 @@
+"""Controller: the async workflows behind the panels (open model, demo task, solve, compare)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+from qasync import asyncSlot
+
+from app.jobs import make_demo, run_solve, task_mask
+from app.state import AppState
+from app.workers import JobFailed, Jobs
+from engine.jobs import Cancelled
+
+log = logging.getLogger("app")
+
+
+def load_model(path, *, on_progress, cancel):
+    from engine.models import load_model as _load
+
+    return _load(path, device="cpu")
+
+
+class Controller(QObject):
+    solve_done = Signal(object)  # list[SolveOutcome]
+    solve_failed = Signal(str)
+    solve_cancelled = Signal()
+    demo_ready = Signal()
+    model_changed = Signal()
+    busy_changed = Signal(bool)
+
+    def __init__(self, state: AppState, jobs: Jobs, panels: dict[str, Any], report_error, parent=None) -> None:
+        super().__init__(parent)
+        self.state, self.jobs, self.report_error = state, jobs, report_error
+        self.model_panel, self.inputs = panels["model"], panels["inputs"]
+        self.task, self.results, self.compare = panels["task"], panels["results"], panels["compare"]
+        self.solve_fn = None  # tests: replace engine.solve with a fake (see app.jobs.run_solve)
+        self.solve_runner = None
+        self.busy = False
+
+    # -- model ----------------------------------------------------------------------------------
+    @asyncSlot(object)
+    async def open_model(self, info) -> None:
+        await self.load_model_info(info)
+
+    async def load_model_info(self, info) -> None:
+        """Load ``info`` (None = no model) on the worker; switch PDE/grid to the model's."""
+        s = self.state
+        if info is None:
+            s.model_info = s.model = None
+        else:
+            try:
+                model = await self.jobs.start(load_model, info.path, name="load model").result()
+            except (JobFailed, Cancelled) as exc:
+                self.report_error("Could not open the model", str(exc), getattr(exc, "details", ""))
+                return
+            s.model_info, s.model = info, model
+        self.model_panel.show_info(s.model_info, s.model)
+        if s.model is not None:
+            s.method = "piddm" if "piddm" in s.methods() else s.methods()[0]
+            pde, n = s.model.pde, s.model.grid.n
+            if pde.name != s.pde_name or n != s.grid_n:
+                s.pde_name, s.grid_n = pde.name, n
+                s.pde_params = {}
+                await self.load_demo()
+        elif s.method not in s.methods():
+            s.method = "dataspace"
+        self.task.load(s)
+        self.model_changed.emit()
+
+    @asyncSlot(str)
+    async def change_pde(self, name: str) -> None:
+        s = self.state
+        if name == s.pde_name:
+            return
+        if s.model is not None and s.model.pde.name != name:
+            s.model_info = s.model = None
+            self.model_panel.set_models(self.model_panel.infos(), None)
+            self.model_panel.show_info(None)
+        s.pde_name, s.pde_params = name, {}
+        await self.load_demo()
+        self.task.load(s)
+        self.model_changed.emit()
+
+    @asyncSlot(int)
+    async def change_grid(self, n: int) -> None:
+        s = self.state
+        if s.model is not None or n == s.grid_n:
+            return
+        s.grid_n = n
+        await self.load_demo()
+
+    # -- demo task ------------------------------------------------------------------------------
+    async def load_demo(self) -> None:
+        """A held-out sample of the current PDE with the current task's mask on it."""
+        s = self.state
+        try:
+            d = await self.jobs.start(make_demo, s.pde_name, s.pde_params, s.grid_n, s.seed, s.task,
+                                      name="demo").result()
+        except (JobFailed, Cancelled) as exc:
+            self.report_error("Could not make the demo task", str(exc), getattr(exc, "details", ""))
+            s.reset_fields()
+        else:
+            s.values, s.mask, s.truth = d["values"], d["mask"], d["truth"]
+            s.results.clear()
+        self.inputs.rebuild()
+        self.results.set_channels(s.channels)
+        self.demo_ready.emit()
+
+    def apply_task(self, task: str) -> None:
+        """Task changed: set the observation mask the task implies (undoable)."""
+        s = self.state
+        s.task = task
+        if s.mask is None:
+            return
+        self.inputs.history.push()
+        s.mask[...] = task_mask(s.pde, s.grid_n, task, np.random.default_rng(s.seed), current=s.mask)
+        self.inputs.redraw()
+
+    # -- solve ----------------------------------------------------------------------------------
+    def _set_busy(self, busy: bool) -> None:
+        self.busy = busy
+        self.task.set_busy(busy)
+        self.busy_changed.emit(busy)
+
+    def cancel(self) -> None:
+        if self.solve_runner is not None:
+            self.solve_runner.cancel()
+            self.task.status.setText("Cancelling…")
+
+    def on_progress(self, p) -> None:
+        m = p.metrics or {}
+        text = "  ".join(f"{k} {v:.3g}" for k, v in m.items() if isinstance(v, float))
+        self.task.show_progress(p.step, p.total, f"{p.stage} {p.step}/{p.total}  {text} {p.message}".strip())
+        if p.preview is not None:
+            self.results.show_preview(np.asarray(p.preview))
+
+    @asyncSlot()
+    async def solve(self) -> None:
+        """Solve with the chosen method (and the compare method) on the same observations."""
+        if self.busy:
+            return
+        s = self.state
+        self.task.store(s)
+        if s.values is None or not s.mask.any():
+            self.report_error("Nothing observed", "Observe some values first (draw, click points, or pick a task).")
+            return
+        methods = [s.method]
+        if self.task.comparing and s.compare_method != s.method:
+            methods.append(s.compare_method)
+        values, mask, truth = s.values.copy(), s.mask.copy(), s.truth
+        self._set_busy(True)
+        outcomes = []
+        try:
+            for m in methods:
+                opts = {"method": m, "ensemble": s.ensemble, "steps": s.steps, "lam": s.lam, "seed": s.seed}
+                self.solve_runner = self.jobs.start(run_solve, s.model, s.pde_name, s.pde_params, values, mask,
+                                                    opts, truth, solve_fn=self.solve_fn, name=f"solve {m}")
+                self.solve_runner.progress.connect(self.on_progress)
+                r = await self.solve_runner.result()
+                s.results[m] = r
+                outcomes.append(r)
+                self.results.show_result(r, mask, s.channels)
+            if len(outcomes) > 1:
+                self.compare.show_results(outcomes, mask, s.channels)
+            log.info("solved with %s", ", ".join(f"{r.method} ({r.seconds:.2f} s)" for r in outcomes))
+            self.task.status.setText(self.results.summary.text())
+            self.solve_done.emit(outcomes)
+        except Cancelled:
+            self.task.status.setText("Solve cancelled.")
+            self.solve_cancelled.emit()
+        except JobFailed as exc:
+            self.task.status.setText(f"Failed: {exc.message}")
+            self.report_error("Solve failed", exc.message, exc.details)
+            self.solve_failed.emit(exc.message)
+        finally:
+            self.solve_runner = None
+            self._set_busy(False)

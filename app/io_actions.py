@@ -1,0 +1,63 @@
+"""Export the current result as a fields file; import fields files and .npy arrays into the state."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from app.state import AppState, SolveOutcome
+from engine.errors import DatasetError
+
+
+def export_result(path: str | Path, state: AppState, r: SolveOutcome) -> Path:
+    """Write ``r`` as a one-sample fields file with mask, std and residual (engine.io.hdf5)."""
+    from engine import pdes
+    from engine.io.hdf5 import FieldsFile, write_fields
+
+    pde = state.pde
+    ff = FieldsFile(fields=r.mean[None].astype(np.float32), pde=pde.name, channels=pde.fields,
+                    pde_params=pdes.params_of(pde), method=r.method, seed=state.seed,
+                    mask=None if state.mask is None else state.mask[None],
+                    std=None if r.std is None else r.std[None], residual=r.residual[None],
+                    extra={"task": state.task})
+    return write_fields(path, ff)
+
+
+def export_observations(path: str | Path, state: AppState) -> Path:
+    """Write the canvases (values + mask) as an observation file for `piddm solve`."""
+    from engine import pdes
+    from engine.io.hdf5 import FieldsFile, write_fields
+
+    pde = state.pde
+    ff = FieldsFile(fields=state.values[None].astype(np.float32), pde=pde.name, channels=pde.fields,
+                    pde_params=pdes.params_of(pde), method="observations", seed=state.seed,
+                    mask=state.mask[None])
+    return write_fields(path, ff)
+
+
+def import_fields(path: str | Path, state: AppState, *, sample: int = 0, mask_only: bool = False) -> str:
+    """Load sample ``sample`` of a fields file into the canvases. Returns a status line.
+
+    With a model loaded the file must match its PDE and grid; without one the app switches.
+    """
+    from engine.io.hdf5 import read_fields
+
+    model = state.model
+    ff = read_fields(path, expect_pde=model.pde.name if model else None,
+                     expect_grid=model.grid.n if model else None)
+    if not 0 <= sample < len(ff):
+        raise DatasetError(f"{path}: sample {sample} out of range (file holds {len(ff)})")
+    if mask_only:
+        if ff.mask is None:
+            raise DatasetError(f"{path}: no 'mask' dataset to import")
+        if ff.pde != state.pde_name or ff.grid != state.grid_n:
+            raise DatasetError(f"{path}: mask is {ff.pde} {ff.grid}², canvases are {state.pde_name} {state.grid_n}²")
+        state.mask[...] = ff.mask[sample]
+        return f"mask of sample {sample} loaded ({int(ff.mask[sample].sum())} observed values)"
+    state.pde_name, state.pde_params, state.grid_n = ff.pde, dict(ff.pde_params), ff.grid
+    state.values = ff.fields[sample].astype(np.float64)
+    state.mask = ff.mask[sample].copy() if ff.mask is not None else np.ones(ff.fields.shape[1:], dtype=bool)
+    state.truth = None
+    state.results.clear()
+    return f"sample {sample} of {Path(path).name} loaded ({ff.pde} {ff.grid}², {len(ff)} samples)"

@@ -1,0 +1,112 @@
+"""Job functions the app runs on its worker thread (Qt-free; engine imported lazily)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from app.state import SolveOutcome
+from engine.errors import EngineError
+from engine.jobs import CancelToken, Progress, ProgressFn, check_cancel, no_progress
+
+
+def task_mask(pde, n: int, task: str, rng: np.random.Generator, fraction: float = 0.03,
+              current: np.ndarray | None = None) -> np.ndarray:
+    """(C, N, N) observation mask for a task: forward = the coefficient; inverse = ~3 % of the
+    solution nodes (a whole row/column set if the PDE's solution mask is thin); reconstruct =
+    ~3 % of every channel. Existing inverse points in ``current`` are kept."""
+    from engine.grid import Grid
+
+    grid = Grid(n)
+    if task == "forward":
+        return pde.coefficient_mask(grid).numpy().copy()
+    if task == "inverse":
+        allowed = pde.solution_mask(grid).numpy()
+        if current is not None and (current & allowed).any() and not (current & ~allowed).any():
+            return current.copy()
+        if allowed.sum() <= 2 * n:  # a row (burgers' final time): observe all of it
+            return allowed.copy()
+        return allowed & (rng.random(allowed.shape) < fraction)
+    return rng.random((len(pde.fields), n, n)) < fraction
+
+
+def make_demo(pde_name: str, pde_params: dict, n: int, seed: int, task: str = "inverse", *,
+              on_progress: ProgressFn = no_progress, cancel: CancelToken | None = None) -> dict[str, Any]:
+    """A held-out sample (sample_inputs + reference solve) and a task mask on it."""
+    from engine import pdes
+    from engine.grid import Grid
+
+    pde = pdes.get(pde_name, **pde_params)
+    grid = Grid(n)
+    truth = pde.solve(pde.sample_inputs([10_000_000 + seed], grid), grid)[0].numpy()  # (C, N, N)
+    check_cancel(cancel)
+    mask = task_mask(pde, n, task, np.random.default_rng(seed))
+    return {"values": truth.copy(), "mask": mask, "truth": truth}
+
+
+def _classical(pde, fields: np.ndarray) -> np.ndarray:
+    """Reference solve of the coefficient in ``fields`` (C, N, N) -> (C, N, N)."""
+    import torch
+
+    from engine.grid import Grid
+
+    x = torch.as_tensor(fields[None], dtype=torch.float64)
+    return pde.solve(pde.inputs_of(x), Grid(fields.shape[-1]))[0].numpy()
+
+
+def _engine_solve(model, pde, values, mask, opts: dict, on_progress, cancel):
+    try:
+        from engine.solve import Observations, SolveOptions, solve
+    except ImportError as exc:
+        raise EngineError(f"the solver (engine.solve) is not available in this build: {exc}") from None
+    obs = Observations(values=values[None].astype(np.float32), mask=mask[None])
+    return solve(model, pde, obs, SolveOptions(**opts), on_progress=on_progress, cancel=cancel)
+
+
+def run_solve(model, pde_name: str, pde_params: dict, values: np.ndarray, mask: np.ndarray, opts: dict,
+              truth: np.ndarray | None = None, *, solve_fn=None, on_progress: ProgressFn = no_progress,
+              cancel: CancelToken | None = None) -> SolveOutcome:
+    """Solve one task; add the classical comparison and metrics. ``solve_fn`` replaces engine.solve."""
+    from engine import pdes
+    from engine.grid import Grid
+    from engine.metrics import rel_l2, residual_map
+
+    pde = pdes.get(pde_name, **pde_params)
+    n = values.shape[-1]
+    coeff = pde.coefficient_mask(Grid(n)).numpy()
+    coeff_known = bool(mask[coeff].all())
+    method = opts["method"]
+    if method in ("piddm", "piddm-ref", "piddm-exact", "distill", "diffusionpde", "teacher") and model is None:
+        raise EngineError(f"method {method!r} needs a model: open a bundled model or a run directory")
+    t0 = time.perf_counter()
+    if method == "classical" and solve_fn is None:
+        if not coeff_known:
+            raise EngineError("the classical solver needs the full coefficient: use the forward task")
+        on_progress(Progress("solve", 0, 1, message="reference solve"))
+        mean, std, res = _classical(pde, values), None, None
+        nfe = 0
+    else:
+        r = (solve_fn or _engine_solve)(model, pde, values, mask, opts, on_progress, cancel)
+        mean, std = np.asarray(r.mean)[0], None if r.std is None else np.asarray(r.std)[0]
+        res = None if r.residual is None else np.asarray(r.residual)[0]
+        nfe = int(getattr(r, "nfe", 0) or 0)
+    seconds = time.perf_counter() - t0
+    check_cancel(cancel)
+    if res is None:
+        res = residual_map(pde, mean[None])[0]
+    # Classical comparison: the reference solve of the observed (forward) or predicted coefficient.
+    try:
+        classical = _classical(pde, values if coeff_known else mean)
+    except Exception:  # a generated coefficient the solver cannot take: no comparison
+        classical = None
+    interior = pde.interior_mask(Grid(n)).numpy()
+    metrics = {"residual_mse": float((res[interior] ** 2).mean()), "seconds": seconds}
+    unknown = [c for c in range(mean.shape[0]) if not mask[c].all()]
+    ref = classical if coeff_known else truth
+    if ref is not None and unknown:
+        metrics["rel_l2"] = float(np.mean([rel_l2(mean[None, c], ref[None, c]) for c in unknown]))
+        metrics["rel_l2_vs"] = "classical" if coeff_known else "truth"
+    return SolveOutcome(method, mean.astype(np.float32), None if std is None else std.astype(np.float32),
+                        res.astype(np.float32), seconds, nfe, classical, metrics)

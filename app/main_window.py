@@ -1,0 +1,307 @@
+"""MainWindow: docks (model, task, log), tabs (inputs, results, compare, training), menus, settings."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QPlainTextEdit,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app import dialogs, io_actions
+from app.controller import Controller
+from app.panels.inputs_panel import InputsPanel
+from app.panels.model_panel import ModelPanel, bundled_models
+from app.panels.results_panel import ComparePanel, ResultsPanel
+from app.panels.task_panel import TaskPanel
+from app.panels.training_panel import TrainingPanel
+from app.state import AppState
+from app.workers import Jobs
+
+log = logging.getLogger("app")
+NO_MODEL_BANNER = ("No model yet — train one (Training tab) or open a run (File ▸ Open run…). "
+                   "The dataspace and classical methods work without one.")
+
+
+class MainWindow(QMainWindow):
+    started = Signal()  # start-up workflow finished (model opened or no-model state shown)
+
+    def __init__(self, settings: QSettings, *, startup: bool = True) -> None:
+        super().__init__()
+        from engine import pdes
+
+        self.settings = settings
+        self.setWindowTitle("PIDDM Studio")
+        self.state = AppState()
+        self.jobs = Jobs(self)
+        self.model_panel = ModelPanel(pdes.names())
+        self.task_panel = TaskPanel()
+        self.inputs = InputsPanel(self.state)
+        self.results = ResultsPanel()
+        self.compare = ComparePanel()
+        self.training = TrainingPanel(self.jobs, self.report_error)
+        panels = {"model": self.model_panel, "inputs": self.inputs, "task": self.task_panel,
+                  "results": self.results, "compare": self.compare}
+        self.controller = Controller(self.state, self.jobs, panels, self.report_error, self)
+        self.banner = QLabel(NO_MODEL_BANNER)
+        self.banner.setWordWrap(True)
+        self.banner.setStyleSheet("background:#fff4ce; color:#5c4400; padding:6px; border:1px solid #e0c060;")
+        self.tabs = QTabWidget()
+        for w, name in ((self.inputs, "Inputs"), (self.results, "Results"), (self.compare, "Compare"),
+                        (self.training, "Training")):
+            self.tabs.addTab(w, name)
+        central = QWidget()
+        lay = QVBoxLayout(central)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.addWidget(self.banner)
+        lay.addWidget(self.tabs, 1)
+        self.setCentralWidget(central)
+        self.log_view = QPlainTextEdit()
+        self.log_view.setReadOnly(True)
+        self.log_view.setMaximumBlockCount(2000)
+        self.docks = {}
+        for name, w, area in (("Model", self.model_panel, Qt.DockWidgetArea.LeftDockWidgetArea),
+                              ("Task", self.task_panel, Qt.DockWidgetArea.LeftDockWidgetArea),
+                              ("Log", self.log_view, Qt.DockWidgetArea.BottomDockWidgetArea)):
+            d = QDockWidget(name, self)
+            d.setObjectName(f"dock_{name.lower()}")
+            d.setWidget(w)
+            self.addDockWidget(area, d)
+            self.docks[name] = d
+        self.docks["Log"].hide()
+        self._log_handler = dialogs.QtLogHandler()
+        self._log_handler.emitter.line.connect(self.log_view.appendPlainText)
+        logging.getLogger().addHandler(self._log_handler)
+        logging.getLogger().setLevel(min(logging.getLogger().level or logging.INFO, logging.INFO))
+        self._build_menus()
+        self._wire()
+        self.statusBar().showMessage("Ready.")
+        self.resize(1500, 920)
+        self._restore_settings()
+        self.state.ensure_fields()
+        self.inputs.rebuild()
+        self.results.set_channels(self.state.channels)
+        self.model_panel.set_equation(self.state.pde)
+        self.task_panel.load(self.state)
+        if startup:
+            QTimer.singleShot(0, self.start_up)
+
+    # -- construction ---------------------------------------------------------------------------
+    def _build_menus(self) -> None:
+        mb = self.menuBar()
+        f = mb.addMenu("&File")
+        f.addAction("Open run…", self.model_panel._open_run)
+        f.addAction("Import fields file…", self.import_fields)
+        f.addAction("Import mask from fields file…", lambda: self.import_fields(mask_only=True))
+        f.addAction("Import .npy into channel…", self.import_npy)
+        f.addAction("Import .npy mask into channel…", lambda: self.import_npy(as_mask=True))
+        f.addSeparator()
+        f.addAction("Export result…", self.export_result).setShortcut(QKeySequence.StandardKey.Save)
+        f.addAction("Export observations…", self.export_observations)
+        self.png_menu = f.addMenu("Export PNG of view")
+        self.png_menu.aboutToShow.connect(self._fill_png_menu)
+        f.addSeparator()
+        f.addAction("Quit", self.close).setShortcut(QKeySequence.StandardKey.Quit)
+        e = mb.addMenu("&Edit")
+        self.undo_action = QAction("Undo", self, shortcut=QKeySequence.StandardKey.Undo, triggered=self.inputs.undo)
+        self.redo_action = QAction("Redo", self, shortcut=QKeySequence.StandardKey.Redo, triggered=self.inputs.redo)
+        e.addActions([self.undo_action, self.redo_action])
+        v = mb.addMenu("&View")
+        for d in self.docks.values():
+            v.addAction(d.toggleViewAction())
+        h = mb.addMenu("&Help")
+        h.addAction("About", lambda: dialogs.QMessageBox.about(self, "PIDDM Studio",
+                    "Physics-informed distillation of diffusion models: draw, solve, watch the residual."))
+
+    def _wire(self) -> None:
+        c, mp, tp = self.controller, self.model_panel, self.task_panel
+        mp.model_selected.connect(c.open_model)
+        mp.pde_changed.connect(c.change_pde)
+        mp.grid_changed.connect(c.change_grid)
+        tp.task_changed.connect(c.apply_task)
+        tp.solve_requested.connect(c.solve)
+        tp.cancel_requested.connect(c.cancel)
+        c.model_changed.connect(self._refresh_model_ui)
+        c.demo_ready.connect(self._refresh_model_ui)
+        c.solve_done.connect(self._on_solved)
+        self.training.chain_done.connect(self._on_trained)
+        self.jobs.changed.connect(self._on_jobs_changed)
+
+    # -- start-up -------------------------------------------------------------------------------
+    async def _start_up(self) -> None:
+        infos = bundled_models()
+        darcy = [i for i in infos if i.pde == "darcy"]
+        self.model_panel.set_models(infos, darcy[0] if darcy else None)
+        if darcy:
+            await self.controller.load_model_info(darcy[0])
+        if self.state.model is None:
+            await self.controller.load_demo()
+            self.task_panel.load(self.state)
+        self._refresh_model_ui()
+        self.statusBar().showMessage("Demo task loaded: click observation points or draw, then Solve.")
+        self.started.emit()
+
+    def start_up(self) -> None:
+        import asyncio
+
+        task = asyncio.ensure_future(self._start_up())
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            self.show_exception(type(exc), exc, exc.__traceback__)
+
+    def _refresh_model_ui(self) -> None:
+        s = self.state
+        self.banner.setVisible(s.model is None)
+        self.model_panel.show_info(s.model_info, s.model)
+        self.model_panel.set_equation(s.pde)
+        for box, val in ((self.model_panel.pde_box, s.pde_name), (self.model_panel.grid_box, str(s.grid_n))):
+            box.blockSignals(True)
+            box.setCurrentText(val)
+            box.blockSignals(False)
+        self.model_panel.grid_box.setEnabled(s.model is None)
+        self.training.pde_name, self.training.grid_n = s.pde_name, s.grid_n
+        self.task_panel.set_methods(s.methods(), s.method, s.compare_method)
+
+    def _on_solved(self, outcomes) -> None:
+        self.tabs.setCurrentWidget(self.compare if len(outcomes) > 1 else self.results)
+        self.statusBar().showMessage(self.results.summary.text().replace("<b>", "").replace("</b>", ""))
+
+    def _on_trained(self, run_dir: str) -> None:
+        found = self.model_panel.open_folder(str(Path(run_dir).parent))
+        self.statusBar().showMessage(f"Training finished; {len(found)} new model(s) listed.")
+
+    def _on_jobs_changed(self) -> None:
+        names = [r.name for r in self.jobs.running()]
+        self.statusBar().showMessage("Running: " + ", ".join(names) if names else "Ready.")
+
+    # -- errors ---------------------------------------------------------------------------------
+    def report_error(self, title: str, message: str, details: str = "") -> None:
+        dialogs.show_error(self, title, message, details)
+
+    def show_exception(self, exc_type, exc, tb) -> None:
+        """sys.excepthook: log and show; the app carries on."""
+        details = "".join(traceback.format_exception(exc_type, exc, tb))
+        self.report_error("Unexpected error", f"{exc_type.__name__}: {exc}", details)
+
+    # -- import / export ------------------------------------------------------------------------
+    def _ask(self, save: bool, title: str, filt: str) -> str:
+        last = self.settings.value("last_dir", str(Path.home()))
+        fn = QFileDialog.getSaveFileName if save else QFileDialog.getOpenFileName
+        path, _ = fn(self, title, last, filt)
+        if path:
+            self.settings.setValue("last_dir", str(Path(path).parent))
+        return path
+
+    def export_result(self, path: str | None = None) -> Path | None:
+        r = self.state.results.get(self.state.method) or next(iter(self.state.results.values()), None)
+        if r is None:
+            self.report_error("Nothing to export", "Run a solve first.")
+            return None
+        path = path or self._ask(True, "Export result", "Fields file (*.h5)")
+        if not path:
+            return None
+        try:
+            out = io_actions.export_result(path, self.state, r)
+        except Exception as exc:
+            self.report_error("Export failed", str(exc), traceback.format_exc())
+            return None
+        self.statusBar().showMessage(f"Exported {r.method} result to {out}")
+        return out
+
+    def export_observations(self, path: str | None = None) -> None:
+        path = path or self._ask(True, "Export observations", "Fields file (*.h5)")
+        if path:
+            try:
+                io_actions.export_observations(path, self.state)
+            except Exception as exc:
+                self.report_error("Export failed", str(exc), traceback.format_exc())
+
+    def import_fields(self, path: str | None = None, mask_only: bool = False) -> None:
+        path = path or self._ask(False, "Import fields file", "Fields file (*.h5 *.hdf5)")
+        if not path:
+            return
+        try:
+            msg = io_actions.import_fields(path, self.state, mask_only=mask_only)
+        except Exception as exc:
+            self.report_error("Import failed", str(exc), traceback.format_exc())
+            return
+        self.inputs.rebind()
+        self.results.set_channels(self.state.channels)
+        self._refresh_model_ui()
+        self.statusBar().showMessage(msg)
+
+    def import_npy(self, path: str | None = None, as_mask: bool = False) -> None:
+        path = path or self._ask(False, "Import .npy", "NumPy array (*.npy)")
+        if path:
+            try:
+                self.inputs.load_npy(path, as_mask)
+            except Exception as exc:
+                self.report_error("Import failed", str(exc), traceback.format_exc())
+
+    def views(self) -> dict:
+        out = {f"input {c.title}": c for c in self.inputs.canvases}
+        out.update({f"result {k}": v for k, v in self.results.views().items()})
+        for i, (f, r) in enumerate(self.compare.sides):
+            out[f"compare {i + 1} field"], out[f"compare {i + 1} residual"] = f, r
+        out["training preview"], out["training residual"] = self.training.preview, self.training.preview_res
+        return out
+
+    def _fill_png_menu(self) -> None:
+        self.png_menu.clear()
+        for name, view in self.views().items():
+            self.png_menu.addAction(name, lambda v=view, n=name: self.export_png(v, n))
+
+    def export_png(self, view, name: str, path: str | None = None) -> None:
+        path = path or self._ask(True, f"Export {name}", "PNG image (*.png)")
+        if path and not view.export_png(path):
+            self.report_error("Export failed", f"could not write {path}")
+
+    # -- settings and closing -------------------------------------------------------------------
+    def _restore_settings(self) -> None:
+        st = self.settings
+        if (g := st.value("geometry")) is not None:
+            self.restoreGeometry(g)
+        if (w := st.value("window_state")) is not None:
+            self.restoreState(w)
+        s = self.state
+        s.task = str(st.value("task/task", s.task))
+        s.ensemble = int(st.value("task/ensemble", s.ensemble))
+        s.steps = int(st.value("task/steps", s.steps))
+        s.lam = float(st.value("task/lam", 0.0)) or None
+        if (folder := st.value("training/folder")) is not None:
+            self.training.folder.setText(str(folder))
+
+    def save_settings(self) -> None:
+        st = self.settings
+        self.task_panel.store(self.state)
+        st.setValue("geometry", self.saveGeometry())
+        st.setValue("window_state", self.saveState())
+        st.setValue("task/task", self.state.task)
+        st.setValue("task/ensemble", self.state.ensemble)
+        st.setValue("task/steps", self.state.steps)
+        st.setValue("task/lam", self.state.lam or 0.0)
+        st.setValue("training/folder", self.training.folder.text())
+        st.sync()
+
+    def closeEvent(self, event) -> None:  # noqa: N802
+        """Cancel running jobs and wait for their threads before closing."""
+        self.jobs.cancel_all()
+        if not self.jobs.wait_all(15_000):
+            log.warning("a job did not stop within 15 s")
+        self.save_settings()
+        logging.getLogger().removeHandler(self._log_handler)
+        super().closeEvent(event)

@@ -1,0 +1,1 @@
+"""One widget per workflow step: model, inputs, task, results, compare, training."""

@@ -1,0 +1,211 @@
+"""Inputs: one DrawCanvas per channel and the drawing / observation tool bar."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import Signal
+from PySide6.QtGui import QAction, QActionGroup
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QHBoxLayout,
+    QLabel,
+    QSpinBox,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.canvas.draw_canvas import TOOLS, DrawCanvas, History
+from app.state import AppState
+
+_TOOL_TIPS = {"brush": "paint the value (marks it observed)", "eraser": "un-observe under the brush",
+              "fill": "flood-fill a region of equal value", "points": "click observation points (shift: remove)",
+              "mask": "brush the observation mask", "pan": "pan / zoom the view"}
+
+
+class InputsPanel(QWidget):
+    edited = Signal()
+
+    def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.history = History(lambda: (self.state.values, self.state.mask))
+        self.canvases: list[DrawCanvas] = []
+        self.bar = QToolBar("Tools")
+        self.tool_actions: dict[str, QAction] = {}
+        group = QActionGroup(self)
+        for t in TOOLS:
+            act = QAction(t, self, checkable=True)
+            act.setToolTip(_TOOL_TIPS[t])
+            act.triggered.connect(lambda _=False, t=t: self.set_tool(t))
+            group.addAction(act)
+            self.bar.addAction(act)
+            self.tool_actions[t] = act
+        self.bar.addSeparator()
+        self.value = QDoubleSpinBox()
+        self.value.setRange(-1e6, 1e6)
+        self.value.setDecimals(3)
+        self.value.setPrefix("value ")
+        self.size = QSpinBox()
+        self.size.setRange(0, 32)
+        self.size.setPrefix("size ")
+        self.bar.addWidget(self.value)
+        self.bar.addWidget(self.size)
+        self.bar.addSeparator()
+        self.channel_box = QComboBox()
+        self.channel_box.setToolTip("channel for GRF / threshold / random points / clear / load")
+        self.bar.addWidget(QLabel(" channel "))
+        self.bar.addWidget(self.channel_box)
+        self.grf_act = self.bar.addAction("GRF", self.random_grf)
+        self.threshold_act = self.bar.addAction("threshold", self.threshold)
+        self.k_points = QSpinBox()
+        self.k_points.setRange(0, 100_000)
+        self.k_points.setSpecialValueText("3 %")
+        self.k_points.setPrefix("k ")
+        self.k_points.setToolTip("random observation points: k nodes (or 3 % when 0)")
+        self.bar.addWidget(self.k_points)
+        self.bar.addAction("random points", self.random_points)
+        self.bar.addAction("clear mask", self.clear_mask)
+        self.undo_act = self.bar.addAction("undo", self.undo)
+        self.redo_act = self.bar.addAction("redo", self.redo)
+        self.row = QHBoxLayout()
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(2, 2, 2, 2)
+        lay.addWidget(self.bar)
+        lay.addLayout(self.row, 1)
+        self.value.valueChanged.connect(self._push_brush)
+        self.size.valueChanged.connect(self._push_brush)
+        self.size.setValue(2)
+        self.tool = "points"
+        self.tool_actions["points"].setChecked(True)
+
+    # -- canvases ---------------------------------------------------------------------------------
+    def rebuild(self) -> None:
+        """Recreate one canvas per channel, bound to the state's arrays."""
+        s = self.state
+        s.ensure_fields()
+        for c in self.canvases:
+            self.row.removeWidget(c)
+            c.deleteLater()
+        self.canvases = []
+        self.history.clear()
+        self.channel_box.clear()
+        pde = s.pde
+        for i, name in enumerate(pde.fields):
+            cv = DrawCanvas(i, name, self.history)
+            cv.bind(s.values[i], s.mask[i])
+            cv.edited.connect(self._on_edit)
+            cv.activated.connect(self.channel_box.setCurrentIndex)
+            self.row.addWidget(cv, 1)
+            self.canvases.append(cv)
+            self.channel_box.addItem(name)
+        self.threshold_act.setEnabled(pde.name == "darcy")
+        self.value.setValue(getattr(pde, "a_high", 1.0))
+        self._push_brush()
+
+    def rebind(self) -> None:
+        """The state's arrays were replaced (same shape): rebind and redraw."""
+        if len(self.canvases) != len(self.state.channels) or self.state.values is None or (
+            self.canvases and self.canvases[0].n != self.state.grid_n
+        ):
+            self.rebuild()
+            return
+        self.history.clear()
+        for i, cv in enumerate(self.canvases):
+            cv.bind(self.state.values[i], self.state.mask[i])
+
+    def redraw(self) -> None:
+        for cv in self.canvases:
+            cv.redraw()
+
+    def set_tool(self, tool: str) -> None:
+        self.tool = tool
+        self.tool_actions[tool].setChecked(True)
+        self._push_brush()
+
+    def _push_brush(self) -> None:
+        for cv in self.canvases:
+            cv.tool, cv.brush_value, cv.brush_size = self.tool, self.value.value(), self.size.value()
+
+    def _on_edit(self) -> None:
+        self.state.results.clear()
+        self.edited.emit()
+
+    @property
+    def current(self) -> DrawCanvas:
+        return self.canvases[max(0, self.channel_box.currentIndex())]
+
+    # -- whole-channel tools --------------------------------------------------------------------
+    def random_grf(self) -> None:
+        from engine.grf import sample_2d
+
+        s, cv = self.state, self.current
+        g = np.asarray(sample_2d([int(np.random.default_rng().integers(2**31))], s.grid_n))[0]
+        pde = s.pde
+        if pde.name == "darcy" and cv.channel == 0:  # continuous around the two permeabilities
+            lo, hi = pde.a_low, pde.a_high
+            g = np.clip((lo + hi) / 2 + (hi - lo) / 2 * g / (g.std() + 1e-12), lo, hi)
+
+        def fn(v, m):
+            v[...] = g
+            m[...] = True
+
+        cv.apply(fn)
+
+    def threshold(self) -> None:
+        pde = self.state.pde
+        if pde.name != "darcy":
+            return
+        mid = (pde.a_low + pde.a_high) / 2
+
+        def fn(v, m):
+            v[...] = np.where(v >= mid, pde.a_high, pde.a_low)
+
+        self.canvases[0].apply(fn)
+
+    def random_points(self, k: int | None = None, fraction: float = 0.03) -> None:
+        k = self.k_points.value() if k is None else k
+        n2 = self.state.grid_n**2
+        k = k or max(1, round(fraction * n2))
+        idx = np.random.default_rng().choice(n2, size=min(k, n2), replace=False)
+
+        def fn(v, m):
+            m[...] = False
+            m.flat[idx] = True
+
+        self.current.apply(fn)
+
+    def clear_mask(self) -> None:
+        self.current.apply(lambda v, m: m.fill(False))
+
+    def undo(self) -> None:
+        if self.history.undo():
+            self.redraw()
+            self._on_edit()
+
+    def redo(self) -> None:
+        if self.history.redo():
+            self.redraw()
+            self._on_edit()
+
+    def load_array(self, arr: np.ndarray, as_mask: bool = False) -> None:
+        """Load an (N, N) array into the current channel's values (or mask)."""
+        arr = np.asarray(arr)
+        n = self.state.grid_n
+        if arr.shape != (n, n):
+            raise ValueError(f"array has shape {arr.shape}, expected ({n}, {n}) for this grid")
+
+        def fn(v, m):
+            if as_mask:
+                m[...] = arr.astype(bool)
+            else:
+                v[...] = arr
+                m[...] = True
+
+        self.current.apply(fn)
+
+    def load_npy(self, path: str | Path, as_mask: bool = False) -> None:
+        self.load_array(np.load(path, allow_pickle=False), as_mask)

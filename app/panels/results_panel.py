@@ -1,0 +1,129 @@
+"""Result views: every channel, |residual| (log option), ensemble std, error vs classical; compare mode."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtWidgets import (
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.canvas.field_view import FieldView
+from app.state import SolveOutcome
+
+
+def _unknown_channel(mask: np.ndarray | None, c: int) -> int:
+    """The channel to show std/error for: the least observed one (the last on ties)."""
+    if mask is None:
+        return c - 1
+    frac = mask.reshape(c, -1).mean(1)
+    return int(np.flatnonzero(frac == frac.min())[-1])
+
+
+def fmt(v) -> str:
+    return f"{v:.3g}" if isinstance(v, float) else ("—" if v is None else str(v))
+
+
+class ResultsPanel(QWidget):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.grid = QGridLayout()
+        self.channel_views: list[FieldView] = []
+        self.residual = FieldView("|residual|", "residual", log_option=True)
+        self.std = FieldView("ensemble std", "std")
+        self.error = FieldView("|error| vs classical", "error")
+        self.summary = QLabel("No result yet: set up a task and press Solve.")
+        self.summary.setWordWrap(True)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(2, 2, 2, 2)
+        lay.addLayout(self.grid, 1)
+        lay.addWidget(self.summary)
+
+    def set_channels(self, names: tuple[str, ...]) -> None:
+        for v in self.channel_views:
+            self.grid.removeWidget(v)
+            v.deleteLater()
+        self.channel_views = [FieldView(n, "field") for n in names]
+        views = [*self.channel_views, self.residual, self.std, self.error]
+        cols = 3 if len(views) > 4 else 2
+        for i, v in enumerate(views):
+            self.grid.addWidget(v, i // cols, i % cols)
+        self.clear()
+
+    def views(self) -> dict[str, FieldView]:
+        out = {v.title: v for v in self.channel_views}
+        out.update(residual=self.residual, std=self.std, error=self.error)
+        return out
+
+    def clear(self) -> None:
+        for v in [*self.channel_views, self.residual, self.std, self.error]:
+            v.set_field(None)
+
+    def show_preview(self, mean: np.ndarray) -> None:
+        """Live update while a solve optimises: (C, N, N) current mean."""
+        for c, v in enumerate(self.channel_views):
+            v.set_field(mean[c])
+
+    def show_result(self, r: SolveOutcome, mask: np.ndarray | None, pde_fields: tuple[str, ...]) -> None:
+        self.show_preview(r.mean)
+        self.residual.set_field(np.abs(r.residual))
+        c = _unknown_channel(mask, r.mean.shape[0])
+        name = pde_fields[c]
+        self.std.set_title(f"ensemble std ({name})")
+        self.std.set_field(None if r.std is None else r.std[c])
+        self.error.set_title(f"|{name} − classical|")
+        self.error.set_field(None if r.classical is None else np.abs(r.mean[c] - r.classical[c]))
+        m = r.metrics
+        vs = m.get("rel_l2_vs", "")
+        self.summary.setText(
+            f"<b>{r.method}</b>: residual_mse {fmt(m.get('residual_mse'))}"
+            + (f", rel_l2 {fmt(m.get('rel_l2'))} (vs {vs})" if "rel_l2" in m else "")
+            + f", {r.seconds:.2f} s, NFE {r.nfe}"
+        )
+
+
+class ComparePanel(QWidget):
+    """Two methods side by side on the same observations, with their numbers."""
+
+    COLUMNS = ("method", "rel_l2", "vs", "residual_mse", "time [s]", "NFE")
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.sides: list[tuple[FieldView, FieldView]] = []
+        row = QHBoxLayout()
+        for _ in range(2):
+            col = QVBoxLayout()
+            pair = (FieldView("—", "field"), FieldView("|residual|", "residual", log_option=True))
+            col.addWidget(pair[0], 1)
+            col.addWidget(pair[1], 1)
+            row.addLayout(col, 1)
+            self.sides.append(pair)
+        self.table = QTableWidget(0, len(self.COLUMNS))
+        self.table.setHorizontalHeaderLabels(self.COLUMNS)
+        self.table.setMaximumHeight(110)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(2, 2, 2, 2)
+        lay.addLayout(row, 1)
+        lay.addWidget(QLabel("Tick “compare with” in the task panel to solve with two methods."))
+        lay.addWidget(self.table)
+
+    def show_results(self, results: list[SolveOutcome], mask: np.ndarray | None, pde_fields) -> None:
+        self.table.setRowCount(len(results))
+        for i, r in enumerate(results[:2]):
+            c = _unknown_channel(mask, r.mean.shape[0])
+            field, res = self.sides[i]
+            field.set_title(f"{r.method}: {pde_fields[c]}")
+            field.set_field(r.mean[c])
+            res.set_field(np.abs(r.residual))
+        for i, r in enumerate(results):
+            m = r.metrics
+            vals = (r.method, fmt(m.get("rel_l2")), m.get("rel_l2_vs", "—"), fmt(m.get("residual_mse")),
+                    f"{r.seconds:.2f}", str(r.nfe))
+            for j, v in enumerate(vals):
+                self.table.setItem(i, j, QTableWidgetItem(v))

@@ -1,0 +1,124 @@
+"""Task controls: forward / inverse / reconstruct, method, ensemble, λ, steps; Solve / Cancel."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.state import TASKS, AppState
+
+
+class TaskPanel(QWidget):
+    task_changed = Signal(str)
+    solve_requested = Signal()
+    cancel_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.task_box = QComboBox()
+        self.task_box.addItems(TASKS)
+        self.method_box = QComboBox()
+        self.compare_box = QCheckBox("compare with")
+        self.compare_method = QComboBox()
+        self.ensemble = QSpinBox()
+        self.ensemble.setRange(1, 64)
+        self.lam = QDoubleSpinBox()
+        self.lam.setDecimals(4)
+        self.lam.setRange(0.0, 1e4)
+        self.lam.setSingleStep(0.01)
+        self.lam.setSpecialValueText("auto")  # 0 → None: the engine's default λ
+        self.steps = QSpinBox()
+        self.steps.setRange(1, 100_000)
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        self.solve_btn = QPushButton("Solve")
+        self.solve_btn.setDefault(True)
+        self.cancel_btn = QPushButton("Cancel")
+        self.cancel_btn.setEnabled(False)
+        self.bar = QProgressBar()
+        self.bar.setTextVisible(True)
+        self.status = QLabel(" ")
+        self.status.setWordWrap(True)
+        form = QFormLayout()
+        form.addRow("task", self.task_box)
+        form.addRow("method", self.method_box)
+        cmp_row = QHBoxLayout()
+        cmp_row.addWidget(self.compare_box)
+        cmp_row.addWidget(self.compare_method, 1)
+        form.addRow(cmp_row)
+        form.addRow("ensemble", self.ensemble)
+        form.addRow("λ", self.lam)
+        form.addRow("steps", self.steps)
+        form.addRow("seed", self.seed)
+        lay = QVBoxLayout(self)
+        lay.addLayout(form)
+        btns = QHBoxLayout()
+        btns.addWidget(self.solve_btn)
+        btns.addWidget(self.cancel_btn)
+        lay.addLayout(btns)
+        lay.addWidget(self.bar)
+        lay.addWidget(self.status)
+        lay.addStretch(1)
+        self.task_box.currentTextChanged.connect(self.task_changed)
+        self.solve_btn.clicked.connect(self.solve_requested)
+        self.cancel_btn.clicked.connect(self.cancel_requested)
+        self.compare_box.toggled.connect(self.compare_method.setEnabled)
+        self.compare_method.setEnabled(False)
+
+    def set_methods(self, methods: list[str], current: str, compare: str) -> None:
+        for box, cur in ((self.method_box, current), (self.compare_method, compare)):
+            box.blockSignals(True)
+            box.clear()
+            box.addItems(methods)
+            box.setCurrentText(cur if cur in methods else methods[0])
+            box.blockSignals(False)
+
+    def load(self, s: AppState) -> None:
+        self.task_box.blockSignals(True)
+        self.task_box.setCurrentText(s.task)
+        self.task_box.blockSignals(False)
+        self.ensemble.setValue(s.ensemble)
+        self.lam.setValue(s.lam or 0.0)
+        self.steps.setValue(s.steps)
+        self.seed.setValue(s.seed)
+        self.set_methods(s.methods(), s.method, s.compare_method)
+
+    def store(self, s: AppState) -> None:
+        s.task = self.task_box.currentText()
+        s.method = self.method_box.currentText()
+        s.compare_method = self.compare_method.currentText()
+        s.ensemble = self.ensemble.value()
+        s.lam = self.lam.value() or None
+        s.steps = self.steps.value()
+        s.seed = self.seed.value()
+
+    @property
+    def comparing(self) -> bool:
+        return self.compare_box.isChecked()
+
+    def set_busy(self, busy: bool) -> None:
+        self.solve_btn.setEnabled(not busy)
+        self.cancel_btn.setEnabled(busy)
+        if busy:
+            self.bar.setRange(0, 0)
+        else:
+            self.bar.setRange(0, 1)
+            self.bar.setValue(1)
+
+    def show_progress(self, step: int, total: int, text: str) -> None:
+        if total > 0:
+            self.bar.setRange(0, total)
+            self.bar.setValue(min(step, total))
+        self.status.setText(text)

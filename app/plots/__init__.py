@@ -1,0 +1,1 @@
+"""Live plots fed by Progress.metrics."""

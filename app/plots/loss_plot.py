@@ -1,0 +1,65 @@
+"""Live loss curves: one NumPy ring buffer per (stage, metric), redrawn with curve.setData."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+
+_COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
+
+
+class RingBuffer:
+    def __init__(self, size: int = 5000) -> None:
+        self._x = np.zeros(size)
+        self._y = np.zeros(size)
+        self._n = 0
+
+    def append(self, x: float, y: float) -> None:
+        i = self._n % len(self._x)
+        self._x[i], self._y[i] = x, y
+        self._n += 1
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        size = len(self._x)
+        if self._n <= size:
+            return self._x[: self._n], self._y[: self._n]
+        i = self._n % size
+        return np.roll(self._x, -i), np.roll(self._y, -i)
+
+    def __len__(self) -> int:
+        return min(self._n, len(self._x))
+
+
+class LossPlot(pg.PlotWidget):
+    """Curves keyed "stage/metric", log-scaled y; x is the job's step."""
+
+    def __init__(self, keys: tuple[str, ...] = ("loss", "residual"), parent=None) -> None:
+        super().__init__(parent=parent, background="w")
+        self.keys = keys
+        self.setLogMode(y=True)
+        self.showGrid(x=True, y=True, alpha=0.3)
+        self.setLabel("bottom", "step")
+        self.addLegend(offset=(-10, 10))
+        self.buffers: dict[str, RingBuffer] = {}
+        self.curves: dict[str, pg.PlotDataItem] = {}
+
+    def add(self, stage: str, step: int, metrics: dict) -> None:
+        for k in self.keys:
+            v = metrics.get(k)
+            if v is None or not np.isfinite(v) or v <= 0:
+                continue
+            name = f"{stage}/{k}"
+            if name not in self.buffers:
+                self.buffers[name] = RingBuffer()
+                pen = pg.mkPen(_COLOURS[len(self.curves) % len(_COLOURS)], width=2)
+                self.curves[name] = self.plot([], [], pen=pen, name=name)
+            self.buffers[name].append(step, float(v))
+            self.curves[name].setData(*self.buffers[name].arrays())
+
+    def clear_curves(self) -> None:
+        for c in self.curves.values():
+            self.removeItem(c)
+        self.buffers.clear()
+        self.curves.clear()
+        if self.plotItem.legend is not None:
+            self.plotItem.legend.clear()

@@ -1,0 +1,88 @@
+"""AppState: the current selections and data, plain Python (no Qt). Widgets never hold the only copy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+TASKS = ("forward", "inverse", "reconstruct")
+MODEL_METHODS = ("piddm", "piddm-ref", "piddm-exact", "distill", "diffusionpde", "teacher")
+FREE_METHODS = ("dataspace", "classical")  # need no model
+
+
+@dataclass
+class SolveOutcome:
+    """One finished solve as the views need it (batch of one, NumPy)."""
+
+    method: str
+    mean: np.ndarray  # (C, N, N)
+    std: np.ndarray | None  # (C, N, N)
+    residual: np.ndarray  # (N, N)
+    seconds: float
+    nfe: int = 0
+    classical: np.ndarray | None = None  # (C, N, N) reference solve of the coefficient, if any
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class AppState:
+    pde_name: str = "darcy"
+    pde_params: dict[str, Any] = field(default_factory=dict)
+    grid_n: int = 32
+    model_info: Any = None  # engine.models.ModelInfo of the selected model
+    model: Any = None  # the loaded engine Model, or None
+    values: np.ndarray | None = None  # (C, N, N) canvas values, physical units
+    mask: np.ndarray | None = None  # (C, N, N) bool, True = observed
+    truth: np.ndarray | None = None  # (C, N, N) held-out sample behind a demo task
+    task: str = "inverse"
+    method: str = "dataspace"
+    compare_method: str = "classical"
+    ensemble: int = 4
+    lam: float | None = None
+    steps: int = 100
+    seed: int = 0
+    results: dict[str, SolveOutcome] = field(default_factory=dict)
+    run_folders: list[str] = field(default_factory=list)
+
+    @property
+    def pde(self):
+        from engine import pdes
+
+        return pdes.get(self.pde_name, **self.pde_params)
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        return self.pde.fields
+
+    def reset_fields(self, grid_n: int | None = None) -> None:
+        """Blank canvases (zeros, nothing observed) at ``grid_n``."""
+        if grid_n is not None:
+            self.grid_n = grid_n
+        c, n = len(self.channels), self.grid_n
+        self.values = np.zeros((c, n, n))
+        self.mask = np.zeros((c, n, n), dtype=bool)
+        self.truth = None
+        self.results.clear()
+
+    def ensure_fields(self) -> None:
+        c, n = len(self.channels), self.grid_n
+        if self.values is None or self.values.shape != (c, n, n):
+            self.reset_fields()
+
+    def observed_fraction(self) -> float:
+        return float(self.mask.mean()) if self.mask is not None else 0.0
+
+    def methods(self) -> list[str]:
+        """Methods offered now: model methods only with a model of the right kind."""
+        out = list(FREE_METHODS)
+        if self.model is not None:
+            kind = getattr(self.model, "kind", "student")
+            if kind == "teacher":
+                out = ["teacher", "diffusionpde", *out]
+            else:
+                out = ["piddm", "piddm-ref", "piddm-exact", "distill", *out]
+                if getattr(self.model, "teacher", None) is not None:
+                    out[4:4] = ["teacher", "diffusionpde"]
+        return out

@@ -1,0 +1,181 @@
+"""Run engine jobs on a QThread (STYLE §4.6) and await them from qasync workflows."""
+
+from __future__ import annotations
+
+import asyncio
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from engine.jobs import Cancelled, CancelToken
+
+
+class JobFailed(Exception):
+    """A job raised; ``message`` is the last line, ``details`` the traceback."""
+
+    def __init__(self, message: str, details: str) -> None:
+        super().__init__(message)
+        self.message, self.details = message, details
+
+
+def _last_line(tb: str) -> str:
+    lines = [ln for ln in tb.strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else "unknown error"
+
+
+class _Worker(QObject):
+    progress = Signal(object)
+    finished = Signal(object)
+    failed = Signal(str)
+    cancelled = Signal()
+
+    def __init__(self, fn: Callable[..., Any], args: tuple, kwargs: dict, token: CancelToken) -> None:
+        super().__init__()
+        self._fn, self._args, self._kwargs, self._token = fn, args, kwargs, token
+
+    @Slot()
+    def run(self) -> None:
+        try:
+            result = self._fn(*self._args, on_progress=self.progress.emit, cancel=self._token, **self._kwargs)
+        except Cancelled:
+            self.cancelled.emit()
+        except Exception:
+            self.failed.emit(traceback.format_exc())
+        else:
+            self.finished.emit(result)
+        finally:
+            QThread.currentThread().quit()  # quit from inside run(): thread-safe, no finished→quit wiring
+
+
+class JobRunner(QObject):
+    """Lives in the GUI thread; its signals are always delivered there.
+
+    ``fn(*args, on_progress=..., cancel=..., **kwargs)`` runs on a worker thread. Progress, the
+    result, a failure (traceback text) or a cancellation come back as this object's signals.
+    """
+
+    progress = Signal(object)
+    finished = Signal(object)
+    failed = Signal(str)
+    cancelled = Signal()
+    thread_done = Signal()  # the worker thread has ended (after finished/failed/cancelled)
+    _alive: set[JobRunner] = set()
+
+    def __init__(self, fn: Callable[..., Any], /, *args: Any, parent: QObject | None = None,
+                 name: str = "job", **kwargs: Any) -> None:
+        super().__init__(parent)
+        self.name = name
+        self._token = CancelToken()
+        self._future: asyncio.Future | None = None
+        self._outcome: tuple[str, Any] | None = None
+        self._thread = QThread(self)
+        self._worker = _Worker(fn, args, kwargs, self._token)
+        self._worker.moveToThread(self._thread)
+        self._thread.started.connect(self._worker.run)
+        self._worker.progress.connect(self.progress)  # signal→signal: queued into the GUI thread
+        self._worker.finished.connect(self.finished)
+        self._worker.failed.connect(self.failed)
+        self._worker.cancelled.connect(self.cancelled)
+        self._thread.finished.connect(self._worker.deleteLater)
+        self._thread.finished.connect(self._on_thread_finished)
+        self.finished.connect(self._on_finished)
+        self.failed.connect(self._on_failed)
+        self.cancelled.connect(self._on_cancelled)
+
+    def start(self) -> JobRunner:
+        JobRunner._alive.add(self)  # a running thread must outlive a dropped Python reference
+        self._thread.start()
+        return self
+
+    @Slot()
+    def _on_thread_finished(self) -> None:
+        JobRunner._alive.discard(self)
+        self.thread_done.emit()
+
+    def cancel(self) -> None:
+        self._token.cancel()
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self._token.cancelled
+
+    def is_running(self) -> bool:
+        return self._thread.isRunning()
+
+    def wait(self, ms: int = 5000) -> bool:
+        return self._thread.wait(ms)
+
+    # -- awaitable side (qasync) -------------------------------------------------------------
+    def result(self) -> asyncio.Future:
+        """A Future resolved from GUI-thread slots: the result, JobFailed or Cancelled."""
+        if self._future is None:
+            self._future = asyncio.get_event_loop().create_future()
+            if self._outcome is not None:
+                self._resolve(*self._outcome)
+        return self._future
+
+    def _resolve(self, kind: str, value: Any) -> None:
+        self._outcome = (kind, value)
+        fut = self._future
+        if fut is None or fut.done():
+            return
+        if kind == "ok":
+            fut.set_result(value)
+        elif kind == "failed":
+            fut.set_exception(JobFailed(_last_line(value), value))
+        else:
+            fut.set_exception(Cancelled())
+
+    @Slot(object)
+    def _on_finished(self, result: object) -> None:
+        self._resolve("ok", result)
+
+    @Slot(str)
+    def _on_failed(self, tb: str) -> None:
+        self._resolve("failed", tb)
+
+    @Slot()
+    def _on_cancelled(self) -> None:
+        self._resolve("cancelled", None)
+
+
+class Jobs(QObject):
+    """The window's running jobs: start, cancel all, wait for all (closeEvent)."""
+
+    changed = Signal()
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._runners: list[JobRunner] = []
+
+    def start(self, fn: Callable[..., Any], /, *args: Any, name: str = "job", **kwargs: Any) -> JobRunner:
+        runner = JobRunner(fn, *args, parent=self, name=name, **kwargs)
+        self._runners.append(runner)
+        for sig in (runner.finished, runner.failed, runner.cancelled, runner.thread_done):
+            sig.connect(self._prune)
+        runner.start()
+        self.changed.emit()
+        return runner
+
+    @Slot()
+    def _prune(self) -> None:
+        keep = []
+        for r in self._runners:
+            if r.is_running() or not r._thread.isFinished():
+                keep.append(r)
+            else:
+                r.deleteLater()
+        self._runners = keep
+        self.changed.emit()
+
+    def running(self) -> list[JobRunner]:
+        return [r for r in self._runners if r._outcome is None]
+
+    def cancel_all(self) -> None:
+        for r in self._runners:
+            r.cancel()
+
+    def wait_all(self, ms: int = 10_000) -> bool:
+        return all(r.wait(ms) for r in list(self._runners))

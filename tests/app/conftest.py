@@ -1,0 +1,67 @@
+"""App fixtures: offscreen Qt, settings in tmp_path, a qasync loop that runs inside pytest-qt's waits."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+pytest.importorskip("PySide6")
+pytest.importorskip("qasync")
+
+
+@pytest.fixture
+def settings(qapp, tmp_path):
+    from PySide6.QtCore import QSettings
+
+    from app.main import make_settings, setup_qt
+
+    setup_qt()
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
+    return make_settings()
+
+
+@pytest.fixture
+def aloop(qapp):
+    """A qasync loop marked running: its callbacks run whenever Qt processes events (qtbot waits)."""
+    import qasync
+
+    loop = qasync.QEventLoop(qapp, already_running=True)
+    asyncio.set_event_loop(loop)
+    yield loop
+    for task in asyncio.all_tasks(loop):
+        task.cancel()
+    qapp.processEvents()
+    qapp.aboutToQuit.disconnect(loop._after_run_forever)
+    loop._after_run_forever()
+    asyncio.events._set_running_loop(None)
+    asyncio.set_event_loop(None)
+
+
+@pytest.fixture
+def make_window(qtbot, settings, aloop, monkeypatch):
+    """Build MainWindow on a 16² darcy demo (no bundled model); closes it at teardown."""
+    import pyqtgraph as pg
+
+    import app.main_window as mw
+
+    pg.setConfigOptions(mouseRateLimit=-1)  # simulated drags send moves faster than 100/s
+    monkeypatch.setattr(mw, "bundled_models", lambda: [])
+    windows = []
+
+    def make(grid: int = 16):
+        w = mw.MainWindow(settings, startup=False)
+        qtbot.addWidget(w)
+        w.state.grid_n = grid
+        w.show()
+        with qtbot.waitSignal(w.controller.demo_ready, timeout=10_000):
+            asyncio.ensure_future(w.controller.load_demo())
+        w._refresh_model_ui()
+        qtbot.waitExposed(w)
+        qtbot.wait(30)  # let the layouts settle before simulated clicks address nodes
+        windows.append(w)
+        return w
+
+    yield make
+    for w in windows:
+        w.close()

@@ -1,0 +1,100 @@
+"""Each drawing / observation tool changes the canvas as expected; undo/redo restore it."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tests.app.helpers import click, drag
+
+
+def _setup(make_window):
+    w = make_window(16)
+    s, panel = w.state, w.inputs
+    s.values[...] = 3.0
+    s.mask[...] = False
+    panel.history.clear()
+    panel.redraw()
+    return w, s, panel
+
+
+def test_brush_points_eraser_fill_mask(make_window):
+    w, s, panel = _setup(make_window)
+    a = panel.canvases[0]
+    panel.set_tool("brush")
+    panel.value.setValue(12.0)
+    panel.size.setValue(0)
+    click(a, 5, 7)
+    assert s.values[0, 5, 7] == 12.0 and s.mask[0, 5, 7]
+    assert s.values[0].sum() == 3.0 * 255 + 12.0  # exactly one node painted
+
+    # continuous stroke: two far-apart events still paint every node between them
+    drag(a, [(10, 1), (10, 14)])
+    assert np.all(s.values[0, 10, 1:15] == 12.0)
+
+    panel.set_tool("eraser")
+    click(a, 10, 5)
+    assert not s.mask[0, 10, 5] and s.mask[0, 10, 8]
+
+    panel.set_tool("fill")
+    panel.value.setValue(7.0)
+    click(a, 0, 0)  # the 3.0 region (everything not painted) becomes 7.0 and observed
+    assert s.values[0, 0, 0] == 7.0 and s.values[0, 15, 15] == 7.0 and s.values[0, 5, 7] == 12.0
+    assert s.mask[0, 0, 0]
+
+    u = panel.canvases[1]
+    panel.set_tool("points")
+    click(u, 3, 4)
+    click(u, 8, 9)
+    assert s.mask[1].sum() == 2 and s.mask[1, 3, 4] and s.mask[1, 8, 9]
+    before = s.values[1].copy()
+    panel.set_tool("mask")
+    panel.size.setValue(1)
+    click(u, 12, 12)
+    assert s.mask[1, 11:14, 11:14].all() and s.mask[1].sum() == 2 + 9  # radius 1: a 3x3 disk
+    assert np.array_equal(s.values[1], before)  # the mask brush never changes values
+
+
+def test_whole_channel_tools_and_undo_redo(make_window):
+    w, s, panel = _setup(make_window)
+    panel.channel_box.setCurrentIndex(0)
+    panel.random_grf()
+    assert s.values[0].std() > 0.1 and s.mask[0].all()
+    panel.threshold()
+    assert set(np.unique(s.values[0])) <= {3.0, 12.0}
+    grf_thresholded = s.values[0].copy()
+    panel.channel_box.setCurrentIndex(1)
+    panel.random_points(k=10)
+    assert s.mask[1].sum() == 10
+    panel.random_points(k=0)  # 0 → 3 % of the nodes
+    assert s.mask[1].sum() == round(0.03 * 256)
+    panel.clear_mask()
+    assert not s.mask[1].any()
+    panel.undo()
+    assert s.mask[1].sum() == round(0.03 * 256)
+    panel.undo()
+    panel.undo()
+    assert s.mask[1].sum() == 0
+    panel.undo()  # before threshold
+    assert not set(np.unique(s.values[0])) <= {3.0, 12.0}
+    panel.redo()
+    assert np.array_equal(s.values[0], grf_thresholded)
+    # the canvas shows the state's arrays (views, not copies)
+    assert np.array_equal(panel.canvases[0].data(), s.values[0])
+
+
+def test_load_npy_and_hover(make_window, tmp_path):
+    w, s, panel = _setup(make_window)
+    arr = np.arange(256, dtype=float).reshape(16, 16)
+    np.save(tmp_path / "a.npy", arr)
+    panel.channel_box.setCurrentIndex(0)
+    w.import_npy(str(tmp_path / "a.npy"))
+    assert np.array_equal(s.values[0], arr) and s.mask[0].all()
+    np.save(tmp_path / "m.npy", arr > 200)
+    w.import_npy(str(tmp_path / "m.npy"), as_mask=True)
+    assert s.mask[0].sum() == 55
+    from tests.app.helpers import node_pos
+
+    cv = panel.canvases[0]
+    scene = cv.graphics.mapToScene(node_pos(cv, 2, 3))
+    cv._on_mouse_moved(scene)
+    assert "x=0.200" in cv.readout.text() and "y=0.133" in cv.readout.text() and "=35" in cv.readout.text()
