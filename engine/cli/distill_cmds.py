@@ -1,0 +1,73 @@
+"""piddm distill: physics-informed distillation of a teacher run into a one-step student."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+from engine.cli.common import emit, progress_bar
+from engine.cli.train_cmds import _ctrl_c_cancels
+from engine.config import from_dict, load_config, to_dict
+from engine.distill.config import DistillConfig
+from engine.errors import ConfigError
+from engine.jobs import CancelToken
+
+# option name -> DistillConfig field
+_OPTIONS = {"teacher": "teacher", "lam": "lam", "lam_warmup": "lam_warmup", "pairs": "pairs",
+            "refresh": "refresh", "sampler_steps": "sampler_steps", "batch": "batch_size", "lr": "lr",
+            "steps": "steps", "minutes": "minutes", "seed": "seed", "device": "device",
+            "report_every": "report_every", "checkpoint_minutes": "checkpoint_minutes"}
+
+
+def distill_config_from_args(args: argparse.Namespace) -> DistillConfig:
+    given = {field: getattr(args, opt) for opt, field in _OPTIONS.items() if getattr(args, opt) is not None}
+    if args.resume:
+        saved = Path(args.output) / "config.json"
+        if not saved.is_file():
+            raise ConfigError(f"{args.output}: no run to resume (config.json missing)")
+        return from_dict(DistillConfig, {**to_dict(load_config(saved, DistillConfig)), **given})
+    if "teacher" not in given:
+        raise ConfigError("--teacher is required for a new distillation run")
+    if "minutes" in given and "steps" not in given:
+        given["steps"] = 10**9  # the time budget is the stopping rule
+    return DistillConfig(**given)
+
+
+def cmd_distill(args: argparse.Namespace) -> int:
+    from engine.distill.train import distill
+
+    cfg = distill_config_from_args(args)
+    token = CancelToken()
+    on_progress, bar = progress_bar(f"distill λ={cfg.lam:g}")
+    with bar, _ctrl_c_cancels(token):
+        res = distill(cfg, args.output, resume=args.resume, on_progress=on_progress, cancel=token)
+    emit(dataclasses.asdict(res), args.json,
+         f"distilled to step {res.step} ({res.stopped}) in {res.seconds:.1f} s "
+         f"({res.pair_seconds:.1f} s of teacher pairs); loss {res.loss:.4g}, residual {res.residual:.4g} "
+         f"(teacher's {res.residual_scale:.4g}); checkpoint {res.checkpoint}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("distill", help="distill a teacher into a physics-informed one-step student")
+    p.add_argument("--teacher", help="teacher run directory")
+    p.add_argument("-o", "--output", required=True, help="student run directory")
+    p.add_argument("--lambda", dest="lam", type=float, help="λ_train, residual weight (0 = pure distillation)")
+    p.add_argument("--lambda-warmup", dest="lam_warmup", type=float,
+                   help="fraction of the run over which λ ramps in (default 0.5)")
+    p.add_argument("--pairs", type=int, help="K, number of (ε, x0) pairs (default 1024)")
+    p.add_argument("--refresh", type=int, help="R, steps between pair refreshes (default 500, 0 = never)")
+    p.add_argument("--sampler-steps", dest="sampler_steps", type=int, help="teacher Heun steps N_s (default 18)")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--steps", type=int, help="optimiser steps (default 2000)")
+    budget.add_argument("--minutes", type=float, help="wall-clock budget in minutes")
+    p.add_argument("--batch", type=int, help="batch size per process (default 64)")
+    p.add_argument("--lr", type=float, help="learning rate (default 1e-4)")
+    p.add_argument("--report-every", dest="report_every", type=int)
+    p.add_argument("--checkpoint-minutes", dest="checkpoint_minutes", type=float)
+    p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--resume", action="store_true", help="continue the run in -o from its checkpoint")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--json", action="store_true", help="print a machine-readable result on stdout")
+    p.set_defaults(func=cmd_distill)

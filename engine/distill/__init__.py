@@ -1,0 +1,1 @@
+"""PIDDM: physics-informed distillation of the teacher into a one-step generator."""

@@ -1,0 +1,40 @@
+"""DistillConfig: every setting of a distillation run (saved to config.json, strict on load)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engine.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    teacher: str = ""  # teacher run directory (or bundled teacher folder)
+    lam: float = 0.01  # λ_train, weight of the residual term ‖R(G(ε))‖²/s; 0 = pure distillation
+    lam_warmup: float = 0.5  # fraction of the steps over which λ ramps linearly from 0 (0 = none)
+    pairs: int = 1024  # K (ε, x0) pairs kept with the run
+    refresh: int = 500  # R: steps between pair refreshes (0 = never)
+    refresh_fraction: float = 0.25  # part of the pairs replaced by fresh ε at each refresh
+    sampler_steps: int = 18  # N_s of the teacher's Heun sampler (NFE 2N_s - 1)
+    batch_size: int = 64
+    lr: float = 1e-4
+    warmup_steps: int = 50  # linear learning-rate warm-up
+    steps: int = 2000
+    minutes: float = 0.0  # wall-clock budget; > 0 overrides steps as the stopping rule
+    ema_halflife_steps: float = 200.0
+    seed: int = 0
+    report_every: int = 10
+    checkpoint_minutes: float = 5.0
+    device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:1"
+
+    def __post_init__(self) -> None:
+        if self.lam < 0:
+            raise ConfigError(f"lambda must be >= 0, got {self.lam}")
+        if not 0 <= self.lam_warmup <= 1:
+            raise ConfigError(f"lam_warmup is a fraction of the run in [0, 1], got {self.lam_warmup}")
+        if self.pairs < 1 or self.batch_size < 1:
+            raise ConfigError(f"pairs and batch_size must be positive, got {self.pairs}, {self.batch_size}")
+        if not 0 < self.refresh_fraction <= 1:
+            raise ConfigError(f"refresh_fraction must be in (0, 1], got {self.refresh_fraction}")
+        if self.sampler_steps < 2:
+            raise ConfigError(f"sampler_steps must be at least 2, got {self.sampler_steps}")

@@ -1,0 +1,276 @@
+"""Physics-informed distillation (PIDDM stage 3): train the one-step student on the teacher's pairs.
+
+Loop: step s draws its batch indices from a generator seeded by (cfg.seed, s) (a resumed run
+sees the same batches); the loss is ``piddm_loss`` with λ ramped in over the first ``lam_warmup`` of the budget;
+AdamW with linear warm-up; EMA with β = 0.5^(1/halflife). Every ``refresh`` steps a rotating
+block of pairs is replaced by fresh ε mapped through the teacher. Checkpoints (kind "student")
+are atomic, taken every ``checkpoint_minutes``, on cancel and Ctrl-C; a non-finite loss stops
+the run naming the step. Under torchrun each rank takes its slice of the global batch (DDP).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from engine import __version__, dist
+from engine.config import from_dict, save_config, to_dict
+from engine.diffusion.model import load_teacher
+from engine.diffusion.train import step_generator
+from engine.diffusion.unet import count_parameters
+from engine.distill.config import DistillConfig
+from engine.distill.generator import one_step
+from engine.distill.loss import piddm_loss, residual_energy
+from engine.distill.pairs import load_pairs, pair_seed, refresh_indices, save_pairs, teacher_map
+from engine.errors import CheckpointError, ConfigError, NonFiniteError
+from engine.io.checkpoint import load_checkpoint, save_checkpoint
+from engine.io.rundir import RunDir
+from engine.jobs import Cancelled, CancelToken, Progress, ProgressFn, Throttle, no_progress
+
+log = logging.getLogger(__name__)
+
+RESUME_MAY_CHANGE = {"steps", "minutes", "report_every", "checkpoint_minutes", "device", "teacher"}
+
+
+@dataclass(frozen=True)
+class DistillResult:
+    run_dir: Path
+    checkpoint: Path
+    step: int
+    loss: float
+    residual: float  # mean r² of the last report window's student outputs (physical units)
+    residual_scale: float
+    seconds: float  # wall time of this session (pairs included)
+    pair_seconds: float  # of which spent generating / refreshing pairs with the teacher
+    n_params: int
+    stopped: str
+
+
+def distill(cfg: DistillConfig, run_dir: str | Path, *, resume: bool = False,
+            on_progress: ProgressFn = no_progress, cancel: CancelToken | None = None) -> DistillResult:
+    """Distill ``cfg.teacher`` into a one-step student in ``run_dir`` (or resume it)."""
+    info = dist.setup(cfg.device)
+    try:
+        job = _Distiller(cfg, Path(run_dir), info, resume, on_progress, cancel)
+        ctx = job.run_dir.logging_to_file() if info.is_main else contextlib.nullcontext()
+        with ctx:
+            return job.run(on_progress, cancel)
+    finally:
+        dist.cleanup(info)
+
+
+class _Distiller:
+    def __init__(self, cfg: DistillConfig, path: Path, info: dist.DistInfo, resume: bool,
+                 on_progress: ProgressFn, cancel: CancelToken | None) -> None:
+        self.cfg, self.info = cfg, info
+        self.t_start = time.perf_counter()
+        if info.is_main:
+            self.run_dir = RunDir(path, create=True)
+        dist.barrier()
+        if not info.is_main:
+            self.run_dir = RunDir(path)
+        if not cfg.teacher:
+            raise ConfigError("distillation needs a teacher run directory (--teacher)")
+        self.teacher = load_teacher(cfg.teacher, info.device)
+        t = self.teacher
+        ckpt = None
+        if resume:
+            if not self.run_dir.has_checkpoint():
+                raise CheckpointError(f"{path}: no checkpoint to resume from")
+            ckpt = load_checkpoint(self.run_dir.checkpoint_path, kind="student", pde=t.pde.name, grid=t.grid)
+            old = from_dict(DistillConfig, ckpt["config"])
+            diff = [f"{k}: {getattr(old, k)!r} -> {getattr(cfg, k)!r}" for k in to_dict(cfg)
+                    if k not in RESUME_MAY_CHANGE and getattr(cfg, k) != getattr(old, k)]
+            if diff:
+                raise ConfigError("cannot resume with changed settings (" + "; ".join(diff) + ")")
+        elif self.run_dir.has_checkpoint():
+            raise ConfigError(f"{path} already holds a checkpoint; resume it or choose another run directory")
+
+        # The student: a copy of the teacher's EMA denoiser, so G(ε) = D(σ_max ε; σ_max) at step 0.
+        self.model = copy.deepcopy(t.denoiser).requires_grad_(True).train()
+        self.ema = copy.deepcopy(t.denoiser).requires_grad_(False).eval()
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=0.0)
+        self.step, self.elapsed_before, self.generation = 0, 0.0, 0
+        self.pair_seconds = 0.0
+        if ckpt is not None:
+            self.model.load_state_dict(ckpt["model"])
+            self.ema.load_state_dict(ckpt["ema"])
+            self.opt.load_state_dict(ckpt["optimizer"])
+            self.step, self.generation = int(ckpt["step"]), int(ckpt["generation"])
+            self.elapsed_before = float(ckpt.get("elapsed", 0.0))
+            self.seeds = [int(s) for s in ckpt["pair_seeds"].tolist()]
+        else:
+            self.seeds = [pair_seed(cfg.seed, 0, i) for i in range(cfg.pairs)]
+        self._build_pairs(on_progress, cancel)
+        self.residual_scale = float(ckpt["residual_scale"]) if ckpt is not None else self._residual_scale()
+        self.net: nn.Module = self.model
+        if info.world_size > 1:
+            ids = [info.device.index] if info.device.type == "cuda" else None
+            self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        if info.is_main:
+            save_config(self.run_dir.config_path, cfg, kind="student", software_version=__version__,
+                        torch_version=str(torch.__version__), device=str(info.device),
+                        world_size=info.world_size, n_params=count_parameters(self.model),
+                        residual_scale=self.residual_scale, teacher_step=t.step)
+            self.run_dir.write_json("normalization.json", {"channels": list(t.channels), **t.normalizer.to_dict()})
+            if resume:
+                self.run_dir.truncate_metrics(self.step)
+            else:
+                self.run_dir.metrics_path.unlink(missing_ok=True)
+
+    # -- pairs ----------------------------------------------------------------------------------
+    @property
+    def pairs_path(self) -> Path:
+        return self.run_dir.path / "pairs.h5"
+
+    def _build_pairs(self, on_progress: ProgressFn, cancel: CancelToken | None) -> None:
+        """Load pairs.h5 and map through the teacher only the seeds it lacks."""
+        t0 = time.perf_counter()
+        stored = load_pairs(self.pairs_path)
+        have = {} if stored is None else {s: i for i, s in enumerate(stored[2])}
+        missing = [s for s in self.seeds if s not in have]
+        new_eps, new_x0 = (teacher_map(self.teacher, missing, self.cfg.sampler_steps, on_progress=on_progress,
+                                       cancel=cancel) if missing else (None, None))
+        fresh = {s: i for i, s in enumerate(missing)}
+        eps, x0 = [], []
+        for s in self.seeds:
+            if s in fresh:
+                eps.append(new_eps[fresh[s]])
+                x0.append(new_x0[fresh[s]])
+            else:
+                eps.append(stored[0][have[s]])
+                x0.append(stored[1][have[s]])
+        self.eps, self.x0 = torch.stack(eps).to(self.info.device), torch.stack(x0).to(self.info.device)
+        if missing and self.info.is_main:
+            save_pairs(self.pairs_path, self.eps.cpu(), self.x0.cpu(), self.seeds)
+        self.pair_seconds += time.perf_counter() - t0
+
+    def _refresh(self) -> None:
+        self.generation += 1
+        for i in refresh_indices(len(self.seeds), self.cfg.refresh_fraction, self.generation):
+            self.seeds[int(i)] = pair_seed(self.cfg.seed, self.generation, int(i))
+        self._build_pairs(no_progress, None)
+
+    def _residual_scale(self) -> float:
+        """s = mean r² of the teacher's own samples (the pairs' x0): λ is relative to the teacher."""
+        t = self.teacher
+        with torch.no_grad():
+            r = torch.cat([residual_energy(t.pde, t.normalizer.decode(self.x0[i : i + 256].double()), t.grid)
+                           for i in range(0, len(self.x0), 256)])
+        return max(float(r.mean()), 1e-30)
+
+    # -- training -------------------------------------------------------------------------------
+    def checkpoint(self) -> dict:
+        t, cfg = self.teacher, self.cfg
+        return {"kind": "student", "config": to_dict(cfg), "teacher": str(cfg.teacher),
+                "teacher_config": to_dict(t.config), "teacher_step": t.step,
+                "pde": {"name": t.pde.name, "params": dict(t.config.pde_params)},
+                "grid": {"n": t.grid.n, "length": 1.0}, "channels": list(t.channels),
+                "normalizer": t.normalizer.to_dict(), "sigma_max": float(t.sigma_max),
+                "residual_scale": self.residual_scale, "model": self.model.state_dict(),
+                "ema": self.ema.state_dict(), "optimizer": self.opt.state_dict(), "step": self.step,
+                "generation": self.generation, "pair_seeds": torch.tensor(self.seeds, dtype=torch.int64),
+                "elapsed": self.elapsed(), "software_version": __version__}
+
+    def save(self) -> None:
+        if self.info.is_main:
+            save_checkpoint(self.run_dir.checkpoint_path, self.checkpoint())
+        self.last_ckpt_step, self.last_ckpt_time = self.step, time.perf_counter()
+
+    def elapsed(self) -> float:
+        return self.elapsed_before + time.perf_counter() - self.t0
+
+    def lam(self, step: int) -> float:
+        """λ at ``step``: the ramp ends after lam_warmup of the step budget or of the time budget,
+        whichever comes first (the time-based part makes a minutes-limited run less reproducible)."""
+        cfg = self.cfg
+        frac = step / cfg.steps
+        if cfg.minutes > 0:
+            frac = max(frac, self.elapsed() / (60 * cfg.minutes))
+        return cfg.lam if cfg.lam_warmup <= 0 else cfg.lam * min(1.0, frac / cfg.lam_warmup)
+
+    def train_step(self) -> tuple[torch.Tensor, torch.Tensor]:
+        cfg, info, B = self.cfg, self.info, self.cfg.batch_size
+        gen = step_generator(cfg.seed, self.step, info.device)
+        idx = torch.randint(len(self.eps), (B * info.world_size,), generator=gen, device=info.device)
+        idx = idx[info.rank * B : (info.rank + 1) * B]
+        for g in self.opt.param_groups:
+            g["lr"] = cfg.lr * min(1.0, (self.step + 1) / cfg.warmup_steps) if cfg.warmup_steps else cfg.lr
+        t = self.teacher
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=info.device.type == "cuda"):
+            pred = one_step(self.net, self.eps[idx], t.sigma_max)
+        loss, parts = piddm_loss(pred, self.x0[idx], self.lam(self.step), t.pde, t.grid,
+                                 t.normalizer, self.residual_scale)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        beta = 0.5 ** (1.0 / cfg.ema_halflife_steps)
+        torch._foreach_lerp_(list(self.ema.parameters()), list(self.model.parameters()), 1.0 - beta)
+        return loss.detach(), parts["residual"]
+
+    def run(self, on_progress: ProgressFn, cancel: CancelToken | None) -> DistillResult:
+        cfg, info = self.cfg, self.info
+        report = Throttle(on_progress) if info.is_main else no_progress
+        self.t0 = self.last_ckpt_time = time.perf_counter()
+        self.last_ckpt_step = self.step
+        total = cfg.steps  # an upper bound when cfg.minutes > 0 (as for the teacher)
+        losses, residuals, loss_mean, res_mean, stopped = [], [], float("nan"), float("nan"), "steps"
+        try:
+            while self.step < total:
+                loss, res = self.train_step()
+                losses.append(loss)
+                residuals.append(res)
+                self.step += 1
+                s = self.step
+                if cfg.refresh and s % cfg.refresh == 0 and s < total:
+                    self._refresh()
+                stop_now = cancel is not None and cancel.cancelled
+                if not (stop_now or s % cfg.report_every == 0 or s == total):
+                    continue
+                window = dist.all_reduce_mean(torch.stack(losses).float()).cpu()
+                res_mean = float(dist.all_reduce_mean(torch.stack(residuals).float().mean()).cpu())
+                flags = torch.tensor([float(stop_now),
+                                      float(cfg.minutes > 0 and self.elapsed() >= 60 * cfg.minutes),
+                                      float(time.perf_counter() - self.last_ckpt_time >= 60 * cfg.checkpoint_minutes)],
+                                     device=info.device)
+                do_cancel, time_up, ckpt_due = dist.all_reduce_max(flags).tolist()
+                if not torch.isfinite(window).all():
+                    bad = int((~torch.isfinite(window)).nonzero()[0, 0])
+                    raise NonFiniteError(
+                        f"distillation loss is {window[bad].item()} at step {s - len(window) + bad + 1}; "
+                        f"stopped, the last good checkpoint is step {self.last_ckpt_step} "
+                        f"(a lower lr than {cfg.lr:g} or a smaller lambda than {cfg.lam:g} may help)")
+                loss_mean = float(window.mean())
+                losses, residuals = [], []
+                metrics = {"loss": loss_mean, "residual": res_mean, "lam": self.lam(s - 1),
+                           "elapsed": self.elapsed()}
+                if info.is_main:
+                    self.run_dir.append_metrics({"step": s, **metrics})
+                    report(Progress("distill", s, total, metrics))
+                if do_cancel:
+                    self.save()
+                    raise Cancelled
+                if ckpt_due:
+                    self.save()
+                if time_up:
+                    stopped = "minutes"
+                    break
+            self.save()
+            dist.barrier()
+        except KeyboardInterrupt:
+            if self.step > self.last_ckpt_step:
+                with contextlib.suppress(Exception):
+                    self.save()
+            raise
+        log.info("distill: stopped (%s) at step %d, loss %.4g, residual %.4g", stopped, self.step,
+                 loss_mean, res_mean)
+        return DistillResult(self.run_dir.path, self.run_dir.checkpoint_path, self.step, loss_mean,
+                             res_mean, self.residual_scale, time.perf_counter() - self.t_start, self.pair_seconds,
+                             count_parameters(self.model), stopped)

@@ -1,0 +1,125 @@
+"""Finding and loading models: bundled ones (resources/models/<pde>/<name>/) and run directories.
+
+A model folder holds ``checkpoint.pt`` (kind "teacher" or "student") and, when bundled, a model
+card ``card.json`` (PDE, grid, sizes, training data and budget, bench figures, guidance weights).
+Everything loads through the same safe loaders (``torch.load(weights_only=True)``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from importlib import resources as _res
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from engine.diffusion.model import Teacher, load_teacher
+from engine.distill.generator import Student, load_student
+from engine.errors import CheckpointError
+from engine.grid import Grid
+from engine.io.checkpoint import FILENAME, load_checkpoint, resolve
+
+CARD = "card.json"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A model found on disk, before loading its weights."""
+
+    pde: str
+    name: str  # folder name: "teacher", "piddm", "distill", or a run's name
+    kind: str  # "teacher" | "student"
+    path: Path  # the model folder
+    card: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def label(self) -> str:
+        return f"{self.pde} · {self.name}"
+
+
+@dataclass
+class Model:
+    """A loaded model: a student (with its teacher when found) or a teacher alone."""
+
+    kind: str
+    path: Path
+    pde: Any  # engine.pdes.PDE
+    grid: Grid
+    card: dict[str, Any]
+    student: Student | None = None
+    teacher: Teacher | None = None
+
+
+def bundled_root() -> Path:
+    return Path(str(_res.files("resources"))) / "models"
+
+
+def read_card(folder: Path) -> dict[str, Any]:
+    """The model card of a folder, or a minimal one built from its config.json."""
+    for name in (CARD, "config.json"):
+        p = folder / name
+        if p.is_file():
+            try:
+                return json.loads(p.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError):
+                return {}
+    return {}
+
+
+def _info(folder: Path) -> ModelInfo | None:
+    if not (folder / FILENAME).is_file():
+        return None
+    card = read_card(folder)
+    kind = card.get("kind", "")
+    pde = card.get("pde", "")
+    if not kind or not isinstance(pde, str) or not pde:
+        try:
+            ckpt = load_checkpoint(folder)
+        except CheckpointError:
+            return None
+        kind, pde = str(ckpt.get("kind", "")), str((ckpt.get("pde") or {}).get("name", ""))
+    return ModelInfo(pde=pde, name=folder.name, kind=kind, path=folder, card=card)
+
+
+def bundled_models() -> list[ModelInfo]:
+    """Bundled models, students first (piddm before distill), then teachers; PDEs in registry order."""
+    from engine import pdes
+
+    root = bundled_root()
+    order = {"piddm": 0, "distill": 1, "teacher": 2}
+    out = []
+    for pde in pdes.names():
+        folder = root / pde
+        if folder.is_dir():
+            found = [i for i in (_info(d) for d in sorted(folder.iterdir()) if d.is_dir()) if i]
+            out += sorted(found, key=lambda i: order.get(i.name, 9))
+    return out
+
+
+def find_runs(folder: str | os.PathLike[str]) -> list[ModelInfo]:
+    """Run directories directly inside ``folder`` (and ``folder`` itself) holding a checkpoint."""
+    root = Path(folder)
+    cands = [root, *sorted(p for p in root.iterdir() if p.is_dir())] if root.is_dir() else []
+    return [i for i in (_info(c) for c in cands) if i]
+
+
+def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> Model:
+    """Load a teacher or student folder (or checkpoint file). A student brings its teacher along
+    when the folder it records exists (needed by the diffusionpde and teacher baselines)."""
+    ckpt_path = resolve(path)
+    folder = ckpt_path.parent
+    kind = str(load_checkpoint(ckpt_path).get("kind", ""))
+    card = read_card(folder)
+    if kind == "student":
+        student = load_student(ckpt_path, device)
+        teacher = None
+        if student.teacher_path is not None and resolve(student.teacher_path).is_file():
+            teacher = load_teacher(student.teacher_path, device)
+        return Model(kind, folder, student.pde, student.grid, card, student=student, teacher=teacher)
+    if kind == "teacher":
+        teacher = load_teacher(ckpt_path, device)
+        return Model(kind, folder, teacher.pde, teacher.grid, card, teacher=teacher)
+    raise CheckpointError(f"{ckpt_path}: a {kind!r} checkpoint is not a model")

@@ -1,0 +1,1 @@
+"""Bundled data: pretrained models (models/<pde>/<name>/), screenshots, styles."""
