@@ -1,0 +1,134 @@
+"""`piddm pdes | generate | evaluate` end to end: exit codes, one-line errors, JSON output that
+agrees with an independent residual computation, and a file standard tools can read."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+from engine import pdes
+from engine.cli.main import main
+
+PIDDM = [sys.executable, "-m", "engine.cli.main"]
+
+
+def run(*args):
+    return subprocess.run([*PIDDM, *map(str, args)], capture_output=True, text=True, timeout=120)
+
+
+def one_line_error(capsys, argv):
+    rc = main([str(a) for a in argv])
+    err = capsys.readouterr().err
+    assert rc != 0
+    assert err.count("\n") == 1 and err.startswith("piddm: error: "), err
+    return err
+
+
+def test_pdes_json(capsys):
+    assert main(["pdes", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["pdes"]
+    assert [r["name"] for r in rows] == pdes.names()
+    assert {r["name"]: r["channels"] for r in rows}["darcy"] == ["a", "u"]
+    assert {r["name"]: r["params"] for r in rows}["helmholtz"] == {"k": 1.0}
+
+
+def test_generate_and_evaluate_bad_input_one_line(capsys, tmp_path):
+    out = tmp_path / "x.h5"
+    assert "at least 1" in one_line_error(capsys, ["generate", "--pde", "darcy", "--n", "0", "-o", out])
+    assert "grid" in one_line_error(capsys, ["generate", "--pde", "darcy", "--grid", "3", "-o", out])
+    assert "helmholtz k" in one_line_error(capsys, ["generate", "--pde", "helmholtz", "--n", "1", "--grid", "8",
+                                                    "--param", "k=9", "-o", out])
+    assert "NAME=NUMBER" in one_line_error(capsys, ["generate", "--pde", "helmholtz", "--param", "k", "-o", out])
+    assert "unknown parameters" in one_line_error(capsys, ["generate", "--pde", "darcy", "--n", "1", "--grid", "8",
+                                                           "--param", "q=1", "-o", out])
+    assert "does not exist" in one_line_error(capsys, ["generate", "--pde", "poisson", "--n", "1", "--grid", "8",
+                                                       "-o", tmp_path / "no" / "x.h5"])
+    assert "no such file" in one_line_error(capsys, ["evaluate", tmp_path / "missing.h5"])
+    (tmp_path / "t.h5").write_text("not hdf5")
+    assert "not an HDF5 file" in one_line_error(capsys, ["evaluate", tmp_path / "t.h5"])
+    assert not out.exists()
+
+
+@pytest.mark.xfail(strict=True, reason="argparse prints its usage block before the error line; "
+                   "engine/cli/main.py needs a parser whose error() prints one line")
+def test_argparse_errors_are_one_line(tmp_path):
+    p = run("generate", "--pde", "darcy", "--n", "abc", "-o", tmp_path / "x.h5")
+    assert p.returncode != 0
+    assert p.stderr.count("\n") == 1, p.stderr
+
+
+def independent_residual_mse(name, fields):
+    """SPEC formulas in NumPy slicing (float64 of the stored values), interior nodes only."""
+    x = fields.astype(np.float64)
+    n = x.shape[-1]
+    h = 1.0 / (n - 1)
+    if name == "burgers":
+        u, dt, dx, nu = x[:, 0], 1.0 / (n - 1), 1.0 / n, 0.01
+
+        def F(v):
+            vp, vm = np.roll(v, -1, -1), np.roll(v, 1, -1)
+            return (vp**2 - vm**2) / (4 * dx) - nu * (vp - 2 * v + vm) / dx**2
+
+        r = (u[:, 1:] - u[:, :-1]) / dt + 0.5 * (F(u[:, 1:]) + F(u[:, :-1]))
+        return float((r**2).mean()), 0.0
+    c, u = x[:, 0], x[:, 1]
+    C, E, W, N, S = (u[:, 1:-1, 1:-1], u[:, 1:-1, 2:], u[:, 1:-1, :-2], u[:, 2:, 1:-1], u[:, :-2, 1:-1])
+    if name == "darcy":
+        a = c
+        ac = a[:, 1:-1, 1:-1]
+        ae, aw = (ac + a[:, 1:-1, 2:]) / 2, (ac + a[:, 1:-1, :-2]) / 2
+        an, as_ = (ac + a[:, 2:, 1:-1]) / 2, (ac + a[:, :-2, 1:-1]) / 2
+        r = -(ae * (E - C) - aw * (C - W) + an * (N - C) - as_ * (C - S)) / h**2 - 1.0
+    else:
+        k2 = 1.0 if name == "helmholtz" else 0.0
+        r = -(E + W + N + S - 4 * C) / h**2 - k2 * C - c[:, 1:-1, 1:-1]
+    ring = np.concatenate([u[:, 0], u[:, -1], u[:, 1:-1, 0], u[:, 1:-1, -1]], axis=1)
+    return float((r**2).mean()), float((ring**2).mean())
+
+
+@pytest.mark.parametrize("name", pdes.names())
+def test_generate_then_evaluate_agrees_with_independent_residual(tmp_path, capsys, name):
+    out = tmp_path / f"{name}.h5"
+    assert main(["generate", "--pde", name, "--n", "3", "--grid", "16", "--seed", "2", "-o", str(out),
+                 "--json"]) == 0
+    gen = json.loads(capsys.readouterr().out)
+    assert gen["n"] == 3 and gen["grid"] == 16 and gen["path"] == str(out)
+    assert main(["evaluate", str(out), "--json", "--reference", str(out), "--truth", str(out)]) == 0
+    ev = json.loads(capsys.readouterr().out)
+    with h5py.File(out, "r") as h:
+        fields = h["fields"][()]
+    res, bc = independent_residual_mse(name, fields)
+    assert ev["residual_mse"] == pytest.approx(res, rel=1e-9) and ev["bc_mse"] == pytest.approx(bc, abs=1e-30)
+    assert gen["residual_mse"] == pytest.approx(res, rel=1e-9)
+    assert res < 1e-8  # float32 storage of a solution at round-off
+    assert all(ev[k] == 0.0 for k in ev if k.startswith(("mmse", "smse", "rel_l2", "error_rate")))
+    assert ev["n"] == 3 and ev["pde"] == name
+
+
+def test_cli_subprocess_end_to_end(tmp_path):
+    out = tmp_path / "d.h5"
+    p = run("generate", "--pde", "darcy", "--n", "2", "--grid", "32", "--dtype", "float64", "-o", out, "--json")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["n"] == 2 and p.stderr == ""  # no progress bar when not a terminal
+    p = run("evaluate", out, "--json")
+    assert p.returncode == 0 and json.loads(p.stdout)["residual_mse"] < 1e-20  # float64: round-off
+
+
+def test_h5dump_reads_the_header(tmp_path):
+    if shutil.which("h5dump") is None:
+        pytest.skip("h5dump not installed (Debian package hdf5-tools)")
+    out = tmp_path / "p.h5"
+    assert main(["generate", "--pde", "poisson", "--n", "2", "--grid", "8", "-o", str(out)]) == 0
+    p = subprocess.run(["h5dump", "-H", str(out)], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    for needle in ('DATASET "fields"', "H5T_IEEE_F32LE", "( 2, 2, 8, 8 )", 'ATTRIBUTE "format"',
+                   'ATTRIBUTE "channels"', 'ATTRIBUTE "pde_params"'):
+        assert needle in p.stdout, needle
+    p = subprocess.run(["h5dump", "-a", "/format", str(out)], capture_output=True, text=True, timeout=60)
+    assert '"piddm-fields"' in p.stdout
