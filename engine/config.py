@@ -1,0 +1,117 @@
+"""Typed, frozen configs for each workflow step, and their strict JSON round trip.
+
+A config is a flat frozen dataclass (nanoGPT's ``GPTConfig``, made strict): ``to_dict`` gives
+plain JSON values, ``from_dict`` refuses unknown keys, ``save_config`` / ``load_config`` write and
+read ``config.json`` atomically. Adding a field stays backward compatible (old files get the
+default). The helpers are generic over any config dataclass.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from engine.errors import ConfigError
+from engine.io.atomic import write_text
+
+T = TypeVar("T")
+
+CONFIG_FORMAT = 1
+MODEL_SIZES = ("tiny", "small", "base")
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    """Settings of one teacher training run (EDM, Karras et al. 2022)."""
+
+    pde: str = "darcy"
+    pde_params: dict[str, Any] = field(default_factory=dict)
+    grid_n: int = 64  # N: fields are N x N; a multiple of 8 (three U-Net halvings)
+    dataset: str = ""  # fields file written by `piddm generate`
+    holdout_fraction: float = 0.1  # the last floor(n * fraction) samples are held out, never trained on
+    model: str = "small"  # U-Net size: "tiny" (tests) | "small" (CPU, 32²) | "base" (GPU, 64²)
+    batch_size: int = 32  # per process; the global batch under DDP is batch_size * world size
+    lr: float = 2e-4  # AdamW peak learning rate
+    weight_decay: float = 0.0
+    warmup_steps: int = 200  # linear warm-up of the learning rate
+    steps: int = 20_000  # optimiser steps (an upper bound when minutes > 0)
+    minutes: float = 0.0  # wall-clock budget over all sessions; 0 = run `steps`
+    ema_halflife_steps: float = 500.0  # EMA decay β = 0.5^(1 / halflife)
+    sigma_data: float = 0.5  # σ_data: std of the normalised data (EDM §5)
+    P_mean: float = -1.2  # ln σ ~ N(P_mean, P_std²) during training (EDM Table 1)
+    P_std: float = 1.2
+    seed: int = 0
+    report_every: int = 20  # steps between Progress reports and metrics.jsonl lines
+    checkpoint_minutes: float = 5.0  # wall-clock interval between checkpoints
+    checkpoint_every: int = 0  # also checkpoint every this many steps; 0 = off
+    preview_every: int = 0  # steps between sample previews; 0 = off
+    preview_steps: int = 10  # Heun steps of a preview sample (NFE = 2·steps − 1)
+    device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:1"
+
+    def __post_init__(self) -> None:
+        if self.grid_n < 8 or self.grid_n % 8:
+            raise ConfigError(f"grid_n must be a multiple of 8 (U-Net downsampling), got {self.grid_n}")
+        if self.model not in MODEL_SIZES:
+            raise ConfigError(f"model must be one of {list(MODEL_SIZES)}, got {self.model!r}")
+        for name in ("batch_size", "steps", "report_every"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("lr", "ema_halflife_steps", "sigma_data", "P_std"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("warmup_steps", "minutes", "checkpoint_minutes", "checkpoint_every",
+                     "preview_every", "weight_decay"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be non-negative, got {getattr(self, name)}")
+        if self.preview_steps < 1:
+            raise ConfigError(f"preview_steps must be at least 1, got {self.preview_steps}")
+        if not 0 <= self.holdout_fraction < 1:
+            raise ConfigError(f"holdout_fraction must be in [0, 1), got {self.holdout_fraction}")
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """Plain-JSON dict of a config dataclass (nested dicts copied)."""
+    if not dataclasses.is_dataclass(cfg) or isinstance(cfg, type):
+        raise TypeError(f"expected a config dataclass instance, got {type(cfg).__name__}")
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(cls: type[T], data: Mapping[str, Any]) -> T:
+    """Build ``cls`` from ``data``; unknown keys and bad values raise ConfigError."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{cls.__name__}: expected a mapping, got {type(data).__name__}")
+    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    if unknown := set(data) - known:
+        raise ConfigError(f"{cls.__name__}: unknown keys {sorted(unknown)}; known: {sorted(known)}")
+    try:
+        return cls(**data)
+    except TypeError as exc:
+        raise ConfigError(f"{cls.__name__}: {exc}") from None
+
+
+def save_config(path: str | os.PathLike[str], cfg: Any, **meta: Any) -> Path:
+    """Write ``{"format", "type", "config", "meta"}`` as JSON, atomically. Returns the path."""
+    doc = {"format": CONFIG_FORMAT, "type": type(cfg).__name__, "config": to_dict(cfg), "meta": meta}
+    write_text(path, json.dumps(doc, indent=2, sort_keys=False) + "\n")
+    return Path(path)
+
+
+def load_config(path: str | os.PathLike[str], cls: type[T]) -> T:
+    """Read a config written by ``save_config``; ConfigError on a wrong type or unknown key."""
+    p = Path(path)
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: no such config file") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{p}: unreadable config ({exc})") from None
+    if not isinstance(doc, dict) or doc.get("format") != CONFIG_FORMAT:
+        raise ConfigError(f"{p}: not a config file of format {CONFIG_FORMAT}")
+    if doc.get("type") != cls.__name__:
+        raise ConfigError(f"{p}: holds a {doc.get('type')}, expected a {cls.__name__}")
+    return from_dict(cls, doc.get("config", {}))

@@ -1,0 +1,302 @@
+"""Teacher training: EDM loss, AdamW with linear warm-up, EMA, checkpoints, resume, DDP.
+
+Reproducibility: step s (0-based) draws its batch indices, noise n and σ-normals ξ from a
+generator seeded by (cfg.seed, s), on the data's device, for the global batch; rank r of W
+takes rows [r·B, (r+1)·B). A resumed run therefore sees exactly the batches the uninterrupted
+run would have seen, and on CPU follows its loss curve bit for bit. The EMA of the weights
+uses β = 0.5^(1/halflife) per step (EDM's half-life form), applied with ``torch._foreach_lerp_``.
+Checks, reports, checkpoints and previews happen at "boundaries" (every ``report_every`` steps,
+``checkpoint_every`` steps, ``preview_every`` steps, the last step, or a cancel), where ranks
+agree on losses and flags with one all-reduce; a non-finite loss raises NonFiniteError before
+anything is saved, so the last checkpoint on disk is always a good one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from engine import __version__, dist, pdes
+from engine.config import TeacherConfig, from_dict, save_config, to_dict
+from engine.data.dataset import Normalizer, load_split
+from engine.diffusion.loss import edm_loss
+from engine.diffusion.precond import Denoiser
+from engine.diffusion.sampler import RHO, SIGMA_MAX, SIGMA_MIN, heun_sample, noise_from_seeds
+from engine.diffusion.unet import UNet, count_parameters
+from engine.errors import CheckpointError, ConfigError, NonFiniteError
+from engine.io.checkpoint import load_checkpoint, save_checkpoint
+from engine.io.rundir import RunDir
+from engine.jobs import Cancelled, CancelToken, Progress, ProgressFn, Throttle, no_progress
+from engine.metrics import residual_map, residual_stats
+
+log = logging.getLogger(__name__)
+
+# Settings a resumed run may change; every other one must equal the checkpoint's.
+RESUME_MAY_CHANGE = {"steps", "minutes", "report_every", "checkpoint_minutes", "checkpoint_every",
+                     "preview_every", "preview_steps", "device", "dataset"}
+PREVIEW_SEEDS = (0, 1)
+
+
+@dataclass(frozen=True)
+class TeacherResult:
+    run_dir: Path
+    checkpoint: Path
+    step: int  # optimiser steps completed in total
+    loss: float  # mean loss of the last report window
+    seconds: float  # wall time of this session
+    samples_per_s: float  # global training samples per second over this session
+    n_params: int
+    stopped: str  # "steps" | "minutes"
+    ema: nn.Module | None = field(default=None, repr=False, compare=False)  # this rank's EMA denoiser
+    model: nn.Module | None = field(default=None, repr=False, compare=False)  # this rank's raw denoiser
+
+
+def build_denoiser(cfg: TeacherConfig, channels: int) -> Denoiser:
+    """D_θ with weights initialised from ``cfg.seed`` (the global RNG is left untouched)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        return Denoiser(UNet(channels, cfg.model), cfg.sigma_data)
+
+
+def step_generator(seed: int, step: int, device: torch.device) -> torch.Generator:
+    """The generator of step ``step``: a pure function of (seed, step)."""
+    state = np.random.SeedSequence([seed, step]).generate_state(2, dtype=np.uint32)
+    return torch.Generator(device).manual_seed((int(state[0]) << 31) ^ int(state[1]))
+
+
+def lr_at(cfg: TeacherConfig, step: int) -> float:
+    """Linear warm-up to cfg.lr over cfg.warmup_steps, then constant."""
+    return cfg.lr * min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else cfg.lr
+
+
+def _check_resumable(cfg: TeacherConfig, old: TeacherConfig) -> None:
+    diff = [f"{k}: {getattr(old, k)!r} -> {getattr(cfg, k)!r}" for k in to_dict(cfg)
+            if k not in RESUME_MAY_CHANGE and getattr(cfg, k) != getattr(old, k)]
+    if diff:
+        raise ConfigError("cannot resume with changed settings (" + "; ".join(diff) + ")")
+
+
+def _resolve_pde(cfg: TeacherConfig, file_pde: str, file_params: dict) -> TeacherConfig:
+    params = pdes.params_of(pdes.get(file_pde, **file_params))
+    asked = pdes.params_of(pdes.get(cfg.pde, **cfg.pde_params))
+    if asked != params:
+        raise ConfigError(f"pde_params {asked} differ from the dataset's {params}")
+    return dataclasses.replace(cfg, pde_params=params)
+
+
+def train_teacher(cfg: TeacherConfig, run_dir: str | Path | RunDir, *, resume: bool = False,
+                  on_progress: ProgressFn = no_progress, cancel: CancelToken | None = None) -> TeacherResult:
+    """Train (or resume) an EDM teacher on ``cfg.dataset``, writing the run directory.
+
+    Under ``torchrun`` each process trains on its slice of the global batch with DDP; rank 0
+    writes. Raises Cancelled after saving a checkpoint when ``cancel`` is set (KeyboardInterrupt
+    likewise), NonFiniteError naming the step when the loss is NaN/inf, DatasetError /
+    CheckpointError / ConfigError on bad input.
+    """
+    info = dist.setup(cfg.device)
+    try:
+        trainer = _Trainer(cfg, run_dir, info, resume)
+        logging_ctx = trainer.run_dir.logging_to_file() if info.is_main else contextlib.nullcontext()
+        with logging_ctx:
+            return trainer.run(on_progress, cancel)
+    finally:
+        dist.cleanup(info)
+
+
+class _Trainer:
+    def __init__(self, cfg: TeacherConfig, run_dir: str | Path | RunDir, info: dist.DistInfo,
+                 resume: bool) -> None:
+        self.info, dev = info, info.device
+        path = run_dir.path if isinstance(run_dir, RunDir) else Path(run_dir)
+        if info.is_main:
+            self.run_dir = RunDir(path, create=True)
+        dist.barrier()
+        if not info.is_main:
+            self.run_dir = RunDir(path)
+        data = load_split(cfg.dataset, pde=cfg.pde, grid_n=cfg.grid_n, holdout_fraction=cfg.holdout_fraction)
+        cfg = _resolve_pde(cfg, data.pde, data.pde_params)
+        self.cfg, self.data = cfg, data
+        self.pde = pdes.get(cfg.pde, **cfg.pde_params)
+        ckpt = None
+        if resume:
+            if not self.run_dir.has_checkpoint():
+                raise CheckpointError(f"{path}: no checkpoint to resume from")
+            ckpt = load_checkpoint(self.run_dir.checkpoint_path, kind="teacher", pde=cfg.pde, grid=cfg.grid_n)
+            _check_resumable(cfg, from_dict(TeacherConfig, ckpt["config"]))
+            if ckpt["data"]["n_train"] != len(data.train):
+                raise CheckpointError(f"{path}: trained on {ckpt['data']['n_train']} samples, "
+                                      f"but {cfg.dataset} now gives {len(data.train)}")
+            self.normalizer = Normalizer.from_dict(ckpt["normalizer"])
+        elif self.run_dir.has_checkpoint():
+            raise ConfigError(f"{path} already holds a checkpoint; resume it or choose another run directory")
+        else:
+            self.normalizer = Normalizer.fit(data.train, cfg.sigma_data)
+
+        self.model = build_denoiser(cfg, len(data.channels)).to(dev)
+        self.ema = copy.deepcopy(self.model).requires_grad_(False).eval()
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.step, self.elapsed_before, self.last_ckpt_step = 0, 0.0, 0
+        if ckpt is not None:
+            self.model.load_state_dict(ckpt["model"])
+            self.ema.load_state_dict(ckpt["ema"])
+            self.opt.load_state_dict(ckpt["optimizer"])
+            self.step = self.last_ckpt_step = int(ckpt["step"])
+            self.elapsed_before = float(ckpt.get("elapsed", 0.0))
+            torch.set_rng_state(ckpt["rng"]["torch"])
+        self.net: nn.Module = self.model
+        if info.world_size > 1:
+            ids = [dev.index] if dev.type == "cuda" else None
+            self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        self.x_train = self.normalizer.encode(data.train).to(dev)  # (n_train, C, N, N), kept on the device
+        if info.is_main:
+            self._write_run_files(resume)
+
+    def _write_run_files(self, resume: bool) -> None:
+        run, cfg = self.run_dir, self.cfg
+        save_config(run.config_path, cfg, kind="teacher", software_version=__version__,
+                    torch_version=str(torch.__version__), device=str(self.info.device),
+                    world_size=self.info.world_size, n_params=count_parameters(self.model),
+                    precision="bf16 autocast" if self.info.device.type == "cuda" else "float32",
+                    data=self.data.record())
+        run.write_json("normalization.json", {"channels": list(self.data.channels),
+                                              **self.normalizer.to_dict(), **self.data.record()})
+        if resume:
+            run.truncate_metrics(self.step)  # the steps after the checkpoint are trained again
+        else:
+            run.metrics_path.unlink(missing_ok=True)
+
+    def checkpoint(self) -> dict:
+        cfg = self.cfg
+        return {"kind": "teacher", "config": to_dict(cfg),
+                "pde": {"name": cfg.pde, "params": dict(cfg.pde_params)},
+                "grid": {"n": cfg.grid_n, "length": 1.0}, "channels": list(self.data.channels),
+                "normalizer": self.normalizer.to_dict(), "data": self.data.record(),
+                "model": self.model.state_dict(), "ema": self.ema.state_dict(),
+                "optimizer": self.opt.state_dict(), "step": self.step, "elapsed": self.elapsed(),
+                "rng": {"torch": torch.get_rng_state()},
+                "sampler": {"sigma_min": SIGMA_MIN, "sigma_max": SIGMA_MAX, "rho": RHO},
+                "software_version": __version__, "torch_version": str(torch.__version__)}
+
+    def save(self) -> None:
+        if self.info.is_main:
+            save_checkpoint(self.run_dir.checkpoint_path, self.checkpoint())
+            log.info("checkpoint at step %d -> %s", self.step, self.run_dir.checkpoint_path)
+        self.last_ckpt_step, self.last_ckpt_time = self.step, time.perf_counter()
+
+    def elapsed(self) -> float:
+        return self.elapsed_before + time.perf_counter() - self.t0
+
+    def train_step(self) -> torch.Tensor:
+        cfg, dev, B = self.cfg, self.info.device, self.cfg.batch_size
+        gen = step_generator(cfg.seed, self.step, dev)
+        G = B * self.info.world_size  # global batch, drawn whole on every rank
+        idx = torch.randint(len(self.x_train), (G,), generator=gen, device=dev)
+        n = torch.randn((G, *self.x_train.shape[1:]), generator=gen, device=dev)
+        xi = torch.randn((G,), generator=gen, device=dev)
+        rows = slice(self.info.rank * B, (self.info.rank + 1) * B)
+        for g in self.opt.param_groups:
+            g["lr"] = lr_at(cfg, self.step)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+            loss = edm_loss(self.net, self.x_train[idx[rows]], n[rows], xi[rows],
+                            P_mean=cfg.P_mean, P_std=cfg.P_std, sigma_data=cfg.sigma_data).mean()
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        # EMA: θ_ema ← θ_ema + (1 − β)(θ − θ_ema)
+        beta = 0.5 ** (1.0 / cfg.ema_halflife_steps)
+        torch._foreach_lerp_(list(self.ema.parameters()), list(self.model.parameters()), 1.0 - beta)
+        return loss.detach()
+
+    def preview(self, report: ProgressFn, metrics: dict) -> None:
+        cfg = self.cfg
+        noise = noise_from_seeds(PREVIEW_SEEDS, self.x_train.shape[1:], self.info.device)
+        z = heun_sample(self.ema, noise, num_steps=cfg.preview_steps)
+        x = self.normalizer.decode(z.cpu().double()).numpy()  # (k, C, N, N) physical, float64
+        stats = residual_stats(self.pde, x)
+        self.run_dir.save_preview(self.step, x.astype(np.float32),
+                                  residual=residual_map(self.pde, x).astype(np.float32))
+        rec = {"step": self.step, "preview_residual_mse": stats["residual_mse"],
+               "preview_bc_mse": stats["bc_mse"]}
+        self.run_dir.append_metrics(rec)
+        report(Progress("teacher", self.step, cfg.steps, {**metrics, **rec},
+                        preview=x[0].astype(np.float32), message="preview"))
+
+    def run(self, on_progress: ProgressFn, cancel: CancelToken | None) -> TeacherResult:
+        cfg, info, dev = self.cfg, self.info, self.info.device
+        report = Throttle(on_progress) if info.is_main else no_progress
+        self.t0 = self.last_ckpt_time = time.perf_counter()
+        start_step, window, t_win = self.step, [], self.t0
+        loss_mean, stopped, consistent = float("nan"), "steps", True
+        log.info("teacher: %s, %d params, step %d/%d on %s x%d", cfg.model, count_parameters(self.model),
+                 self.step, cfg.steps, dev, info.world_size)
+        try:
+            while self.step < cfg.steps:
+                consistent = False
+                window.append(self.train_step())
+                self.step += 1
+                consistent = True
+                s = self.step
+                urgent = info.world_size == 1 and cancel is not None and cancel.cancelled
+                if not (urgent or s % cfg.report_every == 0 or s == cfg.steps
+                        or (cfg.checkpoint_every and s % cfg.checkpoint_every == 0)
+                        or (cfg.preview_every and s % cfg.preview_every == 0)):
+                    continue
+                # Boundary: agree on the window's losses and on the flags across ranks.
+                losses = dist.all_reduce_mean(torch.stack(window).float())
+                flags = torch.tensor([
+                    float(cancel is not None and cancel.cancelled),
+                    float(cfg.minutes > 0 and self.elapsed() >= 60 * cfg.minutes),
+                    float(time.perf_counter() - self.last_ckpt_time >= 60 * cfg.checkpoint_minutes > 0),
+                ], device=dev)
+                do_cancel, time_up, ckpt_due = dist.all_reduce_max(flags).tolist()
+                losses_cpu = losses.cpu()
+                if not torch.isfinite(losses_cpu).all():
+                    bad = int((~torch.isfinite(losses_cpu)).nonzero()[0, 0])
+                    raise NonFiniteError(
+                        f"loss is {losses_cpu[bad].item()} at step {s - len(window) + bad + 1}; training "
+                        f"stopped, the last good checkpoint is step {self.last_ckpt_step} in "
+                        f"{self.run_dir.checkpoint_path} (a lower lr than {cfg.lr:g} may help)")
+                now = time.perf_counter()
+                loss_mean = float(losses_cpu.mean())
+                metrics = {"loss": loss_mean, "lr": lr_at(cfg, s - 1),
+                           "samples_per_s": len(window) * cfg.batch_size * info.world_size / max(now - t_win, 1e-9),
+                           "elapsed": self.elapsed()}
+                window, t_win = [], now
+                if info.is_main:
+                    self.run_dir.append_metrics({"step": s, **metrics})
+                    report(Progress("teacher", s, cfg.steps, metrics))
+                if cfg.preview_every and s % cfg.preview_every == 0 and info.is_main:
+                    self.preview(report, metrics)
+                if do_cancel:
+                    self.save()
+                    raise Cancelled
+                if ckpt_due or (cfg.checkpoint_every and s % cfg.checkpoint_every == 0):
+                    self.save()
+                if time_up:
+                    stopped = "minutes"
+                    break
+            if self.step > self.last_ckpt_step or not self.run_dir.has_checkpoint():
+                self.save()
+            dist.barrier()
+        except KeyboardInterrupt:
+            # Save only a consistent state (not mid-update) whose losses were all finite.
+            ok = consistent and (not window or bool(torch.isfinite(torch.stack(window)).all()))
+            if ok and self.step > self.last_ckpt_step:
+                with contextlib.suppress(Exception):
+                    self.save()
+            raise
+        seconds = time.perf_counter() - self.t0
+        done = (self.step - start_step) * cfg.batch_size * info.world_size
+        log.info("teacher: stopped (%s) at step %d, loss %.4g", stopped, self.step, loss_mean)
+        return TeacherResult(self.run_dir.path, self.run_dir.checkpoint_path, self.step, loss_mean,
+                             seconds, done / max(seconds, 1e-9), count_parameters(self.model), stopped,
+                             ema=self.ema, model=self.model)

@@ -1,0 +1,143 @@
+"""A run directory (SPEC "Files"): everything a training run writes, in one folder.
+
+    RUN/config.json          the resolved config, strict on load (engine.config)
+    RUN/checkpoint.pt        plain-dict checkpoint (engine.io.checkpoint)
+    RUN/metrics.jsonl        one JSON object per report
+    RUN/log.txt              the engine logger's records during the run
+    RUN/normalization.json   per-channel statistics of the training split
+    RUN/previews/            sample previews (npz)
+
+The app lists runs by reading these folders; there is no other database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.errors import CheckpointError, EngineError
+from engine.io.atomic import atomic_path, write_text
+from engine.io.checkpoint import FILENAME
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)  # JSON has no NaN/inf; keep the information as text
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+class RunDir:
+    """Paths and small writers of one run directory.
+
+    Parameters
+    ----------
+    path : the folder.
+    create : make the folder (and parents) if missing; otherwise it must exist.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, create: bool = False) -> None:
+        self.path = Path(path)
+        if create:
+            try:
+                self.path.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise EngineError(f"cannot create run directory {self.path}: {exc.strerror or exc}") from None
+        elif not self.path.is_dir():
+            raise CheckpointError(f"{self.path}: no such run directory")
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.json"
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.path / FILENAME
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def log_path(self) -> Path:
+        return self.path / "log.txt"
+
+    @property
+    def normalization_path(self) -> Path:
+        return self.path / "normalization.json"
+
+    @property
+    def previews_dir(self) -> Path:
+        return self.path / "previews"
+
+    def has_checkpoint(self) -> bool:
+        return self.checkpoint_path.is_file()
+
+    def append_metrics(self, record: dict[str, Any]) -> None:
+        """Append one JSON object as a line of metrics.jsonl."""
+        line = json.dumps({k: _jsonable(v) for k, v in record.items()})
+        with open(self.metrics_path, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        """All records of metrics.jsonl; a torn last line (killed writer) is skipped."""
+        if not self.metrics_path.is_file():
+            return []
+        out = []
+        for line in self.metrics_path.read_text(encoding="utf-8").splitlines():
+            with contextlib.suppress(json.JSONDecodeError):
+                out.append(json.loads(line))
+        return out
+
+    def truncate_metrics(self, after_step: int) -> None:
+        """Drop records past ``after_step`` (a resumed run rewrites the steps it repeats)."""
+        keep = [r for r in self.read_metrics() if int(r.get("step", 0)) <= after_step]
+        write_text(self.metrics_path, "".join(json.dumps(r) + "\n" for r in keep))
+
+    def write_json(self, name: str, doc: dict[str, Any]) -> Path:
+        write_text(self.path / name, json.dumps(doc, indent=2) + "\n")
+        return self.path / name
+
+    def read_json(self, name: str) -> dict[str, Any]:
+        try:
+            return json.loads((self.path / name).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise CheckpointError(f"{self.path / name}: unreadable ({exc})") from None
+
+    def save_preview(self, step: int, fields: np.ndarray, **arrays: np.ndarray) -> Path:
+        """Write previews/step-<step>.npz holding ``fields`` (k, C, N, N) physical and extras."""
+        self.previews_dir.mkdir(exist_ok=True)
+        final = self.previews_dir / f"step-{step:08d}.npz"
+        with atomic_path(final) as tmp, open(tmp, "wb") as f:
+            np.savez_compressed(f, fields=fields, **arrays)
+        return final
+
+    @contextlib.contextmanager
+    def logging_to_file(self, logger_name: str = "engine") -> Iterator[logging.Logger]:
+        """Attach a file handler for log.txt to the ``engine`` logger for the block's duration."""
+        logger = logging.getLogger(logger_name)
+        handler = logging.FileHandler(self.log_path, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setLevel(logging.INFO)
+        old_level = logger.level
+        if logger.getEffectiveLevel() > logging.INFO:
+            logger.setLevel(logging.INFO)
+        logger.addHandler(handler)
+        try:
+            yield logger
+        finally:
+            logger.removeHandler(handler)
+            logger.setLevel(old_level)
+            handler.close()

@@ -1,0 +1,69 @@
+"""piddm train / sample, and a SIGKILLed training process resumed from its checkpoint."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from engine.cli.main import main
+from engine.io.checkpoint import load_checkpoint
+from engine.io.hdf5 import read_fields
+from engine.io.rundir import RunDir
+
+TRAIN = ["--model", "tiny", "--batch", "4", "--lr", "2e-3", "--warmup", "2", "--report-every", "1", "--seed", "1"]
+
+
+def test_train_then_sample(darcy16, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(darcy16), "-o", str(run), "--steps", "2", "--json", *TRAIN]) == 0
+    assert json.loads(capsys.readouterr().out)["step"] == 2
+    out = tmp_path / "s.h5"
+    assert main(["sample", "--model", str(run), "-n", "3", "--steps", "2", "--batch", "2",
+                 "--device", "cpu", "-o", str(out), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["nfe"] == 3 and res["n"] == 3
+    ff = read_fields(out)
+    assert ff.method == "teacher" and ff.fields.shape == (3, 2, 16, 16) and ff.residual.shape == (3, 16, 16)
+    assert main(["sample", "--model", str(darcy16), "-n", "1", "-o", str(tmp_path / "x.h5")]) == 2
+    assert "damaged or not a checkpoint" in capsys.readouterr().err
+
+
+def test_resume_needs_a_run(tmp_path, capsys):
+    assert main(["train", "-o", str(tmp_path / "none"), "--resume"]) == 2
+    assert "--data is required" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_sigkilled_run_resumes_on_the_uninterrupted_curve(darcy16, tmp_path):
+    run, ref = tmp_path / "killed", tmp_path / "ref"
+    cmd = [sys.executable, "-m", "engine", "train", "--data", str(darcy16), "-o", str(run),
+           "--steps", "100000", "--checkpoint-every", "3", *TRAIN]
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}  # same kernels as here
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while not (run / "checkpoint.pt").is_file():
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "no checkpoint within 120 s"
+            time.sleep(0.05)
+        time.sleep(0.3)  # let it train past the checkpoint, so the kill loses steps
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    k = load_checkpoint(run)["step"]
+    total = k + 4
+    assert main(["train", "-o", str(run), "--resume", "--steps", str(total)]) == 0
+    assert main(["train", "--data", str(darcy16), "-o", str(ref), "--steps", str(total),
+                 "--checkpoint-every", "3", *TRAIN]) == 0
+    curve = [(r["step"], r["loss"]) for r in RunDir(run).read_metrics()]
+    assert curve == [(r["step"], r["loss"]) for r in RunDir(ref).read_metrics()]
+    assert [s for s, _ in curve] == list(range(1, total + 1))
+    a, b = load_checkpoint(run)["model"], load_checkpoint(ref)["model"]
+    assert all(torch.equal(a[n], b[n]) for n in a)

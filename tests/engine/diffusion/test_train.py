@@ -1,0 +1,90 @@
+"""train_teacher: the loss falls, resume is exact, cancel and NaN leave a good checkpoint."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+
+from engine.diffusion.train import train_teacher
+from engine.errors import CheckpointError, ConfigError, NonFiniteError
+from engine.io.checkpoint import load_checkpoint
+from engine.io.rundir import RunDir
+from engine.jobs import Cancelled, CancelToken
+
+
+def _losses(run):
+    return [(r["step"], r["loss"]) for r in RunDir(run).read_metrics() if "loss" in r]
+
+
+def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_loss_falls_on_a_toy_set(tiny_cfg, tmp_path):
+    cfg = tiny_cfg(steps=40, batch_size=8, lr=3e-3, warmup_steps=5)
+    seen = []
+    res = train_teacher(cfg, tmp_path / "run", on_progress=seen.append)
+    losses = [loss for _, loss in _losses(tmp_path / "run")]
+    assert len(losses) == 40 and res.step == 40
+    first, last = sum(losses[:8]) / 8, sum(losses[-8:]) / 8
+    assert last < 0.8 * first, f"loss did not fall: first {first:.3f}, last {last:.3f}"
+    assert seen[-1].step == 40 and seen[-1].stage == "teacher" and "samples_per_s" in seen[-1].metrics
+    for name in ("config.json", "checkpoint.pt", "metrics.jsonl", "log.txt", "normalization.json"):
+        assert (tmp_path / "run" / name).is_file(), name
+
+
+def test_resume_follows_the_uninterrupted_run(tiny_cfg, tmp_path):
+    straight = train_teacher(tiny_cfg(steps=6), tmp_path / "a")
+    train_teacher(tiny_cfg(steps=3), tmp_path / "b")
+    resumed = train_teacher(tiny_cfg(steps=6), tmp_path / "b", resume=True)
+    assert _losses(tmp_path / "a") == _losses(tmp_path / "b")  # bitwise, step by step
+    assert _same_weights(straight.model, resumed.model) and _same_weights(straight.ema, resumed.ema)
+    ck_a, ck_b = load_checkpoint(tmp_path / "a"), load_checkpoint(tmp_path / "b")
+    assert ck_a["step"] == ck_b["step"] == 6
+    assert all(torch.equal(ck_a["optimizer"]["state"][k]["exp_avg_sq"], ck_b["optimizer"]["state"][k]["exp_avg_sq"])
+               for k in ck_a["optimizer"]["state"])
+
+
+def test_cancel_leaves_a_resumable_checkpoint(tiny_cfg, tmp_path):
+    token, at = CancelToken(), []
+
+    def on_progress(p):  # reports are throttled, so cancel at the first one seen from step 2 on
+        if p.step >= 2 and not at:
+            at.append(p.step)
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        train_teacher(tiny_cfg(), tmp_path / "run", on_progress=on_progress, cancel=token)
+    assert load_checkpoint(tmp_path / "run", kind="teacher")["step"] == at[0] + 1  # the next step
+    res = train_teacher(tiny_cfg(), tmp_path / "run", resume=True)
+    straight = train_teacher(tiny_cfg(), tmp_path / "ref")
+    assert res.step == 6 and _same_weights(res.model, straight.model)
+
+
+def test_resume_refuses_changed_settings_and_missing_checkpoint(tiny_cfg, tmp_path):
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        train_teacher(tiny_cfg(), tmp_path / "run", resume=True)
+    train_teacher(tiny_cfg(steps=2), tmp_path / "run")
+    with pytest.raises(ConfigError, match="already holds a checkpoint"):
+        train_teacher(tiny_cfg(), tmp_path / "run")
+    with pytest.raises(ConfigError, match=r"lr: 0\.002 -> 0\.1"):
+        train_teacher(tiny_cfg(lr=0.1), tmp_path / "run", resume=True)
+
+
+def test_non_finite_loss_names_the_step_and_keeps_the_last_good_checkpoint(tiny_cfg, tmp_path):
+    cfg = tiny_cfg(lr=1e30, warmup_steps=0, steps=20, checkpoint_every=1)
+    with pytest.raises(NonFiniteError, match=r"at step \d+") as info:
+        train_teacher(cfg, tmp_path / "run")
+    bad_step = int(re.search(r"at step (\d+)", str(info.value)).group(1))
+    ckpt = load_checkpoint(tmp_path / "run")
+    assert 1 <= ckpt["step"] < bad_step
+    assert f"step {ckpt['step']}" in str(info.value)  # the message points at the good checkpoint
+    assert all(torch.isfinite(v).all() for v in ckpt["model"].values())
+
+
+def test_minutes_budget_stops_the_run(tiny_cfg, tmp_path):
+    res = train_teacher(tiny_cfg(steps=10_000, minutes=1e-9, report_every=2), tmp_path / "run")
+    assert res.stopped == "minutes" and res.step == 2
