@@ -1,0 +1,148 @@
+"""piddm train | sample (teacher).
+
+``piddm train`` runs under ``torchrun --nproc_per_node=G -m engine train ...`` unchanged: the
+engine joins the process group, rank 0 writes the run and prints. Ctrl-C asks the run to stop at
+the next step and save a checkpoint; a second Ctrl-C interrupts at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import logging
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+from engine.cli.common import add_common, emit, progress_bar
+from engine.config import TeacherConfig, load_config
+from engine.errors import ConfigError
+from engine.jobs import CancelToken
+
+# CLI option -> TeacherConfig field, for options that may override a resumed run's config.
+_OVERRIDES = {"steps": "steps", "minutes": "minutes", "device": "device", "report_every": "report_every",
+              "checkpoint_minutes": "checkpoint_minutes", "checkpoint_every": "checkpoint_every",
+              "preview_every": "preview_every"}
+# Options that define a new run (defaults of TeacherConfig apply when absent).
+_NEW_RUN = {"model": "model", "batch": "batch_size", "lr": "lr", "warmup": "warmup_steps",
+            "ema_halflife": "ema_halflife_steps", "holdout": "holdout_fraction", "seed": "seed"}
+
+
+@contextlib.contextmanager
+def _ctrl_c_cancels(token: CancelToken) -> Iterator[None]:
+    """First SIGINT sets ``token`` (clean stop + checkpoint); the second raises KeyboardInterrupt."""
+    def handler(signum, frame):  # noqa: ARG001
+        if token.cancelled:
+            raise KeyboardInterrupt
+        token.cancel()
+
+    try:
+        old = signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+def teacher_config_from_args(args: argparse.Namespace) -> TeacherConfig:
+    """The run's config: config.json of RUN when resuming, else a new one from --data."""
+    from engine.io.hdf5 import read_fields
+
+    given = {k: v for k, v in vars(args).items() if v is not None}
+    config_json = Path(args.output) / "config.json"
+    if args.resume and config_json.is_file():
+        cfg = load_config(config_json, TeacherConfig)
+        if "data" in given:
+            cfg = dataclasses.replace(cfg, dataset=str(args.data))
+    else:
+        if args.data is None:
+            raise ConfigError("--data is required to start a run (only --resume can do without it)")
+        ff = read_fields(args.data)
+        cfg = TeacherConfig(pde=ff.pde, pde_params=dict(ff.pde_params), grid_n=ff.grid, dataset=str(args.data),
+                            **{f: given[o] for o, f in _NEW_RUN.items() if o in given})
+    overrides = {f: given[o] for o, f in _OVERRIDES.items() if o in given}
+    if "steps" in given and "minutes" not in given:
+        overrides["minutes"] = 0.0  # --steps alone means "run S steps", not "S steps or M minutes"
+    return dataclasses.replace(cfg, **overrides)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from engine import dist
+    from engine.diffusion.train import train_teacher
+
+    cfg = teacher_config_from_args(args)
+    for h in logging.getLogger().handlers:  # the terminal shows the bar; INFO lines go to RUN/log.txt
+        h.setLevel(max(h.level, logging.WARNING))
+    main = dist.env_rank() == 0
+    on_progress, bar = progress_bar(f"train {cfg.pde} {cfg.model}", enabled=main)
+    token = CancelToken()
+    with bar, _ctrl_c_cancels(token):
+        res = train_teacher(cfg, args.output, resume=args.resume, on_progress=on_progress, cancel=token)
+    if main:
+        out = {k: v for k, v in dataclasses.asdict(res).items() if k not in ("ema", "model")}
+        emit(out, args.json, f"trained {cfg.model} teacher to step {res.step} (stopped by {res.stopped}), "
+             f"loss {res.loss:.4g}, {res.samples_per_s:.1f} samples/s; checkpoint {res.checkpoint}")
+    return 0
+
+
+def sample_teacher_cmd(args: argparse.Namespace) -> int:
+    from engine.diffusion.model import sample_teacher
+
+    on_progress, bar = progress_bar("sample teacher")
+    with bar:
+        res = sample_teacher(args.model, args.n, steps=args.steps, seed=args.seed, batch=args.batch,
+                             device=args.device, output=args.output, on_progress=on_progress)
+    out = {k: v for k, v in dataclasses.asdict(res).items() if k not in ("fields", "residual")}
+    emit(out, args.json, f"wrote {res.n} teacher samples ({res.steps} Heun steps, NFE {res.nfe}) to "
+         f"{res.path} in {res.seconds:.1f} s; residual_mse {res.residual_mse:.3g}, bc_mse {res.bc_mse:.3g}")
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    """Dispatch on the checkpoint's kind (only teachers so far)."""
+    from engine.io.checkpoint import peek_kind
+
+    kind = peek_kind(args.model)
+    if kind != "teacher":
+        raise ConfigError(f"{args.model}: cannot sample a {kind!r} checkpoint")
+    return sample_teacher_cmd(args)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train (or resume) an EDM teacher on a fields file")
+    p.add_argument("--data", help="training fields file (.h5); optional with --resume")
+    p.add_argument("-o", "--output", required=True, help="run directory")
+    p.add_argument("--model", choices=["tiny", "small", "base"], help="U-Net size (default small)")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--steps", type=int, help="optimiser steps (default 20000)")
+    budget.add_argument("--minutes", type=float, help="wall-clock budget in minutes")
+    p.add_argument("--batch", type=int, help="batch size per process (default 32)")
+    p.add_argument("--lr", type=float, help="peak learning rate (default 2e-4)")
+    p.add_argument("--warmup", type=int, help="warm-up steps (default 200)")
+    p.add_argument("--ema-halflife", dest="ema_halflife", type=float, help="EMA half-life in steps")
+    p.add_argument("--holdout", type=float, help="held-out fraction of the data (default 0.1)")
+    p.add_argument("--report-every", dest="report_every", type=int, help="steps between reports")
+    p.add_argument("--checkpoint-minutes", dest="checkpoint_minutes", type=float,
+                   help="minutes between checkpoints (default 5)")
+    p.add_argument("--checkpoint-every", dest="checkpoint_every", type=int,
+                   help="also checkpoint every this many steps")
+    p.add_argument("--preview-every", dest="preview_every", type=int, help="steps between sample previews")
+    p.add_argument("--device", help="auto | cpu | cuda | cuda:N (default auto)")
+    p.add_argument("--resume", action="store_true", help="continue the run in -o from its checkpoint")
+    p.add_argument("--seed", type=int, help="random seed (default 0)")
+    p.add_argument("--json", action="store_true", help="print a machine-readable result on stdout")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("sample", help="draw samples from a trained model into a fields file")
+    p.add_argument("--model", required=True, help="run directory or checkpoint.pt")
+    p.add_argument("-n", type=int, required=True, help="number of samples")
+    p.add_argument("--steps", type=int, default=18, help="Heun steps N_s (NFE 2N_s - 1; default 18)")
+    p.add_argument("--batch", type=int, default=64, help="samples per batch")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("-o", "--output", required=True, help="fields file to write (.h5)")
+    add_common(p)
+    p.set_defaults(func=cmd_sample)
