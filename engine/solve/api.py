@@ -1,0 +1,165 @@
+"""``solve``: one entry point for every method (the app and the bench call exactly this).
+
+Methods (SPEC "Methods the app offers"):
+    piddm, distill   latent solve of the student (``latent``); "distill" is the λ_train = 0 student
+    piddm-ref        latent solve + a refinement phase with λ raised (``latent``)
+    piddm-exact      student coefficient + differentiable reference solve (``exact``)
+    diffusionpde     teacher Heun sampling with observation + PDE guidance (``guidance``)
+    teacher          the same with observation guidance only
+    dataspace        optimise the field itself, no model (``baselines``)
+    classical        the reference solver, forward task with the whole coefficient (``baselines``)
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from engine import pdes
+from engine.errors import ConfigError
+from engine.grid import Grid
+from engine.jobs import CancelToken, ProgressFn, no_progress
+from engine.metrics import residual_map
+from engine.pdes import PDE
+from engine.solve import baselines, exact, guidance, latent
+from engine.solve.common import MethodOutput
+from engine.solve.observations import Observations
+
+METHODS = ("piddm", "piddm-ref", "piddm-exact", "distill", "diffusionpde", "teacher", "dataspace", "classical")
+STUDENT_METHODS = ("piddm", "piddm-ref", "piddm-exact", "distill")
+TEACHER_METHODS = ("diffusionpde", "teacher")
+MODEL_FREE = ("dataspace", "classical")
+
+# λ defaults (dimensionless: the residual term is divided by the starting residual s, see latent.py).
+# One value serves every PDE because of that normalisation; per-PDE overrides go in LAMBDA_BY_PDE.
+DEFAULT_LAMBDA = {"piddm": 1.0, "distill": 1.0, "piddm-ref": 1.0, "dataspace": 1.0}
+LAMBDA_BY_PDE: dict[tuple[str, str], float] = {}
+
+
+@dataclass(frozen=True)
+class SolveOptions:
+    method: str = "piddm"
+    ensemble: int = 8  # E latent starts per case
+    steps: int = 200  # optimiser / sampler steps
+    lam: float | None = None  # physics weight λ; None = the method's per-PDE default (diffusionpde: ζ_pde)
+    lr: float = 0.05
+    seed: int = 0
+    device: str | None = None  # model-free methods only; model methods run where the model is
+
+
+@dataclass
+class SolveResult:
+    mean: np.ndarray  # (B, C, N, N) float32 physical; observed entries equal the observations
+    std: np.ndarray  # (B, C, N, N) ensemble std (0 where observed)
+    residual: np.ndarray  # (B, N, N) residual of the mean, computed in float64
+    members: np.ndarray | None  # (B, E, C, N, N) float32, or None
+    method: str
+    seconds: float
+    nfe: int
+    history: list[dict] = field(default_factory=list)
+
+    @property
+    def misfit(self) -> float:
+        """The final observation misfit (std units, before observed entries are copied back)."""
+        return float(self.history[-1].get("misfit", float("nan"))) if self.history else float("nan")
+
+
+def default_lambda(method: str, pde: PDE) -> float:
+    return LAMBDA_BY_PDE.get((method, pde.name), DEFAULT_LAMBDA.get(method, 1.0))
+
+
+def infer_task(pde: PDE, obs: Observations, grid: Grid) -> str:
+    """forward if only coefficient entries are observed, inverse if only solution entries, else reconstruct."""
+    if not (obs.mask & ~pde.coefficient_mask(grid).numpy()).any():
+        return "forward"
+    if not (obs.mask & ~pde.solution_mask(grid).numpy()).any():
+        return "inverse"
+    return "reconstruct"
+
+
+def _part(model: Any, name: str, method: str) -> Any:
+    part = getattr(model, name, None) if model is not None else None
+    if part is None and model is not None and hasattr(model, "generate" if name == "student" else "denoiser"):
+        part = model  # a bare student / teacher
+    if part is None:
+        raise ConfigError(f"method {method} needs a model with a {name}")
+    return part
+
+
+def _check_model(pde: PDE, part: Any, grid: Grid) -> None:
+    mpde = getattr(part, "pde", None)
+    if mpde is not None and (mpde.name != pde.name or pdes.params_of(mpde) != pdes.params_of(pde)):
+        raise ConfigError(f"the model is for {mpde.name} {pdes.params_of(mpde)}, the observations for "
+                          f"{pde.name} {pdes.params_of(pde)}")
+    if part.grid.n != grid.n:
+        raise ConfigError(f"the model is for a {part.grid.n}x{part.grid.n} grid, the observations are {grid.n}x{grid.n}")
+
+
+def _guidance_weights(model: Any, task: str, grid: Grid) -> dict[str, float]:
+    card = getattr(model, "card", None) or {}
+    stored = (card.get("guidance") or {}).get(task)
+    return dict(stored) if stored else guidance.default_guidance(grid)
+
+
+def _run(model: Any, pde: PDE, obs: Observations, opts: SolveOptions, grid: Grid,
+         on_progress: ProgressFn, cancel: CancelToken | None) -> MethodOutput:
+    m, lam = opts.method, opts.lam if opts.lam is not None else default_lambda(opts.method, pde)
+    common = dict(ensemble=opts.ensemble, steps=opts.steps, seed=opts.seed, on_progress=on_progress, cancel=cancel)
+    if m == "classical":
+        return baselines.classical(pde, obs, grid)
+    if m == "dataspace":
+        return baselines.dataspace(pde, obs, grid, steps=opts.steps, lam=lam, device=opts.device or "cpu",
+                                   on_progress=on_progress, cancel=cancel)
+    if m in STUDENT_METHODS:
+        student = _part(model, "student", m)
+        _check_model(pde, student, grid)
+        if m == "piddm-exact":
+            return exact.exact_solve(student, pde, obs, lr=opts.lr, **common)
+        return latent.latent_solve(student, pde, obs, lam=lam, lr=opts.lr, refine=m == "piddm-ref", **common)
+    teacher = _part(model, "teacher", m)
+    _check_model(pde, teacher, grid)
+    w = _guidance_weights(model, infer_task(pde, obs, grid), grid)
+    zeta_pde = 0.0 if m == "teacher" else (opts.lam if opts.lam is not None else w["zeta_pde"])
+    return guidance.guided_sample(teacher, pde, obs, zeta_obs=w["zeta_obs"], zeta_pde=zeta_pde, **common)
+
+
+def solve(model: Any, pde: PDE, obs: Observations, opts: SolveOptions, *, on_progress: ProgressFn = no_progress,
+          cancel: CancelToken | None = None) -> SolveResult:
+    """Solve B cases from their observations with ``opts.method``.
+
+    model : a loaded model (``.student``, ``.teacher``, ``.card``), a bare student/teacher, or None
+        for the model-free methods. obs : validated here against ``pde`` and its grid.
+    Observed entries of the answer equal the observations exactly, except the solution entries of
+    piddm-exact / classical whose solution is S(coefficient) (overwriting them would break R = 0).
+    """
+    if opts.method not in METHODS:
+        raise ConfigError(f"unknown method {opts.method!r}; known: {', '.join(METHODS)}")
+    if opts.ensemble < 1 or opts.steps < 1:
+        raise ConfigError(f"ensemble and steps must be ≥ 1, got {opts.ensemble} and {opts.steps}")
+    grid = Grid(int(obs.values.shape[-1]))
+    obs.validate(pde, grid)
+    t0 = time.perf_counter()
+    with torch.no_grad():  # methods enable gradients where they need them
+        out = _run(model, pde, obs, opts, grid, on_progress, cancel)
+    return _assemble(pde, obs, grid, out, opts.method, time.perf_counter() - t0)
+
+
+def _assemble(pde: PDE, obs: Observations, grid: Grid, out: MethodOutput, method: str, seconds: float) -> SolveResult:
+    keep = obs.mask
+    if out.exact_solution:  # only the coefficient entries may be copied back
+        keep = obs.mask & pde.coefficient_mask(grid).numpy()[None]
+    values = obs.clean_values
+    members = np.where(keep[:, None], values[:, None], out.members)
+    mean64 = out.mean if out.mean is not None else members.mean(1)
+    mean64 = np.where(keep, values, mean64)
+    std = members.std(1)
+    std[obs.mask] = 0.0
+    mean = mean64.astype(np.float32)
+    mean[keep] = np.asarray(obs.values)[keep].astype(np.float32)
+    return SolveResult(mean=mean, std=std.astype(np.float32), residual=residual_map(pde, mean64),
+                       members=members.astype(np.float32), method=method, seconds=seconds, nfe=out.nfe,
+                       history=out.history)

@@ -1,0 +1,99 @@
+"""The PIDDM latent solve (SPEC "Downstream tasks"): fit the student's latent ε to observations.
+
+For each case, E latent starts ε_e ~ N(0, I) (per-member seeds) are optimised by Adam on
+
+    L(ε) = ‖(G(ε) − x′)⊙M / σ_c‖² / |M|  +  λ ‖R(x_mix)‖² / s  +  ½ ‖ε‖² / numel(ε),
+    x_mix = x′⊙M + G(ε)⊙(1−M),
+
+- the misfit is in the normaliser's per-channel std units σ_c and averaged over the observed
+  entries, so it is O(1) for a random sample whatever the channel's physical scale or |M|;
+- R is the full-grid residual in physical units (boundary residual included), averaged over nodes;
+  s is the mean R(x_mix)² of the case's E starting samples (fixed, no gradient), so λ is
+  dimensionless and means the same for every PDE and model: λ = 1 weighs "remove all the starting
+  residual" like "move every observed entry by one std";
+- the last term is the Gaussian prior on ε (−log N(ε; 0, I) per latent entry), which keeps ε from
+  drifting far off the distribution the student was trained on.
+
+piddm-ref adds a refinement phase with λ raised (see ``refine``): the first phase matches the
+observations, the second pulls the sample onto the physics with the observations already in place.
+Members are returned as x_mix; each member's optimisation is independent of the others.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from engine.jobs import CancelToken, ProgressFn, no_progress
+from engine.pdes import PDE
+from engine.solve.common import (
+    MethodOutput,
+    ObsTensors,
+    Reporter,
+    case0_mean,
+    inverse_std,
+    member_seeds,
+    misfit,
+    residual_ms,
+)
+from engine.solve.observations import Observations
+
+REFINE_FRACTION = 0.5  # piddm-ref: refinement steps = this × steps, after the main phase
+REFINE_LAMBDA = 10.0  # ... with λ multiplied by this
+REFINE_LR = 0.5  # ... and the learning rate multiplied by this (smaller steps near the optimum)
+
+
+def initial_latents(student: Any, cases: int, ensemble: int, seed: int) -> torch.Tensor:
+    """(B·E, C, N, N) starting ε, member e of case b drawn from its own seed."""
+    return student.noise(member_seeds(seed, cases, ensemble)).detach().clone()
+
+
+def latent_solve(student: Any, pde: PDE, obs: Observations, *, ensemble: int, steps: int, lam: float,
+                 lr: float, seed: int, refine: bool = False, on_progress: ProgressFn = no_progress,
+                 cancel: CancelToken | None = None) -> MethodOutput:
+    """piddm / distill (refine=False) and piddm-ref (refine=True); see the module docstring.
+
+    Returns members (B, E, C, N, N) float64 physical x_mix; nfe = generator evaluations per member.
+    """
+    grid, b, e = student.grid, len(obs), ensemble
+    eps = initial_latents(student, b, e, seed)
+    dev = eps.device
+    ot = ObsTensors.build(obs, e, dev)
+    inv_std = inverse_std(student.normalizer, tuple(eps.shape[1:]), dev)
+    interior = pde.interior_mask(grid).to(dev)
+    n_refine = int(round(REFINE_FRACTION * steps)) if refine else 0
+    total = steps + n_refine
+    report = Reporter(on_progress, cancel, total)
+
+    with torch.no_grad():  # s: mean starting residual² per case (the E members share it)
+        r0 = residual_ms(pde, ot.mix(student.generate(eps)), grid)
+        s = r0.reshape(b, e).mean(1, keepdim=True).expand(b, e).reshape(-1).clamp_min(1e-12)
+
+    eps.requires_grad_(True)
+    opt = torch.optim.Adam([eps], lr=lr)
+    for step in range(total + 1):
+        if step == steps and n_refine:
+            for group in opt.param_groups:
+                group["lr"] = lr * REFINE_LR
+        lam_now = lam * (REFINE_LAMBDA if step >= steps else 1.0)
+        with torch.set_grad_enabled(step < total):
+            x = student.generate(eps)
+            xm = ot.mix(x)
+            r = pde.residual(xm, grid)
+            mis = misfit(x, ot, inv_std)
+            prior = 0.5 * eps.square().flatten(1).mean(1)
+            loss = mis + lam_now * r.square().flatten(1).mean(1) / s + prior
+            total_loss = loss.sum()  # members are independent: the sum gives each its own gradient
+        report(step, {"misfit": float(mis.detach().mean()), "residual_mse": float(r.detach()[:, interior].square().mean()),
+                      "loss": float(loss.detach().mean())}, case0_mean(xm, e))
+        if step == total:
+            break
+        opt.zero_grad(set_to_none=True)
+        total_loss.backward()
+        opt.step()
+    members = xm.detach().to("cpu", torch.float64).reshape((b, e) + tuple(xm.shape[1:])).numpy()
+    return MethodOutput(members=members, nfe=total + 1, history=report.history)
+
+
+__all__ = ["initial_latents", "latent_solve"]

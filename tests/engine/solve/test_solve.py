@@ -1,0 +1,125 @@
+"""solve(): every method's shapes and contract, the latent solve's progress, classical, progress and cancel."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from solve_standins import make_case, make_model
+
+from engine import pdes
+from engine.errors import ConfigError
+from engine.jobs import Cancelled, CancelToken
+from engine.solve import METHODS, Observations, SolveOptions, solve
+from engine.solve.latent import latent_solve
+
+FAST = dict(ensemble=2, steps=8)
+
+
+@pytest.fixture(scope="module")
+def darcy():
+    model = make_model("darcy")
+    pde, grid, truth = make_case("darcy")
+    return model, pde, truth.numpy()
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_returns_the_same_shapes_and_keeps_observations(darcy, method):
+    model, pde, truth = darcy
+    obs = Observations.from_task(pde, truth, "forward", "full")
+    res = solve(model, pde, obs, SolveOptions(method=method, **FAST))
+    assert res.mean.shape == res.std.shape == truth.shape and res.mean.dtype == np.float32
+    assert res.residual.shape == (2, 16, 16)
+    assert res.members is not None and res.members.shape[0] == 2 and res.members.shape[2:] == truth.shape[1:]
+    assert np.array_equal(res.mean[obs.mask], obs.values[obs.mask].astype(np.float32))
+    assert (res.std[obs.mask] == 0).all() and np.isfinite(res.mean).all()
+    assert res.method == method and res.seconds > 0
+
+
+@pytest.mark.parametrize("name", ["darcy", "burgers"])
+def test_latent_solve_lowers_misfit_and_residual(name):
+    model = make_model(name)
+    pde, grid, truth = make_case(name)
+    spec = "points:30" if name == "darcy" else "points:6"
+    obs = Observations.from_task(pde, truth.numpy(), "inverse", spec, seed=1)
+    out = latent_solve(model.student, pde, obs, ensemble=2, steps=25, lam=1.0, lr=0.05, seed=0)
+    start, end = out.history[0], out.history[-1]
+    assert end["misfit"] < 0.8 * start["misfit"]
+    assert end["residual_mse"] < 0.8 * start["residual_mse"]
+
+
+def test_ensemble_std_is_zero_where_observed_and_positive_elsewhere(darcy):
+    model, pde, truth = darcy
+    obs = Observations.from_task(pde, truth, "reconstruct", "points:20", seed=0)
+    res = solve(model, pde, obs, SolveOptions(method="piddm", ensemble=3, steps=5))
+    assert (res.std[obs.mask] == 0).all()
+    assert (res.std[~obs.mask] > 0).mean() > 0.5
+    # observed values come back bit for bit, in the mean and in every member
+    assert np.array_equal(res.mean[obs.mask], obs.values[obs.mask].astype(np.float32))
+    assert np.array_equal(res.members[:, 0][obs.mask], obs.values[obs.mask].astype(np.float32))
+
+
+def test_same_seed_same_answer_and_cases_independent_of_batch(darcy):
+    model, pde, truth = darcy
+    obs = Observations.from_task(pde, truth, "inverse", "points:20", seed=0)
+    a = solve(model, pde, obs, SolveOptions(method="piddm", **FAST))
+    b = solve(model, pde, obs, SolveOptions(method="piddm", **FAST))
+    assert np.array_equal(a.mean, b.mean)
+    one = Observations(obs.values[:1], obs.mask[:1])
+    c = solve(model, pde, one, SolveOptions(method="piddm", **FAST))
+    np.testing.assert_allclose(c.mean[0], a.mean[0], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", pdes.names())
+def test_classical_equals_the_reference_solver(name):
+    pde, grid, truth = make_case(name)
+    obs = Observations.from_task(pde, truth.numpy(), "forward", "full")
+    res = solve(None, pde, obs, SolveOptions(method="classical"))
+    np.testing.assert_array_equal(res.mean, pde.solve(pde.inputs_of(torch.as_tensor(obs.values)), grid)
+                                  .numpy().astype(np.float32))
+
+
+def test_classical_refuses_partial_coefficients(darcy):
+    _, pde, truth = darcy
+    obs = Observations.from_task(pde, truth, "forward", "points:10")
+    with pytest.raises(ConfigError, match="classical needs the whole coefficient"):
+        solve(None, pde, obs, SolveOptions(method="classical"))
+
+
+def test_dataspace_approaches_the_solution_of_a_forward_problem():
+    pde, grid, truth = make_case("poisson")
+    obs = Observations.from_task(pde, truth.numpy(), "forward", "full")
+    res = solve(None, pde, obs, SolveOptions(method="dataspace", steps=30))
+    assert res.history[-1]["residual_mse"] < 0.5 * res.history[0]["residual_mse"]  # slow: ~N⁴ conditioning
+
+
+def test_model_methods_need_a_matching_model(darcy):
+    model, pde, truth = darcy
+    obs = Observations.from_task(pde, truth, "forward", "full")
+    with pytest.raises(ConfigError, match="needs a model"):
+        solve(None, pde, obs, SolveOptions(method="piddm"))
+    with pytest.raises(ConfigError, match="model is for"):
+        solve(model, pdes.get("darcy", a_high=10.0), obs, SolveOptions(method="piddm"))
+    with pytest.raises(ConfigError, match="unknown method"):
+        solve(model, pde, obs, SolveOptions(method="magic"))
+
+
+def test_progress_has_previews_and_cancel_stops(darcy):
+    model, pde, truth = darcy
+    obs = Observations.from_task(pde, truth, "inverse", "points:20")
+    seen = []
+    solve(model, pde, obs, SolveOptions(method="piddm", **FAST), on_progress=seen.append)
+    assert seen and seen[-1].step == seen[-1].total == 8
+    assert seen[-1].preview.shape == (2, 16, 16) and seen[-1].preview.dtype == np.float32
+    assert {"misfit", "residual_mse"} <= set(seen[-1].metrics)
+    token = CancelToken()
+
+    def cancel_at_3(p):
+        if p.step >= 3:
+            token.cancel()
+
+    for method in ("piddm", "diffusionpde", "dataspace", "piddm-exact"):
+        with pytest.raises(Cancelled):
+            solve(model, pde, obs, SolveOptions(method=method, ensemble=2, steps=1000), on_progress=cancel_at_3,
+                  cancel=token)
+        token = CancelToken()
