@@ -56,6 +56,14 @@ def _classical(pde, fields: np.ndarray) -> np.ndarray:
     return pde.solve(pde.inputs_of(x), Grid(fields.shape[-1]))[0].numpy()
 
 
+def _has_engine_solve() -> bool:
+    try:
+        import engine.solve  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def _engine_solve(model, pde, values, mask, opts: dict, on_progress, cancel):
     try:
         from engine.solve import Observations, SolveOptions, solve
@@ -81,7 +89,7 @@ def run_solve(model, pde_name: str, pde_params: dict, values: np.ndarray, mask: 
     if method in ("piddm", "piddm-ref", "piddm-exact", "distill", "diffusionpde", "teacher") and model is None:
         raise EngineError(f"method {method!r} needs a model: open a bundled model or a run directory")
     t0 = time.perf_counter()
-    if method == "classical" and solve_fn is None:
+    if method == "classical" and solve_fn is None and not _has_engine_solve():
         if not coeff_known:
             raise EngineError("the classical solver needs the full coefficient: use the forward task")
         on_progress(Progress("solve", 0, 1, message="reference solve"))

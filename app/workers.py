@@ -7,7 +7,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
 from engine.jobs import Cancelled, CancelToken
 
@@ -91,8 +91,13 @@ class JobRunner(QObject):
 
     @Slot()
     def _on_thread_finished(self) -> None:
-        JobRunner._alive.discard(self)
+        # QThread.finished is emitted from the ending thread: wait for it before letting go
+        self._thread.wait()
         self.thread_done.emit()
+        QTimer.singleShot(0, self._release)
+
+    def _release(self) -> None:
+        JobRunner._alive.discard(self)
 
     def cancel(self) -> None:
         self._token.cancel()

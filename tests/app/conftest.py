@@ -34,7 +34,9 @@ def aloop(qapp):
     qapp.processEvents()
     qapp.aboutToQuit.disconnect(loop._after_run_forever)
     loop._after_run_forever()
+    loop._QEventLoop__is_running = False  # marked running by already_running=True; Qt never exec'd it
     asyncio.events._set_running_loop(None)
+    loop.close()
     asyncio.set_event_loop(None)
 
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-
-from tests.app.helpers import click, drag
+from qt_mouse import click, drag
 
 
 def _setup(make_window):
@@ -92,7 +91,7 @@ def test_load_npy_and_hover(make_window, tmp_path):
     np.save(tmp_path / "m.npy", arr > 200)
     w.import_npy(str(tmp_path / "m.npy"), as_mask=True)
     assert s.mask[0].sum() == 55
-    from tests.app.helpers import node_pos
+    from qt_mouse import node_pos
 
     cv = panel.canvases[0]
     scene = cv.graphics.mapToScene(node_pos(cv, 2, 3))

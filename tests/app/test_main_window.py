@@ -1,0 +1,170 @@
+"""MainWindow: start-up and close, solves from the UI, cancel, export, error dialogs, settings."""
+
+from __future__ import annotations
+
+import time
+
+import h5py
+import numpy as np
+import pytest
+
+from engine.errors import EngineError
+from engine.jobs import Progress
+
+
+@pytest.fixture
+def dialogs(monkeypatch):
+    """Record message boxes instead of showing them."""
+    import app.dialogs as d
+
+    shown = []
+
+    class Recorder:
+        class Icon:
+            Critical = 3
+
+        class StandardButton:
+            Ok = 1024
+
+        def __init__(self, icon, title, text, buttons=None, parent=None):
+            shown.append({"title": title, "text": text, "details": ""})
+
+        def setDetailedText(self, t):
+            shown[-1]["details"] = t
+
+        def open(self):
+            pass
+
+    monkeypatch.setattr(d, "QMessageBox", Recorder)
+    return shown
+
+
+def test_window_starts_and_closes_cleanly(qtbot, settings, aloop, monkeypatch):
+    import app.main_window as mw
+
+    monkeypatch.setattr(mw, "bundled_models", lambda: [])
+    w = mw.MainWindow(settings)
+    qtbot.addWidget(w)
+    w.show()
+    with qtbot.waitSignal(w.started, timeout=15_000):
+        pass
+    assert w.banner.isVisible() and "No model yet" in w.banner.text()
+    assert w.state.truth is not None and w.state.task == "inverse"
+    assert 0.01 < w.state.mask[1].mean() < 0.06 and not w.state.mask[0].any()  # ~3 % of u observed
+    assert w.task_panel.method_box.currentText() in ("dataspace", "classical")
+    w.close()
+    assert not w.jobs.running()
+
+
+def _solve(qtbot, w, task, method, timeout=20_000):
+    w.task_panel.task_box.setCurrentText(task)
+    w.task_panel.method_box.setCurrentText(method)
+    with qtbot.waitSignal(w.controller.solve_done, timeout=timeout) as blocker:
+        qtbot.mouseClick(w.task_panel.solve_btn, qtbot_button())
+    return blocker.args[0]
+
+
+def qtbot_button():
+    from PySide6.QtCore import Qt
+
+    return Qt.MouseButton.LeftButton
+
+
+def test_forward_classical_solve_fills_views_and_exports(qtbot, make_window, tmp_path):
+    w = make_window(16)
+    (r,) = _solve(qtbot, w, "forward", "classical")
+    assert w.state.mask[0].all() and not w.state.mask[1].any()
+    assert r.metrics["residual_mse"] < 1e-8
+    views = w.results.views()
+    assert views["u"].data() is not None and views["residual"].data() is not None
+    assert views["error"].data() is not None
+    assert w.tabs.currentWidget() is w.results
+    out = w.export_result(str(tmp_path / "result.h5"))
+    from engine.io.hdf5 import read_fields
+
+    ff = read_fields(out, expect_pde="darcy", expect_grid=16)
+    assert ff.fields.shape == (1, 2, 16, 16) and ff.mask is not None and ff.residual is not None
+    with h5py.File(out) as h:
+        assert h.attrs["format"] == "piddm-fields" and h["mask"].dtype == np.uint8
+        assert h["fields"].compression == "gzip"
+    png = tmp_path / "res.png"
+    w.export_png(views["residual"], "residual", str(png))
+    assert png.stat().st_size > 1000
+
+
+def test_inverse_dataspace_with_compare(qtbot, make_window):
+    pytest.importorskip("engine.solve")
+    w = make_window(16)
+    w.task_panel.ensemble.setValue(2)
+    w.task_panel.steps.setValue(5)
+    w.task_panel.compare_box.setChecked(True)
+    w.task_panel.compare_method.setCurrentText("classical")  # inverse: classical must fail cleanly
+    w.task_panel.compare_box.setChecked(False)
+    outs = _solve(qtbot, w, "inverse", "dataspace", timeout=60_000)
+    assert outs[0].method == "dataspace" and outs[0].mean.shape == (2, 16, 16)
+    assert np.isfinite(outs[0].residual).all() and "rel_l2" in outs[0].metrics  # vs the demo truth
+
+
+def slow_fake(model, pde, values, mask, opts, on_progress, cancel):
+    for i in range(10_000):
+        cancel.raise_if_cancelled()
+        time.sleep(0.01)
+        on_progress(Progress("solve", i, 10_000, {"misfit": 1.0 / (i + 1)}, preview=values.astype(np.float32)))
+    raise AssertionError("not cancelled")
+
+
+def failing_fake(model, pde, values, mask, opts, on_progress, cancel):
+    raise EngineError("observations hold NaN at node (3, 4)")
+
+
+def test_cancel_stops_a_solve_within_a_second(qtbot, make_window):
+    w = make_window(16)
+    w.controller.solve_fn = slow_fake
+    w.task_panel.method_box.setCurrentText("dataspace")
+    with qtbot.waitSignal(w.controller.busy_changed, timeout=5000):
+        w.task_panel.solve_btn.click()
+    qtbot.waitUntil(lambda: w.task_panel.bar.maximum() == 10_000, timeout=5000)
+    assert not w.task_panel.solve_btn.isEnabled()
+    t0 = time.perf_counter()
+    with qtbot.waitSignal(w.controller.solve_cancelled, timeout=1000):
+        w.task_panel.cancel_btn.click()
+    assert time.perf_counter() - t0 < 1.0
+    assert w.task_panel.solve_btn.isEnabled()
+
+
+def test_engine_failure_shows_a_dialog(qtbot, make_window, dialogs):
+    w = make_window(16)
+    w.controller.solve_fn = failing_fake
+    w.task_panel.method_box.setCurrentText("dataspace")
+    with qtbot.waitSignal(w.controller.solve_failed, timeout=5000):
+        w.task_panel.solve_btn.click()
+    assert dialogs and dialogs[-1]["title"] == "Solve failed"
+    assert "NaN at node (3, 4)" in dialogs[-1]["text"] and "Traceback" in dialogs[-1]["details"]
+    w.show_exception(ZeroDivisionError, ZeroDivisionError("x"), None)  # the excepthook: shown, survivable
+    assert dialogs[-1]["title"] == "Unexpected error"
+    assert w.task_panel.solve_btn.isEnabled()
+
+
+def test_import_fields_file(qtbot, make_window, tiny_dataset, dialogs):
+    w = make_window(16)
+    w.import_fields(str(tiny_dataset))
+    assert w.state.values.shape == (2, 16, 16) and w.state.mask.all()
+    w.import_fields(str(tiny_dataset), mask_only=True)  # no mask dataset: a dialog, no crash
+    assert "no 'mask'" in dialogs[-1]["text"]
+
+
+def test_settings_persist(qtbot, settings, aloop, monkeypatch):
+    import app.main_window as mw
+
+    monkeypatch.setattr(mw, "bundled_models", lambda: [])
+    w = mw.MainWindow(settings, startup=False)
+    qtbot.addWidget(w)
+    w.task_panel.ensemble.setValue(13)
+    w.task_panel.steps.setValue(77)
+    w.resize(900, 700)
+    w.close()
+    w2 = mw.MainWindow(settings, startup=False)
+    qtbot.addWidget(w2)
+    assert w2.state.ensemble == 13 and w2.task_panel.steps.value() == 77
+    assert w2.size().height() == 700 and settings.value("window_state") is not None
+    w2.close()
