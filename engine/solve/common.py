@@ -85,7 +85,10 @@ def inverse_std(normalizer: Any, shape: tuple[int, int, int], device: torch.devi
 
 
 def misfit(x: torch.Tensor, obs: ObsTensors, inv_std: torch.Tensor) -> torch.Tensor:
-    """(B·E,) mean over observed entries of ((x − x′)/std_c)²: the observation misfit in std units."""
+    """(B·E,) mean over observed entries of ((x − x′)·inv_std_c)²: the misfit in normalised units.
+
+    With the project normaliser (encode = (x − mean)/std·σ_data) inv_std = σ_data/std_c.
+    """
     d = torch.where(obs.mask, (x - obs.values.to(x.dtype)) * inv_std.to(x.dtype), 0.0)
     return d.square().flatten(1).sum(1) / obs.count.to(x.dtype)
 

@@ -5,8 +5,8 @@ For each case, E latent starts ε_e ~ N(0, I) (per-member seeds) are optimised b
     L(ε) = ‖(G(ε) − x′)⊙M / σ_c‖² / |M|  +  λ ‖R(x_mix)‖² / s  +  ½ ‖ε‖² / numel(ε),
     x_mix = x′⊙M + G(ε)⊙(1−M),
 
-- the misfit is in the normaliser's per-channel std units σ_c and averaged over the observed
-  entries, so it is O(1) for a random sample whatever the channel's physical scale or |M|;
+- the misfit is in the normaliser's units (σ_c = std_c/σ_data, the slope of its encode) and
+  averaged over the observed entries, so it is O(1) for a random sample whatever the channel's physical scale or |M|;
 - R is the full-grid residual in physical units (boundary residual included), averaged over nodes;
   s is the mean R(x_mix)² of the case's E starting samples (fixed, no gradient), so λ is
   dimensionless and means the same for every PDE and model: λ = 1 weighs "remove all the starting
