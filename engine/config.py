@@ -49,7 +49,7 @@ class TeacherConfig:
     report_every: int = 20  # steps between Progress reports and metrics.jsonl lines
     checkpoint_minutes: float = 5.0  # wall-clock interval between checkpoints
     checkpoint_every: int = 0  # also checkpoint every this many steps; 0 = off
-    preview_every: int = 0  # steps between sample previews; 0 = off
+    preview_every: int = 500  # steps between sample previews (2 Heun samples + residual); 0 = off
     preview_steps: int = 10  # Heun steps of a preview sample (NFE = 2·steps − 1)
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:1"
 

@@ -20,6 +20,7 @@ from engine.config import TeacherConfig, load_config
 from engine.errors import ConfigError
 from engine.jobs import CancelToken
 
+MINUTES_STEP_CAP = 100_000_000
 # CLI option -> TeacherConfig field, for options that may override a resumed run's config.
 _OVERRIDES = {"steps": "steps", "minutes": "minutes", "device": "device", "report_every": "report_every",
               "checkpoint_minutes": "checkpoint_minutes", "checkpoint_every": "checkpoint_every",
@@ -67,6 +68,8 @@ def teacher_config_from_args(args: argparse.Namespace) -> TeacherConfig:
     overrides = {f: given[o] for o, f in _OVERRIDES.items() if o in given}
     if "steps" in given and "minutes" not in given:
         overrides["minutes"] = 0.0  # --steps alone means "run S steps", not "S steps or M minutes"
+    if "minutes" in given and "steps" not in given:
+        overrides["steps"] = MINUTES_STEP_CAP  # --minutes alone: the clock decides
     return dataclasses.replace(cfg, **overrides)
 
 
@@ -119,7 +122,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", choices=["tiny", "small", "base"], help="U-Net size (default small)")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--steps", type=int, help="optimiser steps (default 20000)")
-    budget.add_argument("--minutes", type=float, help="wall-clock budget in minutes")
+    budget.add_argument("--minutes", type=float, help="wall-clock budget in minutes (over all sessions)")
     p.add_argument("--batch", type=int, help="batch size per process (default 32)")
     p.add_argument("--lr", type=float, help="peak learning rate (default 2e-4)")
     p.add_argument("--warmup", type=int, help="warm-up steps (default 200)")

@@ -3,7 +3,7 @@
 Not a test (pytest collects test_*.py only). It runs the real loop, ``train_teacher``, on a
 freshly generated darcy set and reports the median samples/s of the reports after warm-up:
 
-    python tests/bench/bench_teacher.py --model small --grid 32 --batch 32 --device cpu --steps 30
+    python tests/bench/bench_teacher.py --model small --grid 32 --batch 32 --device cpu --steps 30 --warmup 20
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--device", default="auto")
     p.add_argument("--steps", type=int, default=30, help="timed steps (after --warmup)")
-    p.add_argument("--warmup", type=int, default=5, help="untimed steps (kernel selection, caches)")
+    p.add_argument("--warmup", type=int, default=20, help="untimed steps (the CPU needs ~10 to reach speed)")
     p.add_argument("--samples", type=int, default=64, help="size of the generated dataset")
     args = p.parse_args()
     # Report windows of `every` steps; the first window(s) covering --warmup are not timed.

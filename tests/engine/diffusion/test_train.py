@@ -51,8 +51,8 @@ def test_resume_follows_the_uninterrupted_run(tiny_cfg, tmp_path):
 def test_cancel_leaves_a_resumable_checkpoint(tiny_cfg, tmp_path):
     token, at = CancelToken(), []
 
-    def on_progress(p):  # reports are throttled, so cancel at the first one seen from step 2 on
-        if p.step >= 2 and not at:
+    def on_progress(p):  # the first report (step 1) always passes the throttle
+        if not at:
             at.append(p.step)
             token.cancel()
 
@@ -88,3 +88,14 @@ def test_non_finite_loss_names_the_step_and_keeps_the_last_good_checkpoint(tiny_
 def test_minutes_budget_stops_the_run(tiny_cfg, tmp_path):
     res = train_teacher(tiny_cfg(steps=10_000, minutes=1e-9, report_every=2), tmp_path / "run")
     assert res.stopped == "minutes" and res.step == 2
+
+
+def test_preview_reports_a_sample_and_its_residual(tiny_cfg, tmp_path):
+    seen = []
+    train_teacher(tiny_cfg(steps=2, preview_every=2, preview_steps=2), tmp_path / "run", on_progress=seen.append)
+    previews = [p for p in seen if p.preview is not None]
+    assert len(previews) == 1 and previews[0].preview.shape == (2, 16, 16)
+    assert previews[0].preview.dtype.name == "float32"
+    assert previews[0].metrics["preview_residual_mse"] > 0
+    assert list((tmp_path / "run" / "previews").glob("*.npz"))
+    assert any("preview_residual_mse" in r for r in RunDir(tmp_path / "run").read_metrics())
