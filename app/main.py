@@ -61,6 +61,8 @@ def main_qt(args: argparse.Namespace) -> int:
     if args.screenshot_tour:
         from app.tour import run_tour
 
-        asyncio.ensure_future(run_tour(window, args.screenshot_tour))
+        task = asyncio.ensure_future(run_tour(window, args.screenshot_tour))
+        task.add_done_callback(lambda t: t.cancelled() or t.exception() is None
+                               or window.show_exception(type(t.exception()), t.exception(), None))
     with loop:
         return int(loop.run_forever() or 0)

@@ -76,8 +76,10 @@ class ResultsPanel(QWidget):
         name = pde_fields[c]
         self.std.set_title(f"ensemble std ({name})")
         self.std.set_field(None if r.std is None else r.std[c])
-        self.error.set_title(f"|{name} − classical|")
-        self.error.set_field(None if r.classical is None else np.abs(r.mean[c] - r.classical[c]))
+        # the solution channel against the reference solve of the (observed or predicted) coefficient
+        sol = len(pde_fields) - 1
+        self.error.set_title(f"|{pde_fields[sol]} − classical solve|")
+        self.error.set_field(None if r.classical is None else np.abs(r.mean[sol] - r.classical[sol]))
         m = r.metrics
         vs = m.get("rel_l2_vs", "")
         self.summary.setText(

@@ -1,0 +1,42 @@
+"""Training chain generate → teacher → distill with fake engine functions: progress, curves, cancel."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from engine.jobs import Progress
+
+
+def fake_stage(name, steps=20, delay=0.002):
+    def fn(*args, on_progress, cancel):
+        for i in range(1, steps + 1):
+            cancel.raise_if_cancelled()
+            time.sleep(delay)
+            prev = np.random.default_rng(i).random((2, 16, 16)).astype(np.float32) if i == steps else None
+            on_progress(Progress(name, i, steps, {"loss": 1.0 / i, "residual": 2.0 / i}, preview=prev))
+        return name
+
+    return fn
+
+
+def test_chain_runs_and_cancels(qtbot, make_window, tmp_path):
+    w = make_window(16)
+    tp = w.training
+    tp.folder.setText(str(tmp_path))
+    tp.fns = {"data": fake_stage("data"), "teacher": fake_stage("teacher"), "distill": fake_stage("distill")}
+    with qtbot.waitSignal(tp.chain_done, timeout=10_000) as blocker:
+        tp.start_btn.click()
+    assert blocker.args[0].endswith("student")
+    assert {"teacher/loss", "distill/loss", "distill/residual"} <= set(tp.plot.curves)
+    assert len(tp.plot.buffers["teacher/loss"]) == 20
+    assert tp.preview.data() is not None and tp.preview_res.data() is not None
+    assert all(b.value() == b.maximum() for b in tp.bars.values())
+
+    tp.fns["teacher"] = fake_stage("teacher", steps=100_000, delay=0.001)
+    with qtbot.waitSignal(tp.chain_stopped, timeout=5000) as blocker:
+        tp.start_btn.click()
+        qtbot.waitUntil(lambda: tp.runner is not None and tp.runner.name == "teacher", timeout=5000)
+        tp.cancel_btn.click()
+    assert blocker.args[0] == "cancelled" and tp.start_btn.isEnabled()
