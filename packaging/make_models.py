@@ -1,0 +1,158 @@
+"""Re-create the bundled models from nothing: generate → train teacher → distill → bench → bundle.
+
+    python packaging/make_models.py --device cuda --grid 64 --out resources/models          # GPU recipe
+    python packaging/make_models.py --device cpu --grid 32 --teacher-minutes 30 ...           # CPU recipe
+
+For each PDE: a reference-solved dataset (seed 0), a teacher trained for a fixed wall-clock
+budget, a pure-distillation student (λ = 0) and a PIDDM student (λ = --lam, ramped in over the
+first half), optionally a λ sweep (--sweep PDE ...), then ``bench_generate`` on all of them. The
+bundled copy of each model keeps only the EMA weights in half precision plus a model card.
+Work happens in --work; bundles are written to --out/<pde>/{teacher,piddm,distill}/ and, with
+--tar, packed one tar per PDE. A --deadline (seconds) skips the optional steps once passed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from engine import __version__  # noqa: E402
+from engine.bench import bench_generate, format_table  # noqa: E402
+from engine.config import TeacherConfig  # noqa: E402
+from engine.data.generate import generate_dataset  # noqa: E402
+from engine.diffusion.train import train_teacher  # noqa: E402
+from engine.distill.config import DistillConfig  # noqa: E402
+from engine.distill.train import distill  # noqa: E402
+from engine.io.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+
+T0 = time.perf_counter()
+
+
+def log(msg: str) -> None:
+    print(f"[{time.perf_counter() - T0:7.1f}s] {msg}", flush=True)
+
+
+def slim(src: Path, dst: Path, card: dict) -> None:
+    """Bundle a run: EMA weights in float16, no optimiser or pairs, plus card.json."""
+    ckpt = load_checkpoint(src)
+    ema = {k: (v.half() if v.is_floating_point() else v) for k, v in ckpt["ema"].items()}
+    keep = {k: v for k, v in ckpt.items() if k not in ("model", "ema", "optimizer", "rng", "pair_seeds")}
+    keep["ema"] = ema
+    if keep.get("kind") == "student":
+        keep["teacher"] = "../teacher"  # bundled students find their teacher beside them
+        keep["config"] = {**keep["config"], "teacher": "../teacher"}
+        keep["teacher_config"] = {**keep["teacher_config"],
+                                  "dataset": Path(keep["teacher_config"]["dataset"]).name}
+    if "config" in keep and "dataset" in keep["config"]:
+        keep["config"] = {**keep["config"], "dataset": Path(keep["config"]["dataset"]).name}
+    if "data" in keep and "dataset" in keep["data"]:
+        keep["data"] = {**keep["data"], "dataset": Path(keep["data"]["dataset"]).name}
+    dst.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(dst / "checkpoint.pt", keep)
+    (dst / "card.json").write_text(json.dumps(card, indent=2, default=str))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--pdes", nargs="+", default=["darcy", "poisson", "helmholtz", "burgers"])
+    ap.add_argument("--grid", type=int, default=64)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--model", default="small", help="U-Net size of teacher and students")
+    ap.add_argument("--n-data", type=int, default=1200)
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--teacher-minutes", type=float, nargs="+", default=[1.5],
+                    help="one budget for all PDEs, or one per PDE")
+    ap.add_argument("--distill-minutes", type=float, default=0.2)
+    ap.add_argument("--sweep-minutes", type=float, default=0.12)
+    ap.add_argument("--lam", type=float, default=0.1, help="λ_train of the bundled PIDDM student")
+    ap.add_argument("--sweep", nargs="*", default=["darcy"], help="PDEs that get the λ sweep")
+    ap.add_argument("--pairs", type=int, default=1024)
+    ap.add_argument("--bench-n", type=int, default=256)
+    ap.add_argument("--bench-seeds", type=int, default=3)
+    ap.add_argument("--work", default="runs/bundle")
+    ap.add_argument("--out", default="resources/models")
+    ap.add_argument("--tar", help="also pack each PDE's bundle as <dir>/<pde>.tar")
+    ap.add_argument("--deadline", type=float, default=0, help="seconds after which optional steps are skipped")
+    args = ap.parse_args()
+    budgets = args.teacher_minutes * len(args.pdes) if len(args.teacher_minutes) == 1 else args.teacher_minutes
+    late = lambda: args.deadline and time.perf_counter() - T0 > args.deadline  # noqa: E731
+    summary = {}
+    for pde, t_min in zip(args.pdes, budgets):
+        work = Path(args.work) / pde
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        gen = generate_dataset(pde, args.n_data, args.grid, 0, work / "data.h5")
+        log(f"{pde}: {gen.n} samples in {gen.seconds:.1f} s ({gen.samples_per_s:.0f}/s), residual {gen.residual_mse:.2e}")
+        tcfg = TeacherConfig(pde=pde, grid_n=args.grid, dataset=str(work / "data.h5"), model=args.model,
+                             batch_size=args.batch, lr=1e-3 if args.device != "cpu" else 5e-4, warmup_steps=100,
+                             steps=10**9, minutes=t_min, ema_halflife_steps=100, report_every=50,
+                             device=args.device)
+        tres = train_teacher(tcfg, work / "teacher")
+        log(f"{pde}: teacher {tres.step} steps in {tres.seconds:.0f} s, {tres.samples_per_s:.0f} samples/s, loss {tres.loss:.4f}")
+        students = [("distill", 0.0, 0.5, args.distill_minutes), ("piddm", args.lam, 0.5, args.distill_minutes)]
+        if pde in args.sweep:
+            for lam in (0.01, 0.1, 1.0):
+                for warm in (0.0, 0.5):
+                    if (lam, warm) != (args.lam, 0.5):
+                        students.append((f"sweep-lam{lam:g}-warm{warm:g}", lam, warm, args.sweep_minutes))
+        results = {}
+        for name, lam, warm, minutes in students:
+            if name.startswith("sweep") and late():
+                log(f"{pde}: deadline passed, skipping {name}")
+                continue
+            run = work / name
+            run.mkdir()
+            if (work / "distill" / "pairs.h5").is_file():  # same seed → same pairs: map them once
+                shutil.copy(work / "distill" / "pairs.h5", run / "pairs.h5")
+            dcfg = DistillConfig(teacher=str(work / "teacher"), lam=lam, lam_warmup=warm, pairs=args.pairs,
+                                 refresh=0, batch_size=min(args.batch, args.pairs), lr=2e-4 if args.device != "cpu" else 1e-4,
+                                 warmup_steps=20, steps=10**9, minutes=minutes, ema_halflife_steps=50,
+                                 device=args.device)
+            dres = distill(dcfg, run)
+            results[name] = dres
+            log(f"{pde}: {name} λ={lam:g} warm-up {warm:g}: {dres.step} steps, {dres.seconds:.0f} s "
+                f"(pairs {dres.pair_seconds:.0f} s), residual {dres.residual:.3g} vs teacher's {dres.residual_scale:.3g}")
+        bench = bench_generate(work, n=args.bench_n, seeds=args.bench_seeds, device=args.device)
+        (work / "bench.json").write_text(json.dumps(bench, indent=2))
+        log(f"{pde}: bench\n{format_table(bench)}")
+        tparams = sum(v.numel() for v in load_checkpoint(work / "teacher")["ema"].values())
+        hardware = torch.cuda.get_device_name() if torch.cuda.is_available() and args.device != "cpu" else "CPU"
+        base_card = {"pde": pde, "grid": args.grid, "model_size": args.model, "parameters": tparams,
+                     "software_version": __version__, "hardware": hardware,
+                     "data": {"n": gen.n, "seed": 0, "held_out_fraction": tcfg.holdout_fraction,
+                              "generator": f"piddm generate --pde {pde} --n {gen.n} --grid {args.grid} --seed 0"},
+                     "teacher_training": {"seconds": tres.seconds, "steps": tres.step, "batch": args.batch,
+                                          "samples_per_s": tres.samples_per_s, "final_loss": tres.loss},
+                     "bench_generate": bench["table"], "recipe": "packaging/make_models.py"}
+        slim(work / "teacher", Path(args.out) / pde / "teacher",
+             {**base_card, "kind": "teacher", "name": "teacher", "training": base_card["teacher_training"]})
+        for name in ("distill", "piddm"):
+            r = results[name]
+            slim(work / name, Path(args.out) / pde / name,
+                 {**base_card, "kind": "student", "name": name, "lambda": 0.0 if name == "distill" else args.lam,
+                  "training": {"seconds": r.seconds, "pair_seconds": r.pair_seconds, "steps": r.step,
+                               "pairs": args.pairs, "residual_scale": r.residual_scale}})
+        if args.tar:
+            Path(args.tar).mkdir(parents=True, exist_ok=True)
+            with tarfile.open(Path(args.tar) / f"{pde}.tar", "w") as tf:
+                tf.add(Path(args.out) / pde, arcname=pde)
+                tf.add(work / "bench.json", arcname=f"{pde}/bench.json")
+        summary[pde] = {"bench": bench, "teacher_seconds": tres.seconds}
+        log(f"{pde}: bundled")
+    if args.tar:
+        (Path(args.tar) / "summary.json").write_text(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
