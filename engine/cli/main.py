@@ -12,7 +12,7 @@ from engine.errors import EngineError
 from engine.jobs import Cancelled
 
 # Sub-command modules, each with register(subparsers). Listed, not discovered: grep finds them.
-COMMAND_MODULES = ("engine.cli.data_cmds", "engine.cli.train_cmds", "engine.cli.distill_cmds", "engine.cli.solve_cmds")
+COMMAND_MODULES = ("engine.cli.data_cmds", "engine.cli.train_cmds", "engine.cli.distill_cmds", "engine.cli.solve_cmds", "engine.cli.bench_cmds")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,166 @@
+"""``piddm bench --task generate``: every generation method on one footing, in one run.
+
+Rows: held-out data (fresh reference solves) | teacher (Heun N_s) | distill (λ = 0) | piddm |
+piddm-ref (k refinement steps) | any extra students of a λ sweep. Columns: residual_mse, bc_mse,
+mmse/smse per channel against a reference set (fresh reference solves with another seed), time
+per sample, samples/s, NFE; each as mean ± std over seeds. Costs of teacher training, pair
+generation and distillation are read from the model folders. All residuals are computed in
+float64 from float32 outputs (the network runs in float32 at inference).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from engine.data.generate import generate_fields
+from engine.diffusion.model import load_teacher, sample_seeds
+from engine.diffusion.sampler import nfe as heun_nfe
+from engine.distill.generator import load_student
+from engine.distill.sample import refine
+from engine.errors import ConfigError
+from engine.io.checkpoint import FILENAME, load_checkpoint
+from engine.jobs import CancelToken, Progress, ProgressFn, check_cancel, no_progress
+from engine.metrics import moment_errors, residual_stats
+
+REFERENCE_SEED = 7_000_001  # data seeds no training set uses (training data uses small seeds)
+HELD_OUT_SEED = 7_000_002
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed(fn: Callable[[], np.ndarray], device: torch.device) -> tuple[np.ndarray, float]:
+    _sync(device)
+    t0 = time.perf_counter()
+    out = fn()
+    _sync(device)
+    return out, time.perf_counter() - t0
+
+
+def summarise(runs: list[dict[str, float]]) -> dict[str, Any]:
+    """{metric: {"mean", "std"}} over seeds (std 0 for a single seed)."""
+    keys = runs[0].keys()
+    return {k: {"mean": float(np.mean([r[k] for r in runs])), "std": float(np.std([r[k] for r in runs]))}
+            for k in keys}
+
+
+def model_costs(folder: Path) -> dict[str, Any]:
+    """Training costs recorded in a model folder (metrics.jsonl / card.json), if any."""
+    card_path = folder / "card.json"
+    if card_path.is_file():
+        return json.loads(card_path.read_text()).get("training", {})
+    metrics = folder / "metrics.jsonl"
+    if metrics.is_file():
+        lines = [json.loads(x) for x in metrics.read_text().splitlines() if x.strip()]
+        last = [x for x in lines if "elapsed" in x]
+        if last:
+            return {"seconds": last[-1]["elapsed"], "steps": last[-1]["step"]}
+    return {}
+
+
+def student_folders(models: Path) -> list[Path]:
+    """Student folders: distill, piddm, then sweep-* in name order."""
+    found = []
+    for d in sorted(p for p in models.iterdir() if (p / FILENAME).is_file()):
+        if load_checkpoint(d).get("kind") == "student":
+            found.append(d)
+    order = {"distill": 0, "piddm": 1}
+    return sorted(found, key=lambda d: (order.get(d.name, 2), d.name))
+
+
+def bench_generate(models: str | Path, *, n: int = 256, seeds: int = 3, sampler_steps: int = 18,
+                   refine_steps: int = 10, lam_infer: float = 1.0, device: str = "cpu", n_reference: int = 512,
+                   on_progress: ProgressFn = no_progress, cancel: CancelToken | None = None) -> dict[str, Any]:
+    """Run the generation benchmark on a model folder holding ``teacher/`` and student folders."""
+    models = Path(models)
+    if not (models / "teacher" / FILENAME).is_file():
+        raise ConfigError(f"{models}: expected a teacher/ folder with {FILENAME} (and student folders)")
+    if n < 2 or seeds < 1:
+        raise ConfigError(f"need n >= 2 samples and seeds >= 1, got n={n}, seeds={seeds}")
+    teacher = load_teacher(models / "teacher", device)
+    students = {d.name: load_student(d, device) for d in student_folders(models)}
+    pde, grid = teacher.pde, teacher.grid
+    params = dict(teacher.config.pde_params)
+    dev = teacher.device
+    total = 1 + seeds * (2 + len(students) + (1 if "piddm" in students else 0))
+    done = 0
+
+    def tick(label: str) -> None:
+        nonlocal done
+        done += 1
+        check_cancel(cancel)
+        on_progress(Progress("bench", done, total, message=label))
+
+    reference = generate_fields(pde.name, n_reference, grid.n, REFERENCE_SEED, params).astype(np.float32)
+    tick("reference")
+
+    def metrics(fields: np.ndarray, seconds: float, nfe: int) -> dict[str, float]:
+        return {**residual_stats(pde, fields), **moment_errors(fields, reference, teacher.channels),
+                "seconds_per_sample": seconds / len(fields), "samples_per_s": len(fields) / seconds,
+                "nfe": float(nfe)}
+
+    rows: dict[str, list[dict[str, float]]] = {}
+    for s in range(seeds):
+        sd = sample_seeds(1000 + s, n)
+        data, sec = _timed(lambda s=s: generate_fields(pde.name, n, grid.n, HELD_OUT_SEED + s, params), dev)
+        rows.setdefault("held-out data", []).append(metrics(data.astype(np.float32), sec, 0))
+        tick("data")
+        # Warm-up once so that one-time costs (allocations, kernels) do not land in the timings.
+        if s == 0:
+            teacher.sample(sd[:2], 2)
+        fields, sec = _timed(lambda sd=sd: teacher.sample(sd, sampler_steps).numpy(), dev)
+        rows.setdefault(f"teacher (Heun {sampler_steps})", []).append(metrics(fields, sec, heun_nfe(sampler_steps)))
+        tick("teacher")
+        for name, st in students.items():
+            eps = st.noise(sd)
+
+            def one(st=st, eps=eps) -> np.ndarray:
+                with torch.no_grad():
+                    return st.generate(eps).float().cpu().numpy()
+
+            one()  # warm-up
+            fields, sec = _timed(one, dev)
+            label = name if name in ("distill", "piddm") else f"{name} (λ={st.config.lam:g}, warm-up {st.config.lam_warmup:g})"
+            rows.setdefault(label, []).append(metrics(fields, sec, 1))
+            tick(name)
+            if name == "piddm" and refine_steps:
+                def ref(st=st, eps=eps) -> np.ndarray:
+                    e = refine(st, eps, refine_steps, lam_infer, cancel=cancel)
+                    with torch.no_grad():
+                        return st.generate(e).float().cpu().numpy()
+
+                fields, sec = _timed(ref, dev)
+                rows.setdefault(f"piddm-ref (k={refine_steps})", []).append(metrics(fields, sec, 1 + refine_steps))
+                tick("piddm-ref")
+    table = {name: summarise(runs) for name, runs in rows.items()}
+    teacher_row = table[f"teacher (Heun {sampler_steps})"]
+    ratios = {}
+    for name, row in table.items():
+        ratios[name] = {"residual_vs_teacher": row["residual_mse"]["mean"] / teacher_row["residual_mse"]["mean"],
+                        "speedup_vs_teacher": row["samples_per_s"]["mean"] / teacher_row["samples_per_s"]["mean"]}
+    costs = {"teacher": model_costs(models / "teacher")}
+    costs.update({name: model_costs(models / name) for name in students})
+    return {"task": "generate", "pde": pde.name, "grid": grid.n, "n": n, "seeds": seeds, "device": str(dev),
+            "precision": "float32 inference, residuals in float64", "table": table, "ratios": ratios,
+            "costs": costs}
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """A plain-text table of a bench result (mean ± std)."""
+    table = result["table"]
+    cols = [c for c in next(iter(table.values())) if c != "nfe"]
+    lines = [f"{result['task']} · {result['pde']} {result['grid']}² · n={result['n']} × {result['seeds']} seeds "
+             f"· {result['device']}", "method".ljust(34) + "NFE".rjust(5) + "".join(c.rjust(22) for c in cols)]
+    for name, row in table.items():
+        cells = "".join(f"{row[c]['mean']:.3g} ± {row[c]['std']:.2g}".rjust(22) for c in cols)
+        lines.append(name.ljust(34) + f"{row['nfe']['mean']:.0f}".rjust(5) + cells)
+    return "\n".join(lines)

@@ -1,0 +1,67 @@
+"""piddm bench: every method on one task set, in one run (generation, or a solve task)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from engine.cli.common import emit, progress_bar
+from engine.errors import ConfigError
+
+
+def models_folder(args: argparse.Namespace) -> Path:
+    """--models, else the bundled models of --pde."""
+    if args.models:
+        return Path(args.models)
+    from engine.models import bundled_root
+
+    folder = bundled_root() / args.pde
+    if not folder.is_dir():
+        raise ConfigError(f"no bundled models for {args.pde}; pass --models DIR (with teacher/ and student folders)")
+    return folder
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from engine.bench import bench_generate, format_table
+
+    folder = models_folder(args)
+    on_progress, bar = progress_bar(f"bench {args.pde} {args.task}")
+    with bar:
+        if args.task == "generate":
+            result = bench_generate(folder, n=args.n, seeds=args.seeds, sampler_steps=args.sampler_steps,
+                                    refine_steps=args.refine, device=args.device, on_progress=on_progress)
+        else:
+            from engine.bench_solve import bench_solve
+
+            result = bench_solve(folder, task=args.task, obs=args.obs, cases=args.cases, seeds=args.seeds,
+                                 methods=args.methods, ensemble=args.ensemble, steps=args.steps,
+                                 device=args.device, on_progress=on_progress)
+    if result["pde"] != args.pde:
+        raise ConfigError(f"{folder} holds {result['pde']} models, not {args.pde}")
+    if args.output:
+        Path(args.output).write_text(json.dumps(result, indent=2))
+    emit(result, args.json, format_table(result))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="compare every method on one task set in one run")
+    p.add_argument("--pde", required=True)
+    p.add_argument("--task", default="generate", choices=["generate", "forward", "inverse", "reconstruct"])
+    p.add_argument("--models", help="folder with teacher/, piddm/, distill/ (default: the bundled models)")
+    p.add_argument("--grid", type=int, help="accepted for compatibility; the grid is the models' grid")
+    p.add_argument("--obs", default="points:123", help="full | points:K | fraction:F (solve tasks)")
+    p.add_argument("--cases", type=int, default=100, help="held-out cases (solve tasks)")
+    p.add_argument("--methods", nargs="+", help="solve methods to compare (default: all that apply)")
+    p.add_argument("--ensemble", type=int, default=8)
+    p.add_argument("--steps", type=int, default=200, help="optimiser / sampler steps of the solve methods")
+    p.add_argument("-n", "--n", type=int, default=256, help="samples per seed (generate)")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--sampler-steps", dest="sampler_steps", type=int, default=18, help="teacher Heun steps")
+    p.add_argument("--refine", type=int, default=10, help="PIDDM-ref refinement steps (generate)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("-o", "--output", help="also write the JSON result here")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_bench)
