@@ -55,8 +55,6 @@ def test_generate_and_evaluate_bad_input_one_line(capsys, tmp_path):
     assert not out.exists()
 
 
-@pytest.mark.xfail(strict=True, reason="argparse prints its usage block before the error line; "
-                   "engine/cli/main.py needs a parser whose error() prints one line")
 def test_argparse_errors_are_one_line(tmp_path):
     p = run("generate", "--pde", "darcy", "--n", "abc", "-o", tmp_path / "x.h5")
     assert p.returncode != 0

@@ -15,8 +15,15 @@ from engine.jobs import Cancelled
 COMMAND_MODULES = ("engine.cli.data_cmds", "engine.cli.train_cmds", "engine.cli.distill_cmds", "engine.cli.solve_cmds", "engine.cli.bench_cmds")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Bad arguments give one line on stderr and exit status 2 (no usage block)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="piddm", description="PIDDM Studio command line")
+    parser = OneLineParser(prog="piddm", description="PIDDM Studio command line")
     parser.add_argument("--version", action="version", version=f"piddm {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for mod in COMMAND_MODULES:

@@ -105,13 +105,32 @@ def sample_teacher_cmd(args: argparse.Namespace) -> int:
     return 0
 
 
+def sample_student_cmd(args: argparse.Namespace) -> int:
+    from engine.distill.sample import sample_student
+
+    on_progress, bar = progress_bar("sample student")
+    with bar:
+        res = sample_student(args.model, args.n, refine_steps=args.refine, lam_infer=args.lambda_infer,
+                             project_solution=args.project, seed=args.seed, batch=args.batch,
+                             device=args.device, output=args.output, on_progress=on_progress)
+    out = {k: v for k, v in dataclasses.asdict(res).items() if k != "fields"}
+    moved = "" if res.projection_distance is None else f"; projection moved the solution by {res.projection_distance:.3g} (relative L2)"
+    emit(out, args.json, f"wrote {res.n} one-step samples (refine {res.refine}, NFE {res.nfe}) to {res.path} "
+         f"in {res.seconds:.2f} s; residual_mse {res.residual_mse:.3g}, bc_mse {res.bc_mse:.3g}{moved}")
+    return 0
+
+
 def cmd_sample(args: argparse.Namespace) -> int:
-    """Dispatch on the checkpoint's kind (only teachers so far)."""
+    """Dispatch on the checkpoint's kind: a teacher (Heun sampler) or a student (one step)."""
     from engine.io.checkpoint import peek_kind
 
     kind = peek_kind(args.model)
+    if kind == "student":
+        return sample_student_cmd(args)
     if kind != "teacher":
         raise ConfigError(f"{args.model}: cannot sample a {kind!r} checkpoint")
+    if args.refine or args.project:
+        raise ConfigError("--refine and --project apply to a distilled student, not to a teacher")
     return sample_teacher_cmd(args)
 
 
@@ -143,7 +162,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sample", help="draw samples from a trained model into a fields file")
     p.add_argument("--model", required=True, help="run directory or checkpoint.pt")
     p.add_argument("-n", type=int, required=True, help="number of samples")
-    p.add_argument("--steps", type=int, default=18, help="Heun steps N_s (NFE 2N_s - 1; default 18)")
+    p.add_argument("--steps", type=int, default=18, help="teacher: Heun steps N_s (NFE 2N_s - 1; default 18)")
+    p.add_argument("--refine", type=int, default=0, help="student: PIDDM-ref latent refinement steps k")
+    p.add_argument("--lambda-infer", dest="lambda_infer", type=float, default=1.0,
+                   help="student: residual weight of the refinement (default 1)")
+    p.add_argument("--project", action="store_true",
+                   help="student: replace the solution by the reference solve of the coefficient")
     p.add_argument("--batch", type=int, default=64, help="samples per batch")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("-o", "--output", required=True, help="fields file to write (.h5)")
