@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,7 +170,7 @@ class _Distiller:
     # -- training -------------------------------------------------------------------------------
     def checkpoint(self) -> dict:
         t, cfg = self.teacher, self.cfg
-        return {"kind": "student", "config": to_dict(cfg), "teacher": str(cfg.teacher),
+        return {"kind": "student", "config": to_dict(cfg), "teacher": self.teacher_ref(),
                 "teacher_config": to_dict(t.config), "teacher_step": t.step,
                 "pde": {"name": t.pde.name, "params": dict(t.config.pde_params)},
                 "grid": {"n": t.grid.n, "length": 1.0}, "channels": list(t.channels),
@@ -178,6 +179,15 @@ class _Distiller:
                 "ema": self.ema.state_dict(), "optimizer": self.opt.state_dict(), "step": self.step,
                 "generation": self.generation, "pair_seeds": torch.tensor(self.seeds, dtype=torch.int64),
                 "elapsed": self.elapsed(), "software_version": __version__}
+
+    def teacher_ref(self) -> str:
+        """The teacher folder as load_student reads it back: relative to the run directory (so the
+        two folders may move together), absolute where no relative path exists."""
+        teacher = Path(self.cfg.teacher).resolve()
+        try:
+            return os.path.relpath(teacher, self.run_dir.path.resolve())
+        except ValueError:  # another drive (Windows)
+            return str(teacher)
 
     def save(self) -> None:
         if self.info.is_main:
