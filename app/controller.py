@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import numpy as np
@@ -18,9 +19,24 @@ log = logging.getLogger("app")
 
 
 def load_model(path, *, on_progress, cancel):
+    """Load on the worker, then warm the student up (one tiny forward and backward pass) so that the
+    first solve's first preview is not held up by PyTorch's one-off start-up costs."""
     from engine.models import load_model as _load
 
-    return _load(path, device="cpu")
+    model = _load(path, device="cpu")
+    warm_up(model)
+    return model
+
+
+def warm_up(model) -> None:
+    student = getattr(model, "student", None)
+    if student is None:
+        return
+    try:
+        eps = student.noise([0]).detach().clone().requires_grad_(True)
+        student.generate(eps).square().mean().backward()
+    except Exception:  # warm-up is an optimisation only
+        log.debug("warm-up failed", exc_info=True)
 
 
 class Controller(QObject):
@@ -39,6 +55,9 @@ class Controller(QObject):
         self.solve_fn = None  # tests: replace engine.solve with a fake (see app.jobs.run_solve)
         self.solve_runner = None
         self.busy = False
+        self._t0: float | None = None
+        self._first_preview: float | None = None
+        self.timings: dict[str, float] = {}  # last solve: first_preview, total (seconds, wall clock)
 
     # -- model ----------------------------------------------------------------------------------
     @asyncSlot(object)
@@ -131,6 +150,9 @@ class Controller(QObject):
             self.task.status.setText("Cancelling…")
 
     def on_progress(self, p) -> None:
+        if p.preview is not None and self._first_preview is None and self._t0 is not None:
+            self._first_preview = time.perf_counter() - self._t0
+            log.info("first preview after %.2f s", self._first_preview)
         m = p.metrics or {}
         text = "  ".join(f"{k} {v:.3g}" for k, v in m.items() if isinstance(v, float))
         self.task.show_progress(p.step, p.total, f"{p.stage} {p.step}/{p.total}  {text} {p.message}".strip())
@@ -155,11 +177,15 @@ class Controller(QObject):
         outcomes = []
         try:
             for m in methods:
+                self._t0, self._first_preview = time.perf_counter(), None
                 opts = {"method": m, "ensemble": s.ensemble, "steps": s.steps, "lam": s.lam, "seed": s.seed}
                 self.solve_runner = self.jobs.start(run_solve, s.model, s.pde_name, s.pde_params, values, mask,
                                                     opts, truth, solve_fn=self.solve_fn, name=f"solve {m}")
                 self.solve_runner.progress.connect(self.on_progress)
                 r = await self.solve_runner.result()
+                self.timings = {"first_preview": self._first_preview or float("nan"),
+                                "total": time.perf_counter() - self._t0}
+                log.info("%s finished after %.2f s (wall clock)", m, self.timings["total"])
                 s.results[m] = r
                 outcomes.append(r)
                 self.results.show_result(r, mask, s.channels)

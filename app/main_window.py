@@ -186,7 +186,10 @@ class MainWindow(QMainWindow):
 
     def _on_jobs_changed(self) -> None:
         names = [r.name for r in self.jobs.running()]
-        self.statusBar().showMessage("Running: " + ", ".join(names) if names else "Ready.")
+        if names:
+            self.statusBar().showMessage("Running: " + ", ".join(names))
+        elif self.statusBar().currentMessage().startswith("Running:"):
+            self.statusBar().showMessage("Ready.")
 
     # -- errors ---------------------------------------------------------------------------------
     def report_error(self, title: str, message: str, details: str = "") -> None:

@@ -41,7 +41,7 @@ class AppState:
     compare_method: str = "classical"
     ensemble: int = 4
     lam: float | None = None
-    steps: int = 100
+    steps: int = 50  # ensemble 4 × 50 steps: a 64² piddm solve in ~15 s on a busy 2-core CPU
     seed: int = 0
     results: dict[str, SolveOutcome] = field(default_factory=dict)
     run_folders: list[str] = field(default_factory=list)
@@ -75,14 +75,30 @@ class AppState:
         return float(self.mask.mean()) if self.mask is not None else 0.0
 
     def methods(self) -> list[str]:
-        """Methods offered now: model methods only with a model of the right kind."""
+        """Methods offered now: model methods only with a model of the right kind. ``distill`` (the
+        plain λ = 0 latent solve) only when the loaded student is a distill (λ = 0) student."""
         out = list(FREE_METHODS)
         if self.model is not None:
             kind = getattr(self.model, "kind", "student")
             if kind == "teacher":
                 out = ["teacher", "diffusionpde", *out]
             else:
-                out = ["piddm", "piddm-ref", "piddm-exact", "distill", *out]
+                student = ["piddm", "piddm-ref", "piddm-exact"]
+                if is_distill_student(self.model, self.model_info):
+                    student.append("distill")
                 if getattr(self.model, "teacher", None) is not None:
-                    out[4:4] = ["teacher", "diffusionpde"]
+                    student += ["diffusionpde", "teacher"]
+                out = [*student, *out]
         return out
+
+
+def is_distill_student(model: Any, info: Any = None) -> bool:
+    """True for a student distilled without physics (λ = 0): folder "distill" or card lambda 0."""
+    card = dict(getattr(model, "card", None) or getattr(info, "card", None) or {})
+    if "lambda" in card:
+        try:
+            return float(card["lambda"]) == 0.0
+        except (TypeError, ValueError):
+            pass
+    name = getattr(info, "name", None) or getattr(getattr(model, "path", None), "name", "")
+    return str(name) == "distill"

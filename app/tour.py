@@ -1,4 +1,6 @@
-"""--screenshot-tour DIR: capture the main states (start-up, drawing, solved inverse, training)."""
+"""--screenshot-tour DIR: capture the main states (start-up, drawing, solved inverse, compare, training).
+
+The training shot uses stand-in curves (``_fake_training``), not a real run."""
 
 from __future__ import annotations
 
@@ -44,34 +46,45 @@ async def run_tour(window, out_dir: str) -> None:
         await asyncio.sleep(0.1)
     await asyncio.sleep(0.8)
     shot("01-startup")
-    # drawing: a GRF coefficient, thresholded, plus a brushed stroke
+    # drawing (forward task: the whole coefficient is observed): a GRF, thresholded, plus a brushed bar
+    window.task_panel.task_box.setCurrentText("forward")
     window.inputs.channel_box.setCurrentIndex(0)
     window.inputs.random_grf()
     window.inputs.threshold()
-    a = window.state.values[0]
-    a[8:12, 4:28] = 12.0
-    window.state.mask[0, 8:12, 4:28] = True
-    window.inputs.random_points(k=0)
+    n = window.state.grid_n
+    window.state.values[0, n // 8:n // 8 + max(2, n // 16), n // 16:n * 7 // 16] = 12.0
     window.inputs.set_tool("brush")
     window.inputs.redraw()
     await asyncio.sleep(0.5)
     shot("02-drawing")
     # a real inverse solve from ~3 % clicked-looking points of a held-out sample
-    window.inputs.undo()
-    window.inputs.undo()
-    window.inputs.undo()
+    window.task_panel.task_box.setCurrentText("inverse")
+    window.state.task = "inverse"
     await window.controller.load_demo()
     window.task_panel.task_box.setCurrentText("inverse")
     methods = window.state.methods()
     window.task_panel.method_box.setCurrentText("piddm" if "piddm" in methods else "dataspace")
-    window.task_panel.steps.setValue(200)
     done = asyncio.get_event_loop().create_future()
-    window.controller.solve_done.connect(lambda r: done.done() or done.set_result(r))
-    window.controller.solve_failed.connect(lambda m: done.done() or done.set_result(m))
+
+    def finished(r):
+        if not done.done():
+            done.set_result(r)
+
+    window.controller.solve_done.connect(finished)
+    window.controller.solve_failed.connect(finished)
     window.controller.solve()
     await done
     await asyncio.sleep(0.8)
     shot("03-inverse-solved")
+    # compare: the same observations with piddm and the model-free dataspace baseline
+    window.task_panel.compare_box.setChecked(True)
+    window.task_panel.compare_method.setCurrentText("dataspace")
+    done = asyncio.get_event_loop().create_future()
+    window.controller.solve()
+    await done
+    await asyncio.sleep(0.8)
+    shot("05-compare")
+    window.task_panel.compare_box.setChecked(False)
     # training in progress (fake curves unless a real engine run is wanted)
     window.tabs.setCurrentWidget(window.training)
     tp = window.training

@@ -11,6 +11,9 @@ CMAPS = {"field": "viridis", "residual": "inferno", "std": "plasma", "error": "m
 _MASK_RGBA = (40, 40, 48, 170)  # unobserved nodes are dimmed by this overlay
 
 
+LOG_DECADES = 6.0  # a log-scale colour bar spans at most this many decades
+
+
 def _ignore(ev) -> None:
     ev.ignore()
 
@@ -105,8 +108,12 @@ class FieldView(QWidget):
         self._shown = shown
         finite = shown[np.isfinite(shown)]
         lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-        if hi - lo < 1e-12:
-            lo, hi = lo - 0.5, hi + 0.5
+        if self.log_scale and finite.size:  # a robust window: exact zeros (boundary) would stretch it
+            lo = max(lo, float(np.percentile(finite, 1.0)), hi - LOG_DECADES)
+        if hi - lo < 1e-12 or (not self.log_scale and hi - lo < 1e-4 * max(abs(lo), abs(hi))):
+            mid = 0.5 * (lo + hi)  # (nearly) constant: a ±1 % bar the axis can label
+            pad = 0.01 * abs(mid) if abs(mid) > 1e-12 else 0.5
+            lo, hi = mid - pad, mid + pad
         h = 1.0 / (n - 1)
         rect = QRectF(-h / 2, -h / 2, 1 + h, 1 + h)  # pixel centres sit on the grid nodes
         self.image.setImage(shown.astype(np.float32), autoLevels=False)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -41,23 +40,80 @@ def find_runs(folder: str) -> list[Any]:
     return list(_find(folder))
 
 
+def _num(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.3g}"
+    if isinstance(v, int) and abs(v) >= 10_000:
+        return f"{v:,}"
+    return str(v)
+
+
+def _short_path(path) -> str:
+    """Bundled models by their place in resources/models; others by their last two parts."""
+    p = Path(str(path))
+    parts = p.parts
+    if "models" in parts and "resources" in parts:
+        return "bundled: " + "/".join(parts[parts.index("models") + 1:])
+    return "…/" + "/".join(parts[-2:]) if len(parts) > 2 else str(p)
+
+
+def _bench_rows(bench: dict, name: str) -> list[tuple[str, dict]]:
+    """This model's bench row (matched by folder name) and the held-out data row for scale."""
+    rows = []
+    for key, row in bench.items():
+        if not isinstance(row, dict):
+            continue
+        label = key.split(" ")[0]
+        if key.startswith("held-out") or label == name or (name == "teacher" and label == "teacher"):
+            rows.append((key, row))
+    return rows
+
+
+def _mean(d) -> str:
+    return _num(d.get("mean")) if isinstance(d, dict) else _num(d)
+
+
 def describe(info: Any, model: Any = None) -> str:
-    """HTML summary of a model card (PDE, grid, size, training, bench metrics)."""
-    card = dict(getattr(info, "card", None) or {})
-    rows = [("PDE", getattr(info, "pde", "?")), ("name", getattr(info, "name", "?")),
-            ("path", str(getattr(info, "path", "")))]
-    if model is not None:
-        rows += [("kind", getattr(model, "kind", "?")), ("grid", getattr(getattr(model, "grid", None), "n", "?"))]
-    bench = card.pop("bench", None)
+    """HTML summary of a model card: what it is, how it was trained, its bench figures."""
+    card = dict(getattr(info, "card", None) or getattr(model, "card", None) or {})
+    name = getattr(info, "name", "?")
+    kind = getattr(model, "kind", None) or card.get("kind") or getattr(info, "kind", "?")
+    grid = getattr(getattr(model, "grid", None), "n", None) or card.get("grid", "?")
+    rows = [("model", f"{getattr(info, 'pde', '?')} · {name} ({kind})"), ("grid", f"{grid}²")]
+    if "parameters" in card:
+        rows.append(("size", f"{_num(card['parameters'])} parameters ({card.get('model_size', '?')})"))
+    if "lambda" in card:
+        rows.append(("λ (physics)", _num(card["lambda"])))
+    if model is not None and getattr(model, "kind", "") == "student":
+        rows.append(("teacher", "loaded" if getattr(model, "teacher", None) is not None else "not found"))
+    data = card.get("data")
+    if isinstance(data, dict):
+        rows.append(("data", f"{_num(data.get('n', '?'))} samples, seed {data.get('seed', '?')}"))
+    for key, label in (("teacher_training", "teacher training"), ("training", "distillation")):
+        t = card.get(key)
+        if isinstance(t, dict) and (kind == "student" or key == "teacher_training"):
+            rows.append((label, f"{_num(t.get('steps', '?'))} steps, {_num(float(t.get('seconds', 0)))} s"))
+    if "hardware" in card:
+        rows.append(("trained on", card["hardware"]))
+    rows.append(("path", _short_path(getattr(info, "path", ""))))
+    shown = {"pde", "grid", "kind", "name", "parameters", "model_size", "lambda", "data", "teacher_training",
+             "training", "hardware", "bench", "bench_generate", "recipe", "software_version"}
     for k, v in card.items():
-        rows.append((k, v if not isinstance(v, dict | list) else json.dumps(v)[:200]))
-    html = "<table>" + "".join(f"<tr><td><b>{k}</b></td><td>{v}</td></tr>" for k, v in rows) + "</table>"
+        if k not in shown and not isinstance(v, dict | list):
+            rows.append((k, _num(v)))
+    html = "<table cellspacing=2>" + "".join(
+        f"<tr><td><b>{k}</b></td><td>{v}</td></tr>" for k, v in rows) + "</table>"
+    bench = card.get("bench_generate") or card.get("bench")
     if isinstance(bench, dict) and bench:
-        html += "<p><b>bench</b></p><table>"
-        for k, v in bench.items():
-            val = f"{v:.4g}" if isinstance(v, float) else (json.dumps(v)[:120] if isinstance(v, dict) else v)
-            html += f"<tr><td>{k}</td><td>{val}</td></tr>"
+        html += "<p><b>bench</b> (generation, held-out)</p><table cellspacing=2>"
+        html += "<tr><td></td><td>residual_mse</td><td>mmse(coef)</td></tr>"
+        for key, row in _bench_rows(bench, name):
+            res = row.get("residual_mse", {})
+            mm = next((v for k, v in row.items() if k.startswith("mmse_")), {})
+            html += f"<tr><td>{key}</td><td>{_mean(res)}</td><td>{_mean(mm)}</td></tr>"
         html += "</table>"
+        if card.get("recipe"):
+            html += f"<p>recipe: {card['recipe']}</p>"
     return html
 
 
@@ -88,11 +144,12 @@ class ModelPanel(QWidget):
         lay.addLayout(form)
         lay.addWidget(self.equation)
         lay.addWidget(QLabel("Models"))
-        lay.addWidget(self.models, 1)
+        self.models.setMaximumHeight(150)
+        lay.addWidget(self.models)
         row = QHBoxLayout()
         row.addWidget(self.open_btn)
         lay.addLayout(row)
-        lay.addWidget(self.info, 1)
+        lay.addWidget(self.info, 2)
         self._infos: list[Any] = []
         self.pde_box.currentTextChanged.connect(self.pde_changed)
         self.grid_box.currentTextChanged.connect(lambda t: self.grid_changed.emit(int(t)))

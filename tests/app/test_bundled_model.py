@@ -1,0 +1,50 @@
+"""The bundled darcy student, loaded the way the app loads it, solves a short piddm inverse task."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+
+def _darcy_student():
+    from engine.models import bundled_models
+
+    found = [i for i in bundled_models() if i.pde == "darcy" and i.kind == "student" and i.name == "piddm"]
+    if not found:
+        pytest.skip("no bundled darcy piddm model")
+    return found[0]
+
+
+def test_bundled_darcy_student_piddm_solve(qtbot, make_window):
+    pytest.importorskip("engine.solve")
+    info = _darcy_student()
+    w = make_window(16)
+    with qtbot.waitSignal(w.controller.model_changed, timeout=120_000):
+        asyncio.ensure_future(w.controller.load_model_info(info))
+    s = w.state
+    assert s.model is not None and s.model.kind == "student" and s.model.teacher is not None
+    n = int(info.card.get("grid", s.model.grid.n))
+    assert s.grid_n == s.model.grid.n == n and s.values.shape == (2, n, n)
+    assert 0.0 < s.mask[1].mean() < 0.06 and not s.mask[0].any()  # inverse demo from ~3 % of u
+    assert "2,326,434" in w.model_panel.info.toPlainText() or "parameters" in w.model_panel.info.toPlainText()
+    methods = [w.task_panel.method_box.itemText(i) for i in range(w.task_panel.method_box.count())]
+    assert methods[:3] == ["piddm", "piddm-ref", "piddm-exact"] and "distill" not in methods
+    assert {"diffusionpde", "teacher", "dataspace", "classical"} <= set(methods)
+    assert w.task_panel.method_box.currentText() == "piddm"
+
+    w.task_panel.ensemble.setValue(2)
+    w.task_panel.steps.setValue(5)
+    with qtbot.waitSignal(w.controller.solve_done, timeout=120_000) as blocker:
+        w.task_panel.solve_btn.click()
+    (r,) = blocker.args[0]
+    assert r.method == "piddm" and r.mean.shape == (2, n, n) and r.std.shape == (2, n, n)
+    assert np.isfinite(r.residual).all() and np.isfinite(r.metrics["residual_mse"])
+    assert r.nfe == 6 and np.isfinite(w.controller.timings["first_preview"])  # a live preview came
+    views = w.results.views()
+    for name in ("a", "u", "residual", "std", "error"):
+        data = views[name].data()
+        assert data is not None and data.shape == (n, n) and np.isfinite(data).all(), name
+    assert views["std"].data().max() > 0  # the two members differ where a is unknown
+    assert "piddm" in w.results.summary.text()
