@@ -52,9 +52,8 @@ def train(cfg: dict, run_dir, resume, *, on_progress, cancel):
 
 
 def distill(cfg: dict, run_dir, resume, *, on_progress, cancel):
-    from engine.distill.train import distill as _distill
-
     from engine.distill.config import DistillConfig
+    from engine.distill.train import distill as _distill
 
     return _distill(DistillConfig(**cfg), run_dir, resume=resume, on_progress=on_progress, cancel=cancel)
 
