@@ -157,10 +157,13 @@ def bench_generate(models: str | Path, *, n: int = 256, seeds: int = 3, sampler_
 def format_table(result: dict[str, Any]) -> str:
     """A plain-text table of a bench result (mean ± std)."""
     table = result["table"]
-    cols = [c for c in next(iter(table.values())) if c != "nfe"]
-    lines = [f"{result['task']} · {result['pde']} {result['grid']}² · n={result['n']} × {result['seeds']} seeds "
-             f"· {result['device']}", "method".ljust(34) + "NFE".rjust(5) + "".join(c.rjust(22) for c in cols)]
+    cols = list(dict.fromkeys(c for row in table.values() for c in row if c != "nfe"))
+    head = f"{result['task']} · {result['pde']} {result['grid']}² · n={result['n']} × {result['seeds']} seeds"
+    if "obs" in result:  # solve tasks
+        head += (f" · obs {result['obs']} · ensemble {result['ensemble']} · steps {result['steps']}"
+                 f" (guidance {result['guidance_steps']})")
+    lines = [f"{head} · {result['device']}", "method".ljust(34) + "NFE".rjust(5) + "".join(c.rjust(22) for c in cols)]
     for name, row in table.items():
-        cells = "".join(f"{row[c]['mean']:.3g} ± {row[c]['std']:.2g}".rjust(22) for c in cols)
+        cells = "".join((f"{row[c]['mean']:.3g} ± {row[c]['std']:.2g}" if c in row else "–").rjust(22) for c in cols)
         lines.append(name.ljust(34) + f"{row['nfe']['mean']:.0f}".rjust(5) + cells)
     return "\n".join(lines)

@@ -1,0 +1,162 @@
+"""``piddm bench --task forward|inverse|reconstruct``: every solve method on the same held-out cases.
+
+Cases: ``cases`` fresh reference solves drawn with ``SOLVE_SEED`` (no training, reference or
+generation-bench set uses it), stored in float32 like every dataset. For each seed s in
+range(seeds) the observation masks (``Observations.from_task(..., seed=s)``) and the ensemble
+starts (``SolveOptions(seed=s)``) are redrawn; the cases stay the same. Every method solves all the
+cases of one seed in one batched call.
+
+Rows (default: all that apply): piddm, piddm-ref, piddm-exact (the folder's ``piddm/`` student,
+with its teacher), distill (the ``distill/`` λ = 0 student), diffusionpde and teacher (the teacher
+through the piddm model), dataspace (no model), classical (forward with the whole coefficient only).
+
+Columns, mean ± std over seeds, computed on the ensemble mean (the answer a user gets):
+- rel_l2_<ch>: ‖pred − truth‖₂ / ‖truth‖₂ over the *whole* channel, averaged over cases, for every
+  channel that is not wholly observed (forward/full: u; inverse/full: the coefficient; points: both).
+  Observed entries are included (they are exact for all methods except piddm-exact/classical, whose
+  solution entries are S(coefficient)); this is the convention of DiffusionPDE/FunDPS's figures.
+- error_rate (darcy, when its coefficient is unknown): fraction of pixels on the wrong side of 7.5.
+- residual_mse: mean interior R² of the answer, float64 from the float32 output.
+- seconds_per_case: wall time of the batched solve / cases (after a warm-up); nfe: generator or
+  denoiser evaluations per member.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.bench import summarise
+from engine.data.generate import generate_fields
+from engine.errors import ConfigError
+from engine.io.checkpoint import FILENAME
+from engine.jobs import CancelToken, Progress, ProgressFn, check_cancel, no_progress
+from engine.metrics import residual_stats, truth_errors
+from engine.solve import METHODS, Observations, SolveOptions, solve
+from engine.solve.observations import TASKS
+
+SOLVE_SEED = 7_000_003  # held-out solve cases (REFERENCE_SEED/HELD_OUT_SEED of engine.bench are taken)
+VALIDATION_SEED = 7_000_004  # cases for tuning λ / lr / ζ, never the bench cases
+
+
+def default_methods(task: str, obs: str, have: set[str]) -> list[str]:
+    """Every method that applies to the task and whose model folder exists (``have``: folder names)."""
+    out = []
+    for m in METHODS:
+        if m == "classical" and not (task == "forward" and obs == "full"):
+            continue
+        if m == "distill" and "distill" not in have:
+            continue
+        if m in ("piddm", "piddm-ref", "piddm-exact") and "piddm" not in have:
+            continue
+        if m in ("diffusionpde", "teacher") and not ({"teacher", "piddm"} & have):
+            continue
+        out.append(m)
+    return out
+
+
+def held_out_cases(pde_name: str, n: int, grid_n: int, params: dict[str, Any] | None = None,
+                   seed: int = SOLVE_SEED) -> np.ndarray:
+    """(n, C, N, N) float32 reference solves with a seed no training used."""
+    return generate_fields(pde_name, n, grid_n, seed, params).astype(np.float32)
+
+
+def _models(folder: Path, methods: list[str], device: str) -> dict[str, Any]:
+    """{"piddm": Model, "distill": Model} as needed; the piddm model gets a teacher if one is found."""
+    from engine.models import load_model
+
+    out: dict[str, Any] = {}
+    need_piddm = any(m not in ("distill", "dataspace", "classical") for m in methods)
+    if need_piddm:
+        if (folder / "piddm" / FILENAME).is_file():
+            out["piddm"] = load_model(folder / "piddm", device)
+        elif (folder / "teacher" / FILENAME).is_file():
+            out["piddm"] = load_model(folder / "teacher", device)
+        else:
+            raise ConfigError(f"{folder}: no piddm/ or teacher/ model folder")
+        if out["piddm"].teacher is None and (folder / "teacher" / FILENAME).is_file():
+            out["piddm"].teacher = load_model(folder / "teacher", device).teacher
+    if "distill" in methods:
+        if not (folder / "distill" / FILENAME).is_file():
+            raise ConfigError(f"{folder}: method distill needs a distill/ student folder")
+        out["distill"] = load_model(folder / "distill", device)
+    return out
+
+
+def _pde_of(folder: Path, models: dict[str, Any]) -> tuple[Any, int]:
+    for m in models.values():
+        return m.pde, m.grid.n
+    from engine.models import load_model
+
+    for name in ("teacher", "piddm", "distill"):
+        if (folder / name / FILENAME).is_file():
+            m = load_model(folder / name)
+            return m.pde, m.grid.n
+    raise ConfigError(f"{folder}: no model folder to take the PDE and grid from")
+
+
+def bench_solve(folder: str | Path, *, task: str = "forward", obs: str = "points:123", cases: int = 100,
+                seeds: int = 3, methods: list[str] | None = None, ensemble: int = 8, steps: int = 200,
+                guidance_steps: int | None = None, lam: float | None = None, lr: float | None = None,
+                device: str = "cpu", on_progress: ProgressFn = no_progress,
+                cancel: CancelToken | None = None) -> dict[str, Any]:
+    """Run every solve method on held-out cases of a model folder (module docstring).
+
+    guidance_steps: Heun steps of diffusionpde/teacher (default ``steps``). lam / lr: override the
+    methods' defaults (None = defaults). Returns a dict for ``engine.bench.format_table``.
+    """
+    folder = Path(folder)
+    if task not in TASKS:
+        raise ConfigError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
+    if cases < 1 or seeds < 1:
+        raise ConfigError(f"need cases >= 1 and seeds >= 1, got {cases}, {seeds}")
+    have = {d.name for d in folder.iterdir() if (d / FILENAME).is_file()} if folder.is_dir() else set()
+    if not have:
+        raise ConfigError(f"{folder}: expected model folders (teacher/, piddm/, distill/)")
+    methods = list(methods) if methods else default_methods(task, obs, have)
+    if bad := [m for m in methods if m not in METHODS]:
+        raise ConfigError(f"unknown method(s) {', '.join(bad)}; known: {', '.join(METHODS)}")
+    models = _models(folder, methods, device)
+    pde, grid_n = _pde_of(folder, models)
+    from engine import pdes
+
+    truth = held_out_cases(pde.name, cases, grid_n, pdes.params_of(pde))
+    g_steps = guidance_steps or steps
+    total, done = seeds * len(methods), 0
+
+    def options(m: str, s: int, n_steps: int | None = None) -> SolveOptions:
+        st = n_steps or (g_steps if m in ("diffusionpde", "teacher") else steps)
+        kw: dict[str, Any] = {"lam": lam} if lam is not None and m not in ("teacher", "diffusionpde") else {}
+        if lr is not None:
+            kw["lr"] = lr
+        return SolveOptions(method=m, ensemble=ensemble, steps=st, seed=s, device=device, **kw)
+
+    rows: dict[str, list[dict[str, float]]] = {}
+    for s in range(seeds):
+        ob = Observations.from_task(pde, truth, task, obs, seed=s)
+        for m in methods:
+            check_cancel(cancel)
+            model = models.get("distill" if m == "distill" else "piddm")
+            if m in ("dataspace", "classical"):
+                model = None
+            if s == 0 and m != "classical":  # warm-up at the full batch shape: one-time costs stay out
+                solve(model, pde, ob, options(m, s, 1), cancel=cancel)
+            t0 = time.perf_counter()
+            res = solve(model, pde, ob, options(m, s), cancel=cancel)
+            sec = time.perf_counter() - t0
+            row = {**truth_errors(pde, res.mean, truth, ob.mask),
+                   "residual_mse": residual_stats(pde, res.mean)["residual_mse"],
+                   "seconds_per_case": sec / cases, "nfe": float(res.nfe)}
+            rows.setdefault(m, []).append(row)
+            done += 1
+            on_progress(Progress("bench", done, total, metrics={k: v for k, v in row.items()},
+                                 message=f"seed {s} · {m}"))
+    table = {m: summarise(r) for m, r in rows.items()}
+    return {"task": task, "obs": obs, "pde": pde.name, "grid": grid_n, "n": cases, "seeds": seeds,
+            "ensemble": ensemble, "steps": steps, "guidance_steps": g_steps, "device": device,
+            "case_seed": SOLVE_SEED, "precision": "float32 inference, metrics in float64",
+            "rel_l2": "whole channel, every channel not wholly observed, on the ensemble mean",
+            "table": table}

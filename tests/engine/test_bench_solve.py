@@ -1,0 +1,70 @@
+"""bench_solve on a tiny real model folder (16² teacher + piddm and distill students, a few steps)."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.bench import format_table
+from engine.bench_solve import bench_solve, default_methods
+from engine.errors import ConfigError
+from engine.solve import METHODS
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    from engine.config import TeacherConfig
+    from engine.data.generate import generate_dataset
+    from engine.diffusion.train import train_teacher
+    from engine.distill.config import DistillConfig
+    from engine.distill.train import distill
+
+    root = tmp_path_factory.mktemp("models")
+    data = generate_dataset("darcy", 8, 16, 0, root / "darcy16.h5").path
+    train_teacher(TeacherConfig(pde="darcy", grid_n=16, dataset=str(data), model="tiny", batch_size=4, lr=2e-3,
+                                warmup_steps=1, steps=2, report_every=1, checkpoint_minutes=0), root / "teacher")
+    for name, lam in (("piddm", 0.01), ("distill", 0.0)):
+        distill(DistillConfig(teacher=str(root / "teacher"), lam=lam, pairs=8, sampler_steps=2, batch_size=4,
+                              steps=2, warmup_steps=1, report_every=1, checkpoint_minutes=0, device="cpu"),
+                root / name)
+    return root
+
+
+def test_every_method_row_and_the_reference_rows_are_right(folder):
+    seen = []
+    res = bench_solve(folder, task="forward", obs="full", cases=2, seeds=1, ensemble=2, steps=2,
+                      on_progress=seen.append)
+    table = res["table"]
+    assert list(table) == list(METHODS)  # every method, classical included for forward/full
+    assert len(seen) == len(METHODS) and seen[-1].step == seen[-1].total
+    for row in table.values():
+        assert set(row) >= {"rel_l2_u", "residual_mse", "seconds_per_case", "nfe"}
+        assert "rel_l2_a" not in row  # the coefficient is observed: not scored
+    # the reference solver, and piddm-exact with the whole coefficient, give the truth
+    for m in ("classical", "piddm-exact"):
+        assert table[m]["rel_l2_u"]["mean"] < 1e-5
+        assert table[m]["residual_mse"]["mean"] < 1e-8
+    assert table["piddm"]["rel_l2_u"]["mean"] > 1e-3  # a 2-step student is not the truth
+    text = format_table(res)
+    assert "obs full" in text and all(m in text for m in METHODS)
+
+
+def test_inverse_points_scores_both_channels_and_exact_stays_at_tolerance(folder):
+    res = bench_solve(folder, task="inverse", obs="points:20", cases=2, seeds=1, ensemble=2, steps=2,
+                      methods=["piddm", "piddm-exact", "dataspace"])
+    table = res["table"]
+    assert list(table) == ["piddm", "piddm-exact", "dataspace"]
+    for row in table.values():
+        assert {"rel_l2_a", "rel_l2_u", "error_rate"} <= set(row)
+        assert 0.0 <= row["error_rate"]["mean"] <= 1.0
+    assert table["piddm-exact"]["residual_mse"]["mean"] < 1e-8
+
+
+def test_defaults_and_refusals(folder):
+    assert "classical" not in default_methods("forward", "points:123", {"piddm", "distill", "teacher"})
+    assert "distill" not in default_methods("inverse", "full", {"piddm", "teacher"})
+    with pytest.raises(ConfigError, match="unknown method"):
+        bench_solve(folder, task="forward", obs="full", cases=1, seeds=1, methods=["magic"])
+    with pytest.raises(ConfigError, match="unknown task"):
+        bench_solve(folder, task="sideways", cases=1, seeds=1)
+    with pytest.raises(ConfigError, match="classical"):
+        bench_solve(folder, task="forward", obs="points:5", cases=1, seeds=1, methods=["classical"], steps=2)
