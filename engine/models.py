@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from importlib import resources as _res
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +53,13 @@ class Model:
 
 
 def bundled_root() -> Path:
-    return Path(str(_res.files("resources"))) / "models"
+    """resources/models beside the engine package (source tree, installed wheel, frozen app).
+
+    Found from ``engine``'s own location rather than by importing ``resources``: a folder named
+    ``resources`` in the working directory would shadow that generic name."""
+    import engine
+
+    return Path(engine.__file__).resolve().parents[1] / "resources" / "models"
 
 
 def read_card(folder: Path) -> dict[str, Any]:
