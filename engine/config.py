@@ -115,3 +115,11 @@ def load_config(path: str | os.PathLike[str], cls: type[T]) -> T:
     if doc.get("type") != cls.__name__:
         raise ConfigError(f"{p}: holds a {doc.get('type')}, expected a {cls.__name__}")
     return from_dict(cls, doc.get("config", {}))
+
+
+def check_resumable(cfg: Any, old: Any, may_change: set[str]) -> None:
+    """Refuse to resume a run whose settings changed, except those in ``may_change``."""
+    diff = [f"{k}: {getattr(old, k)!r} -> {getattr(cfg, k)!r}" for k in to_dict(cfg)
+            if k not in may_change and getattr(cfg, k) != getattr(old, k)]
+    if diff:
+        raise ConfigError("cannot resume with changed settings (" + "; ".join(diff) + ")")

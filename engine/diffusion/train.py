@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from engine import __version__, dist, pdes
-from engine.config import TeacherConfig, from_dict, save_config, to_dict
+from engine.config import TeacherConfig, check_resumable, from_dict, save_config, to_dict
 from engine.data.dataset import Normalizer, load_split
 from engine.diffusion.loss import edm_loss
 from engine.diffusion.precond import Denoiser
@@ -78,13 +78,6 @@ def lr_at(cfg: TeacherConfig, step: int) -> float:
     return cfg.lr * min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else cfg.lr
 
 
-def _check_resumable(cfg: TeacherConfig, old: TeacherConfig) -> None:
-    diff = [f"{k}: {getattr(old, k)!r} -> {getattr(cfg, k)!r}" for k in to_dict(cfg)
-            if k not in RESUME_MAY_CHANGE and getattr(cfg, k) != getattr(old, k)]
-    if diff:
-        raise ConfigError("cannot resume with changed settings (" + "; ".join(diff) + ")")
-
-
 def _resolve_pde(cfg: TeacherConfig, file_pde: str, file_params: dict) -> TeacherConfig:
     params = pdes.params_of(pdes.get(file_pde, **file_params))
     asked = pdes.params_of(pdes.get(cfg.pde, **cfg.pde_params))
@@ -131,7 +124,7 @@ class _Trainer:
             if not self.run_dir.has_checkpoint():
                 raise CheckpointError(f"{path}: no checkpoint to resume from")
             ckpt = load_checkpoint(self.run_dir.checkpoint_path, kind="teacher", pde=cfg.pde, grid=cfg.grid_n)
-            _check_resumable(cfg, from_dict(TeacherConfig, ckpt["config"]))
+            check_resumable(cfg, from_dict(TeacherConfig, ckpt["config"]), RESUME_MAY_CHANGE)
             if ckpt["data"]["n_train"] != len(data.train):
                 raise CheckpointError(f"{path}: trained on {ckpt['data']['n_train']} samples, "
                                       f"but {cfg.dataset} now gives {len(data.train)}")

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from engine import __version__, dist
-from engine.config import from_dict, save_config, to_dict
+from engine.config import check_resumable, from_dict, save_config, to_dict
 from engine.diffusion.model import load_teacher
 from engine.diffusion.train import step_generator
 from engine.diffusion.unet import count_parameters
@@ -86,11 +86,7 @@ class _Distiller:
             if not self.run_dir.has_checkpoint():
                 raise CheckpointError(f"{path}: no checkpoint to resume from")
             ckpt = load_checkpoint(self.run_dir.checkpoint_path, kind="student", pde=t.pde.name, grid=t.grid)
-            old = from_dict(DistillConfig, ckpt["config"])
-            diff = [f"{k}: {getattr(old, k)!r} -> {getattr(cfg, k)!r}" for k in to_dict(cfg)
-                    if k not in RESUME_MAY_CHANGE and getattr(cfg, k) != getattr(old, k)]
-            if diff:
-                raise ConfigError("cannot resume with changed settings (" + "; ".join(diff) + ")")
+            check_resumable(cfg, from_dict(DistillConfig, ckpt["config"]), RESUME_MAY_CHANGE)
         elif self.run_dir.has_checkpoint():
             raise ConfigError(f"{path} already holds a checkpoint; resume it or choose another run directory")
 
