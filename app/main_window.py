@@ -173,7 +173,7 @@ class MainWindow(QMainWindow):
             box.setCurrentText(val)
             box.blockSignals(False)
         self.model_panel.grid_box.setEnabled(s.model is None)
-        self.training.pde_name, self.training.grid_n = s.pde_name, s.grid_n
+        self.training.set_pde(s.pde_name)
         self.task_panel.set_methods(s.methods(), s.method, s.compare_method)
 
     def _on_solved(self, outcomes) -> None:
@@ -181,8 +181,13 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(self.results.summary.text().replace("<b>", "").replace("</b>", ""))
 
     def _on_trained(self, run_dir: str) -> None:
-        found = self.model_panel.open_folder(str(Path(run_dir).parent))
-        self.statusBar().showMessage(f"Training finished; {len(found)} new model(s) listed.")
+        """List the new teacher and student and open the student."""
+        info = self.model_panel.add_run(run_dir)
+        if info is None:
+            self.statusBar().showMessage(f"Training finished, but no model was found in {run_dir}.")
+        else:
+            self.statusBar().showMessage(f"Training finished: {info.name} of {Path(run_dir).parent.name} "
+                                         "is listed and opened.")
 
     def _on_jobs_changed(self) -> None:
         names = [r.name for r in self.jobs.running()]

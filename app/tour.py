@@ -1,38 +1,13 @@
 """--screenshot-tour DIR: capture the main states (start-up, drawing, solved inverse, compare, training).
 
-The training shot uses stand-in curves (``_fake_training``), not a real run."""
+The training shot is a real run (darcy 32², 128 samples, tiny U-Net, a preview every 250 steps) in a
+temporary runs folder, captured at the fourth preview, then cancelled."""
 
 from __future__ import annotations
 
 import asyncio
-import time
+import tempfile
 from pathlib import Path
-
-import numpy as np
-
-from engine.jobs import Progress
-
-
-def _fake_training(name, steps=400):
-    """Stands in for a real run in the tour: plausible decaying curves and a sample preview."""
-
-    def fn(*args, on_progress, cancel):
-        from engine import pdes
-        from engine.grid import Grid
-
-        pde = pdes.get("darcy")
-        g = Grid(32)
-        x = pde.solve(pde.sample_inputs([7], g), g)[0].numpy().astype(np.float32)
-        rng = np.random.default_rng(0)
-        for i in range(1, steps + 1):
-            cancel.raise_if_cancelled()
-            time.sleep(0.01)
-            m = {"loss": 0.5 * i ** -0.6 * (1 + 0.1 * rng.standard_normal()), "residual": 40 * i ** -0.8}
-            prev = (x + 0.002 * rng.standard_normal(x.shape).astype(np.float32)) if i % 100 == 0 else None
-            on_progress(Progress(name, i, steps, {} if name == "data" else m, preview=prev))
-        return name
-
-    return fn
 
 
 async def run_tour(window, out_dir: str) -> None:
@@ -85,14 +60,31 @@ async def run_tour(window, out_dir: str) -> None:
     await asyncio.sleep(0.8)
     shot("05-compare")
     window.task_panel.compare_box.setChecked(False)
-    # training in progress (fake curves unless a real engine run is wanted)
+    # training in progress: a real generate → teacher run, captured at the fourth preview, then cancelled
     window.tabs.setCurrentWidget(window.training)
     tp = window.training
-    tp.folder.setText(str(out / "_runs"))
-    tp.fns = {k: _fake_training(k, 40 if k == "data" else 400) for k in ("data", "teacher", "distill")}
-    tp.run_chain()
-    await asyncio.sleep(6.0)
-    shot("04-training")
-    tp.cancel()
-    await asyncio.sleep(1.0)
+    user_folder = tp.folder.text()  # the user's runs folder is kept in the settings, not the temporary one
+    with tempfile.TemporaryDirectory(prefix="piddm-tour-") as runs:
+        tp.folder.setText(runs)
+        tp.resume.setChecked(False)
+        tp.grid.setCurrentText("32")
+        tp.n_samples.setValue(128)
+        tp.model_size.setCurrentText("tiny")
+        tp.teacher_steps.setValue(2000)
+        tp.teacher_minutes.setValue(5.0)
+        tp.preview_every.setValue(250)
+        previews = []
+        tp.preview_shown.connect(previews.append)
+        tp.run_chain()
+        while tp.current is None:  # the chain starts as a task of its own
+            await asyncio.sleep(0.05)
+        while len(previews) < 4 and tp.current is not None:
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(1.0)
+        shot("04-training")
+        tp.cancel()
+        while tp.current is not None:
+            await asyncio.sleep(0.2)
+        tp.preview_shown.disconnect(previews.append)
+    tp.folder.setText(user_folder)
     window.close()

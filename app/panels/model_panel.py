@@ -163,7 +163,9 @@ class ModelPanel(QWidget):
         self._infos = [None, *infos]
         self.models.addItem(QListWidgetItem("(no model: dataspace / classical)"))
         for info in infos:
-            it = QListWidgetItem(f"{info.pde} · {info.name}")
+            where = _short_path(info.path)
+            run = "" if where.startswith("bundled") else f"  ({Path(str(info.path)).parent.name})"
+            it = QListWidgetItem(f"{info.pde} · {info.name}{run}")
             it.setToolTip(str(info.path))
             self.models.addItem(it)
         row = self._infos.index(select) if select in self._infos else 0
@@ -196,6 +198,19 @@ class ModelPanel(QWidget):
             self.set_models(self.infos() + found, select=found[0])
             self.model_selected.emit(found[0])
         return found
+
+    def add_run(self, run_dir: str) -> Any:
+        """List the runs beside ``run_dir`` (a finished chain's student) and open ``run_dir``'s model,
+        reloading it if it was listed before (a resumed run). Returns its info, or None."""
+        found = find_runs(str(Path(run_dir).parent))
+        target = next((i for i in found if Path(str(i.path)).resolve() == Path(run_dir).resolve()), None)
+        if target is None:
+            return None
+        fresh = {str(i.path): i for i in found}
+        infos = [fresh.pop(str(i.path), i) for i in self.infos()]
+        self.set_models(infos + list(fresh.values()), select=target)
+        self.model_selected.emit(target)
+        return target
 
     def folder_of(self, info: Any) -> str:
         return str(Path(info.path).parent)

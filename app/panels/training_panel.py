@@ -1,13 +1,16 @@
 """Training: generate a dataset → train a teacher → distill a student, as one async chain.
 
-Each stage runs on the worker thread with a progress bar; loss curves and sample previews
-(with their residual map) update live; Cancel stops the chain (the engine checkpoints first);
-"resume" continues the run directories that exist.
+Each stage runs on the worker thread with a progress bar; loss curves and the teacher's periodic
+sample previews (with their residual map) update live; Cancel stops the chain (the engine
+checkpoints first); "resume" continues the latest run folder, stage by stage. A fresh start never
+overwrites a run: it takes the next free folder ``<pde>-<grid>[-k]`` under the runs folder.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -33,9 +36,13 @@ from qasync import asyncSlot
 from app.canvas.field_view import FieldView
 from app.plots.loss_plot import LossPlot
 from app.workers import JobFailed, Jobs
+from engine.errors import EngineError
 from engine.jobs import Cancelled
 
 STAGES = ("data", "teacher", "distill")
+GRIDS = ("16", "32", "64", "128")  # multiples of 8 (three U-Net halvings)
+_SHOWN = (("loss", "loss {:.3g}"), ("residual", "residual {:.3g}"), ("preview_residual_mse", "preview res {:.3g}"),
+          ("samples_per_s", "{:.0f} samples/s"))
 
 
 def generate(pde, n, grid_n, seed, path, *, on_progress, cancel):
@@ -58,76 +65,149 @@ def distill(cfg: dict, run_dir, resume, *, on_progress, cancel):
     return _distill(DistillConfig(**cfg), run_dir, resume=resume, on_progress=on_progress, cancel=cancel)
 
 
-def _spin(lo, hi, val, double=False):
+def _spin(lo, hi, val, double=False, tip=""):
     w = QDoubleSpinBox() if double else QSpinBox()
     w.setRange(lo, hi)
     if double:
-        w.setDecimals(4)
+        w.setDecimals(3)
     w.setValue(val)
+    w.setToolTip(tip)
     return w
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(int(seconds), 60)
+    return f"{m}:{s:02d}"
+
+
+def read_metrics(path: Path) -> list[dict]:
+    """The records of a run's metrics.jsonl (missing or unreadable lines skipped)."""
+    out = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return out
+    for ln in lines:
+        try:
+            rec = json.loads(ln)
+        except ValueError:
+            continue
+        if isinstance(rec, dict) and "step" in rec:
+            out.append(rec)
+    return out
 
 
 class TrainingPanel(QWidget):
     chain_done = Signal(str)  # the student run directory
     chain_stopped = Signal(str)  # "cancelled" | error message
     busy_changed = Signal(bool)
+    preview_shown = Signal(int)  # the step of the preview now shown
 
     def __init__(self, jobs: Jobs, report_error, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.jobs, self.report_error = jobs, report_error
         self.fns = {"data": generate, "teacher": train, "distill": distill}  # tests swap in fakes
-        self.pde_name, self.grid_n = "darcy", 32
+        self.pde_name = "darcy"
         self.runner = None
+        self.current: dict[str, Path] | None = None  # the run folders of the chain in progress
         self._cancelled = False
+        self._preview: np.ndarray | None = None
         self.folder = QLineEdit(str(Path.home() / "piddm-runs"))
         browse = QPushButton("…")
         browse.clicked.connect(self._browse)
-        self.n_samples = _spin(8, 1_000_000, 256)
+        self.pde_label = QLabel(self.pde_name)
+        self.pde_label.setToolTip("the PDE chosen in the Model panel")
+        self.grid = QComboBox()
+        self.grid.addItems(GRIDS)
+        self.grid.setCurrentText("32")
+        self.grid.setToolTip("N: fields are N×N. 32² trains in minutes on a CPU; 64² wants a GPU")
+        self.n_samples = _spin(8, 1_000_000, 128, tip="training samples to generate (10 % are held out)")
         self.model_size = QComboBox()
         self.model_size.addItems(["tiny", "small", "base"])
-        self.model_size.setCurrentText("small")
-        self.teacher_steps = _spin(1, 10_000_000, 2000)
-        self.teacher_minutes = _spin(0, 10_000, 0.0, double=True)
+        self.model_size.setCurrentText("tiny")
+        self.model_size.setToolTip("U-Net size: tiny ≈ 0.1 M parameters (a CPU, minutes), "
+                                   "small ≈ 2.3 M (a CPU, hours at 32²), base (a GPU)")
+        self.teacher_steps = _spin(1, 10_000_000, 2000, tip="optimiser steps (an upper bound when minutes is set)")
+        self.teacher_minutes = _spin(0, 10_000, 2.0, double=True,
+                                     tip="wall-clock budget of the teacher over all sessions; 0 = run the steps")
         self.teacher_minutes.setSpecialValueText("no limit")
-        self.lam = _spin(0, 1e4, 0.05, double=True)
-        self.distill_steps = _spin(1, 10_000_000, 1000)
-        self.resume = QCheckBox("resume existing runs")
+        self.preview_every = _spin(0, 1_000_000, 50, tip="steps between sample previews (0 = none)")
+        self.preview_every.setSpecialValueText("never")
+        self.lam = _spin(0, 1e4, 0.01, double=True, tip="λ: weight of the PDE residual in the distillation loss "
+                                                        "(0 = pure distillation)")
+        self.lam.setDecimals(4)
+        self.pairs = _spin(1, 1_000_000, 128, tip="(noise, teacher sample) pairs; each costs a teacher solve")
+        self.distill_steps = _spin(1, 10_000_000, 500, tip="optimiser steps (an upper bound when minutes is set)")
+        self.distill_minutes = _spin(0, 10_000, 1.0, double=True, tip="wall-clock budget of the distillation; "
+                                                                     "0 = run the steps")
+        self.distill_minutes.setSpecialValueText("no limit")
+        self.resume = QCheckBox("resume the latest run")
+        self.resume.setToolTip("continue the latest run folder: skip the dataset if it exists, "
+                               "resume the teacher and student from their checkpoints")
         self.start_btn = QPushButton("Generate → train → distill")
         self.cancel_btn = QPushButton("Cancel")
         self.cancel_btn.setEnabled(False)
         self.bars = {s: QProgressBar() for s in STAGES}
+        for b in self.bars.values():
+            b.setFormat("%v / %m")
         self.status = QLabel("Idle.")
         self.status.setWordWrap(True)
-        self.plot = LossPlot(("loss", "residual", "preview_residual_mse"))
+        self.run_label = QLabel()
+        self.run_label.setWordWrap(True)
+        self.plot = LossPlot(("loss",))  # the training losses (teacher: EDM loss, student: total loss)
+        self.plot.setTitle("loss")
+        self.res_plot = LossPlot(("residual", "preview_residual_mse"))  # PDE residuals, a different scale
+        self.res_plot.setTitle("PDE residual (teacher previews, student training)")
         self.preview = FieldView("preview sample", "field")
         self.preview_res = FieldView("preview |residual|", "residual", log_option=True)
+        self.preview_channel = QComboBox()
+        self.preview_channel.setToolTip("channel of the preview sample")
+        self.preview_channel.currentIndexChanged.connect(lambda _i: self._redraw_preview())
 
         form = QFormLayout()
         frow = QHBoxLayout()
         frow.addWidget(self.folder, 1)
         frow.addWidget(browse)
         form.addRow("runs folder", frow)
+        form.addRow("PDE", self.pde_label)
+        form.addRow("grid", self.grid)
         form.addRow("samples", self.n_samples)
         form.addRow("U-Net", self.model_size)
         form.addRow("teacher steps", self.teacher_steps)
         form.addRow("teacher minutes", self.teacher_minutes)
+        form.addRow("preview every", self.preview_every)
         form.addRow("distill λ", self.lam)
+        form.addRow("distill pairs", self.pairs)
         form.addRow("distill steps", self.distill_steps)
+        form.addRow("distill minutes", self.distill_minutes)
         form.addRow(self.resume)
+        self.settings_box = QGroupBox("Settings")
+        self.settings_box.setLayout(form)
+        prog = QFormLayout()
         for s in STAGES:
-            form.addRow(s, self.bars[s])
-        box = QGroupBox("Settings")
-        box.setLayout(form)
+            prog.addRow(s, self.bars[s])
+        pbox = QGroupBox("Progress")
+        pbox.setLayout(prog)
         left = QVBoxLayout()
-        left.addWidget(box)
+        left.addWidget(self.settings_box)
         btns = QHBoxLayout()
         btns.addWidget(self.start_btn)
         btns.addWidget(self.cancel_btn)
         left.addLayout(btns)
+        left.addWidget(pbox)
+        left.addWidget(self.run_label)
         left.addWidget(self.status)
         left.addStretch(1)
         right = QVBoxLayout()
-        right.addWidget(self.plot, 1)
+        plots = QHBoxLayout()
+        plots.addWidget(self.plot, 1)
+        plots.addWidget(self.res_plot, 1)
+        right.addLayout(plots, 1)
+        crow = QHBoxLayout()
+        crow.addWidget(QLabel("preview channel"))
+        crow.addWidget(self.preview_channel)
+        crow.addStretch(1)
+        right.addLayout(crow)
         prow = QHBoxLayout()
         prow.addWidget(self.preview, 1)
         prow.addWidget(self.preview_res, 1)
@@ -137,17 +217,77 @@ class TrainingPanel(QWidget):
         lay.addLayout(right, 1)
         self.start_btn.clicked.connect(self.run_chain)
         self.cancel_btn.clicked.connect(self.cancel)
+        self.resume.toggled.connect(self._update_run_label)
+        self.folder.textChanged.connect(self._update_run_label)
+        self.grid.currentTextChanged.connect(self._update_run_label)
+        self._update_run_label()
+
+    # -- settings -------------------------------------------------------------------------------
+    @property
+    def grid_n(self) -> int:
+        return int(self.grid.currentText())
+
+    @grid_n.setter
+    def grid_n(self, n: int) -> None:
+        if str(n) in GRIDS:
+            self.grid.setCurrentText(str(n))
+
+    def set_pde(self, name: str) -> None:
+        self.pde_name = name
+        self.pde_label.setText(name)
+        self._update_run_label()
 
     def _browse(self) -> None:
         d = QFileDialog.getExistingDirectory(self, "Runs folder", self.folder.text())
         if d:
             self.folder.setText(d)
 
-    def run_dirs(self) -> dict[str, Path]:
-        base = Path(self.folder.text()) / f"{self.pde_name}-{self.grid_n}"
+    def _runs(self) -> list[Path]:
+        """The existing run folders of this PDE and grid, oldest first."""
+        root = Path(self.folder.text()).expanduser()
+        stem = f"{self.pde_name}-{self.grid_n}"
+        pat = re.compile(re.escape(stem) + r"(?:-(\d+))?$")
+        found = []
+        if root.is_dir():
+            for p in root.iterdir():
+                m = pat.fullmatch(p.name)
+                if m and p.is_dir():
+                    found.append((int(m.group(1) or 1), p))
+        return [p for _k, p in sorted(found)]
+
+    def run_base(self, resume: bool | None = None) -> Path:
+        """The folder the next chain uses: the latest run when resuming, else the next free one."""
+        resume = self.resume.isChecked() if resume is None else resume
+        root = Path(self.folder.text()).expanduser()
+        stem = f"{self.pde_name}-{self.grid_n}"
+        runs = self._runs()
+        if resume and runs:
+            return runs[-1]
+        if not runs:
+            return root / stem
+        last = re.search(r"-(\d+)$", runs[-1].name[len(stem):])
+        k = int(last.group(1)) + 1 if last else 2
+        while (root / f"{stem}-{k}").exists():
+            k += 1
+        return root / f"{stem}-{k}"
+
+    def run_dirs(self, resume: bool | None = None) -> dict[str, Path]:
+        base = self.run_base(resume)
         return {"data": base / "data.h5", "teacher": base / "teacher", "distill": base / "student"}
 
+    def _update_run_label(self, *_a) -> None:
+        if self.current is not None:
+            return
+        base = self.run_base()
+        resuming = self.resume.isChecked() and base.exists()
+        self.start_btn.setText("Resume the run" if resuming else "Generate → train → distill")
+        verb = "resumes" if resuming else "writes"
+        self.run_label.setText(f"Next run {verb} <b>{base.name}</b> (data.h5, teacher/, student/).")
+
+    # -- running --------------------------------------------------------------------------------
     def cancel(self) -> None:
+        if self.runner is None and self.current is None:
+            return
         self._cancelled = True
         if self.runner is not None:
             self.runner.cancel()
@@ -156,6 +296,7 @@ class TrainingPanel(QWidget):
     def _set_busy(self, busy: bool) -> None:
         self.start_btn.setEnabled(not busy)
         self.cancel_btn.setEnabled(busy)
+        self.settings_box.setEnabled(not busy)
         self.busy_changed.emit(busy)
 
     def on_progress(self, p) -> None:
@@ -165,21 +306,51 @@ class TrainingPanel(QWidget):
             bar.setValue(min(p.step, p.total))
         metrics = dict(p.metrics or {})
         self.plot.add(p.stage, p.step, metrics)
-        text = ", ".join(f"{k} {v:.3g}" for k, v in metrics.items() if isinstance(v, float))
-        self.status.setText(f"{p.stage} {p.step}/{p.total} {text} {p.message}".strip())
+        self.res_plot.add(p.stage, p.step, metrics)
+        parts = [f"<b>{p.stage}</b> step {p.step}/{p.total}"]
+        if p.stage == "pairs":
+            parts = [f"<b>distill</b>: teacher samples for the pairs {p.step}/{p.total}"]
+        parts += [fmt.format(metrics[k]) for k, fmt in _SHOWN if isinstance(metrics.get(k), float)]
+        if isinstance(metrics.get("elapsed"), float):
+            parts.append(f"{_clock(metrics['elapsed'])} elapsed")
+        if p.message and p.message != "preview":
+            parts.append(p.message)
+        self.status.setText(" · ".join(parts))
         if p.preview is not None:
             self.show_preview(np.asarray(p.preview))
+            self.preview_shown.emit(int(p.step))
 
     def show_preview(self, x: np.ndarray) -> None:
-        """x (C, N, N): show the last channel and its PDE residual."""
+        """x (C, N, N): show the chosen channel (the coefficient by default) and the PDE residual."""
         from engine import pdes
         from engine.metrics import residual_map
 
-        self.preview.set_field(x[-1])
+        self._preview = x
+        pde = pdes.get(self.pde_name)
+        names = list(pde.fields) if len(pde.fields) == x.shape[0] else [f"channel {i}" for i in range(x.shape[0])]
+        if [self.preview_channel.itemText(i) for i in range(self.preview_channel.count())] != names:
+            self.preview_channel.blockSignals(True)
+            self.preview_channel.clear()
+            self.preview_channel.addItems(names)
+            self.preview_channel.setCurrentIndex(0)
+            self.preview_channel.blockSignals(False)
+        self._redraw_preview()
         try:
-            self.preview_res.set_field(np.abs(residual_map(pdes.get(self.pde_name), x[None])[0]))
+            self.preview_res.set_field(np.abs(residual_map(pde, x[None])[0]))
         except Exception:
             self.preview_res.set_field(None)
+
+    def _redraw_preview(self) -> None:
+        if self._preview is not None:
+            c = min(max(self.preview_channel.currentIndex(), 0), self._preview.shape[0] - 1)
+            self.preview.set_field(self._preview[c])
+
+    def _load_history(self, stage: str, run_dir: Path) -> None:
+        """Resuming: draw the curves of the steps already trained."""
+        for rec in read_metrics(run_dir / "metrics.jsonl"):
+            metrics = {k: v for k, v in rec.items() if isinstance(v, float)}
+            self.plot.add(stage, int(rec["step"]), metrics)
+            self.res_plot.add(stage, int(rec["step"]), metrics)
 
     async def _stage(self, stage: str, *args):
         self.bars[stage].setRange(0, 0)
@@ -190,40 +361,68 @@ class TrainingPanel(QWidget):
             raise Cancelled
         self.bars[stage].setRange(0, 1)
         self.bars[stage].setValue(1)
+        self.bars[stage].setFormat("done")
         return result
+
+    def teacher_config(self, dirs: dict[str, Path]) -> dict:
+        return {"pde": self.pde_name, "grid_n": self.grid_n, "dataset": str(dirs["data"]),
+                "model": self.model_size.currentText(), "steps": self.teacher_steps.value(),
+                "minutes": self.teacher_minutes.value(), "preview_every": self.preview_every.value(),
+                "warmup_steps": 50}  # short runs on a CPU: a short warm-up (fixed, so a resume may change steps)
+
+    def distill_config(self, dirs: dict[str, Path]) -> dict:
+        return {"teacher": str(dirs["teacher"]), "lam": self.lam.value(), "pairs": self.pairs.value(),
+                "steps": self.distill_steps.value(), "minutes": self.distill_minutes.value(),
+                "batch_size": min(64, self.pairs.value())}
 
     @asyncSlot()
     async def run_chain(self) -> None:
         """generate → train → distill; each awaited on the worker; cancel stops the chain."""
+        if self.current is not None:
+            return
         self._cancelled = False
+        resume = self.resume.isChecked()
+        dirs = self.current = self.run_dirs(resume)
         self._set_busy(True)
         self.plot.clear_curves()
-        dirs = self.run_dirs()
-        resume = self.resume.isChecked()
+        self.res_plot.clear_curves()
+        for b in self.bars.values():
+            b.setRange(0, 1)
+            b.setValue(0)
+            b.setFormat("%v / %m")
+        self.run_label.setText(f"Run folder: <b>{dirs['data'].parent}</b>")
         try:
             dirs["teacher"].parent.mkdir(parents=True, exist_ok=True)
             if not (resume and dirs["data"].exists()):
                 await self._stage("data", self.pde_name, self.n_samples.value(), self.grid_n, 0, dirs["data"])
-            tcfg = {"pde": self.pde_name, "grid_n": self.grid_n, "dataset": str(dirs["data"]),
-                    "model": self.model_size.currentText(), "steps": self.teacher_steps.value(),
-                    "minutes": self.teacher_minutes.value(), "preview_every": 200}
+            else:
+                self.bars["data"].setFormat("done (kept)")
+                self.bars["data"].setValue(1)
             t_resume = resume and (dirs["teacher"] / "checkpoint.pt").exists()
-            await self._stage("teacher", tcfg, dirs["teacher"], t_resume)
-            dcfg = {"teacher": str(dirs["teacher"]), "lam": self.lam.value(), "steps": self.distill_steps.value()}
+            if t_resume:
+                self._load_history("teacher", dirs["teacher"])
+            await self._stage("teacher", self.teacher_config(dirs), dirs["teacher"], t_resume)
             d_resume = resume and (dirs["distill"] / "checkpoint.pt").exists()
-            await self._stage("distill", dcfg, dirs["distill"], d_resume)
+            if d_resume:
+                self._load_history("distill", dirs["distill"])
+            await self._stage("distill", self.distill_config(dirs), dirs["distill"], d_resume)
         except Cancelled:
-            self.status.setText("Cancelled. Tick “resume” and start again to continue.")
+            self.status.setText("Cancelled; the run is checkpointed. Tick “resume the latest run” and start "
+                                "again to continue it.")
+            self.resume.setChecked(True)
             self.chain_stopped.emit("cancelled")
-        except (JobFailed, OSError) as exc:
+        except (JobFailed, OSError, EngineError) as exc:
             self.status.setText(f"Stopped: {exc}")
             self.report_error("Training failed", str(exc), getattr(exc, "details", ""))
             self.chain_stopped.emit(str(exc))
         except asyncio.CancelledError:
             self.chain_stopped.emit("cancelled")
         else:
-            self.status.setText(f"Done: student in {dirs['distill']}")
+            self.status.setText(f"Done: the student is in {dirs['distill']} and in the model list.")
+            self.resume.setChecked(False)
             self.chain_done.emit(str(dirs["distill"]))
         finally:
             self.runner = None
+            self.current = None
             self._set_busy(False)
+            self._update_run_label()

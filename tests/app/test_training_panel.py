@@ -29,7 +29,8 @@ def test_chain_runs_and_cancels(qtbot, make_window, tmp_path):
     with qtbot.waitSignal(tp.chain_done, timeout=10_000) as blocker:
         tp.start_btn.click()
     assert blocker.args[0].endswith("student")
-    assert {"teacher/loss", "distill/loss", "distill/residual"} <= set(tp.plot.curves)
+    assert {"teacher/loss", "distill/loss"} <= set(tp.plot.curves)
+    assert {"teacher/residual", "distill/residual"} <= set(tp.res_plot.curves)
     assert len(tp.plot.buffers["teacher/loss"]) == 20
     assert tp.preview.data() is not None and tp.preview_res.data() is not None
     assert all(b.value() == b.maximum() for b in tp.bars.values())
@@ -40,3 +41,36 @@ def test_chain_runs_and_cancels(qtbot, make_window, tmp_path):
         qtbot.waitUntil(lambda: tp.runner is not None and tp.runner.name == "teacher", timeout=5000)
         tp.cancel_btn.click()
     assert blocker.args[0] == "cancelled" and tp.start_btn.isEnabled()
+
+
+def test_real_chain_lists_the_student(qtbot, make_window, tmp_path):
+    """The real engine chain at 16² (tiny U-Net, a few steps each) through the panel's controls."""
+    w = make_window(16)
+    tp = w.training
+    tp.folder.setText(str(tmp_path / "runs"))
+    tp.grid.setCurrentText("16")
+    tp.n_samples.setValue(16)
+    tp.model_size.setCurrentText("tiny")
+    tp.teacher_steps.setValue(4)
+    tp.teacher_minutes.setValue(0)
+    tp.preview_every.setValue(2)
+    tp.pairs.setValue(8)
+    tp.distill_steps.setValue(4)
+    tp.distill_minutes.setValue(0)
+    before = len(w.model_panel.infos())
+    previews = []
+    tp.preview_shown.connect(previews.append)
+    with qtbot.waitSignal(tp.chain_done, timeout=120_000) as blocker:
+        tp.start_btn.click()
+    student = tmp_path / "runs" / "darcy-16" / "student"
+    assert blocker.args[0] == str(student)
+    assert (student / "checkpoint.pt").is_file() and (student.parent / "teacher" / "checkpoint.pt").is_file()
+    assert previews == [2, 4] and tp.preview.data() is not None and tp.preview_res.data() is not None
+    assert {"teacher/loss", "distill/loss"} <= set(tp.plot.curves)
+    assert {"teacher/preview_residual_mse", "distill/residual"} <= set(tp.res_plot.curves)
+    qtbot.waitUntil(lambda: w.state.model is not None and w.state.model.kind == "student", timeout=60_000)
+    paths = [str(i.path) for i in w.model_panel.infos()]
+    assert len(paths) == before + 2 and str(student) in paths
+    assert str(w.state.model_info.path) == str(student)
+    # a fresh start never overwrites the finished run
+    assert tp.run_base() == tmp_path / "runs" / "darcy-16-2"
