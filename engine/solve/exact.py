@@ -2,8 +2,8 @@
 
 For each member, optimise ε (Adam, same per-member seeds as piddm, so both start from the same ε) on
 
-    L(ε) = ‖(x(ε) − x′)⊙M / σ_c‖² / |M|  +  ½ ‖ε‖² / numel(ε),
-    c(ε) = x′_c⊙M_c + coef(G(ε))⊙(1−M_c),   x(ε) = [c, S(c)],
+    L(ε) = ‖(x̃(ε) − x′)⊙M / σ_c‖² / |M|  +  ½ ‖ε‖² / numel(ε),
+    c(ε) = x′_c⊙M_c + coef(G(ε))⊙(1−M_c),   x(ε) = [c, S(c)],   x̃(ε) = [coef(G(ε)), S(c)],
 
 with S the differentiable reference solve (``engine.pdes.differentiable``: adjoint gradients), so
 observations on any channel are fitted while R(x) = 0 holds to solver tolerance at every step; there
@@ -65,9 +65,12 @@ def exact_solve(student: Any, pde: PDE, obs: Observations, *, ensemble: int, ste
     report = Reporter(on_progress, cancel, steps)
     for step in range(steps + 1):
         with torch.set_grad_enabled(step < steps):
-            c = coefficient_of(pde, student.generate(eps).double(), ot, coef_mask)
+            x_gen = student.generate(eps).double()
+            c = coefficient_of(pde, x_gen, ot, coef_mask)
             x = solve_fields(pde, c, grid)
-            mis = misfit(x, ot, inv_std)
+            # Observed coefficient entries are judged on the generator's own proposal: in c they are
+            # overwritten by x′, which would leave the latent no signal from them (forward tasks).
+            mis = misfit(torch.where(coef_mask, x_gen, x), ot, inv_std)
             loss = mis + 0.5 * eps.square().flatten(1).mean(1)
             total_loss = loss.sum()
         report(step, {"misfit": float(mis.detach().mean()), "loss": float(loss.detach().mean())}, case0_mean(x, e))
