@@ -9,9 +9,7 @@ boundary residual u. Coefficient prior: a = a_high where GRF(α=2, τ=3) ≥ 0, 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -46,13 +44,7 @@ class Darcy:
         def one(a: np.ndarray) -> np.ndarray:
             return elliptic.embed(elliptic.spd_solve(elliptic.div_a_grad_matrix(a, grid.h), rhs), grid.n)
 
-        # One sparse LU per sample; SuperLU releases the GIL, so threads use every core.
-        workers = max(1, min(len(a_all), os.cpu_count() or 1, 8))
-        if workers == 1:
-            solved = [one(a) for a in a_all]
-        else:
-            with ThreadPoolExecutor(workers) as pool:
-                solved = list(pool.map(one, a_all))
+        solved = elliptic.thread_map(one, list(a_all))  # one sparse LU per sample, on every core
         u = torch.from_numpy(np.stack(solved)) if solved else torch.zeros(0, grid.n, grid.n, dtype=torch.float64)
         return torch.stack([inputs.detach().cpu().to(torch.float64), u], dim=1)
 

@@ -21,14 +21,20 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
-import scipy.sparse.linalg as spla
 import torch
 
 from engine.grid import Grid
 from engine.pdes.base import PDE
 from engine.pdes.burgers import Burgers
 from engine.pdes.darcy import Darcy
-from engine.pdes.elliptic import SourceProblem, div_a_grad_matrix, embed, laplacian_matrix
+from engine.pdes.elliptic import (
+    SourceProblem,
+    div_a_grad_matrix,
+    embed,
+    factorize,
+    laplacian_matrix,
+    thread_map,
+)
 
 
 def solve_fields(pde: PDE, c: torch.Tensor, grid: Grid) -> torch.Tensor:
@@ -88,15 +94,15 @@ def _matrix_and_rhs(pde: PDE, c: np.ndarray, grid: Grid) -> tuple[sp.spmatrix, n
 
 def _elliptic_forward(pde: PDE, c: torch.Tensor, grid: Grid) -> tuple[torch.Tensor, list]:
     """Solve every sample, keeping the LU factors (one shared factor if A does not depend on c)."""
-    cs = c.numpy()
-    shared = not isinstance(pde, Darcy)  # poisson/helmholtz: A is the same for every sample
-    factors: list = []
-    u = np.empty_like(cs)
-    for b, cb in enumerate(cs):
-        mat, rhs = _matrix_and_rhs(pde, cb, grid)
-        if not factors or not shared:
-            factors.append(spla.splu(sp.csc_matrix(mat)))
-        u[b] = embed(factors[-1].solve(rhs), grid.n)
+    cs = list(c.numpy())
+    if isinstance(pde, Darcy):  # A depends on a: one factorisation per sample, on every core
+        systems = [_matrix_and_rhs(pde, cb, grid) for cb in cs]
+        factors = thread_map(lambda s: factorize(s[0]), systems)
+        rhs = [s[1] for s in systems]
+    else:  # poisson/helmholtz: A is the same for every sample
+        factors = [factorize(_matrix_and_rhs(pde, cs[0], grid)[0])]
+        rhs = [_matrix_and_rhs(pde, cb, grid)[1] for cb in cs]
+    u = np.stack([embed(factors[b if len(factors) > 1 else 0].solve(r), grid.n) for b, r in enumerate(rhs)])
     return torch.stack([c, torch.from_numpy(u)], dim=1), factors
 
 
@@ -106,9 +112,10 @@ def _elliptic_adjoint(pde: PDE, x: torch.Tensor, g: torch.Tensor, grid: Grid, fa
     # boundary rows of R are u itself, so their λ never reaches c and is not needed here.
     lam = torch.zeros(x.shape[0], grid.n, grid.n, dtype=torch.float64)
     g_int = g[:, 1, 1:-1, 1:-1].reshape(len(g), -1).numpy()
-    for b in range(len(g)):
-        lu = factors[b if len(factors) > 1 else 0]
-        lam[b, 1:-1, 1:-1] = torch.from_numpy(lu.solve(g_int[b], trans="T").reshape(grid.n - 2, -1))
+    sols = thread_map(lambda b: factors[b if len(factors) > 1 else 0].solve(g_int[b], trans="T"),
+                      list(range(len(g))))
+    for b, sol in enumerate(sols):
+        lam[b, 1:-1, 1:-1] = torch.from_numpy(sol.reshape(grid.n - 2, -1))
     return pde.inputs_of(g) - pde.inputs_of(_residual_vjp(pde, x, lam, grid))
 
 
