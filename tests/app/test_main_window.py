@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import time
 
 import h5py
@@ -87,6 +89,10 @@ def test_forward_classical_solve_fills_views_and_exports(qtbot, make_window, tmp
     with h5py.File(out) as h:
         assert h.attrs["format"] == "piddm-fields" and h["mask"].dtype == np.uint8
         assert h["fields"].compression == "gzip"
+    if shutil.which("h5dump"):  # a reader that is not ours (Debian hdf5-tools)
+        dump = subprocess.run(["h5dump", "-a", "/format", "-d", "/residual", str(out)],
+                              capture_output=True, text=True, check=True).stdout
+        assert '"piddm-fields"' in dump and "DATASET \"/residual\"" in dump
     png = tmp_path / "res.png"
     w.export_png(views["residual"], "residual", str(png))
     assert png.stat().st_size > 1000
