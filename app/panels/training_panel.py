@@ -385,6 +385,7 @@ class TrainingPanel(QWidget):
 
     def distill_config(self, dirs: dict[str, Path]) -> dict:
         return {"teacher": str(dirs["teacher"]), "lam": self.lam.value(), "pairs": self.pairs.value(),
+                "preview_every": self.preview_every.value(),
                 "steps": self.distill_steps.value(), "minutes": self.distill_minutes.value(),
                 "batch_size": min(64, self.pairs.value())}
 

@@ -24,6 +24,7 @@ class DistillConfig:
     ema_halflife_steps: float = 200.0
     seed: int = 0
     report_every: int = 10
+    preview_every: int = 100  # steps between sample previews (one-step samples + their residual); 0 = off
     checkpoint_minutes: float = 5.0
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:1"
 

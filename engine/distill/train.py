@@ -18,13 +18,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
 from engine import __version__, dist
 from engine.config import check_resumable, from_dict, save_config, to_dict
 from engine.diffusion.model import load_teacher
-from engine.diffusion.train import step_generator
+from engine.diffusion.sampler import noise_from_seeds
+from engine.diffusion.train import PREVIEW_SEEDS, step_generator
 from engine.diffusion.unet import count_parameters
 from engine.distill.config import DistillConfig
 from engine.distill.generator import one_step
@@ -34,6 +36,7 @@ from engine.errors import CheckpointError, ConfigError, NonFiniteError
 from engine.io.checkpoint import load_checkpoint, save_checkpoint
 from engine.io.rundir import RunDir
 from engine.jobs import Cancelled, CancelToken, Progress, ProgressFn, Throttle, no_progress
+from engine.metrics import residual_map, residual_stats
 
 log = logging.getLogger(__name__)
 
@@ -193,6 +196,18 @@ class _Distiller:
     def elapsed(self) -> float:
         return self.elapsed_before + time.perf_counter() - self.t0
 
+    def preview(self, report: ProgressFn, step: int, total: int, metrics: dict) -> None:
+        """One-step samples of the EMA student on fixed ε, with their residual (float64 of float32)."""
+        t = self.teacher
+        with torch.no_grad():
+            eps = noise_from_seeds(PREVIEW_SEEDS, t.shape, self.info.device)
+            x = t.normalizer.decode(one_step(self.ema, eps, t.sigma_max).float()).cpu().numpy()
+        stats = residual_stats(t.pde, x)
+        self.run_dir.save_preview(step, x, residual=residual_map(t.pde, x).astype(np.float32))
+        rec = {"step": step, "preview_residual_mse": stats["residual_mse"], "preview_bc_mse": stats["bc_mse"]}
+        self.run_dir.append_metrics(rec)
+        report(Progress("distill", step, total, {**metrics, **rec}, preview=x[0], message="preview"))
+
     def lam(self, step: int) -> float:
         """λ at ``step``: the ramp ends after lam_warmup of the step budget or of the time budget,
         whichever comes first (the time-based part makes a minutes-limited run less reproducible)."""
@@ -238,7 +253,8 @@ class _Distiller:
                 if cfg.refresh and s % cfg.refresh == 0 and s < total:
                     self._refresh()
                 stop_now = cancel is not None and cancel.cancelled
-                if not (stop_now or s % cfg.report_every == 0 or s == total):
+                preview_due = bool(cfg.preview_every) and s % cfg.preview_every == 0
+                if not (stop_now or preview_due or s % cfg.report_every == 0 or s == total):
                     continue
                 window = dist.all_reduce_mean(torch.stack(losses).float()).cpu()
                 res_mean = float(dist.all_reduce_mean(torch.stack(residuals).float().mean()).cpu())
@@ -260,6 +276,8 @@ class _Distiller:
                 if info.is_main:
                     self.run_dir.append_metrics({"step": s, **metrics})
                     report(Progress("distill", s, total, metrics))
+                    if preview_due:
+                        self.preview(report, s, total, metrics)
                 if do_cancel:
                     self.save()
                     raise Cancelled

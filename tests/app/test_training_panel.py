@@ -65,9 +65,10 @@ def test_real_chain_lists_the_student(qtbot, make_window, tmp_path):
     student = tmp_path / "runs" / "darcy-16" / "student"
     assert blocker.args[0] == str(student)
     assert (student / "checkpoint.pt").is_file() and (student.parent / "teacher" / "checkpoint.pt").is_file()
-    assert previews == [2, 4] and tp.preview.data() is not None and tp.preview_res.data() is not None
+    # previews of the teacher (steps 2, 4), then of the student (steps 2, 4)
+    assert previews == [2, 4, 2, 4] and tp.preview.data() is not None and tp.preview_res.data() is not None
     assert {"teacher/loss", "distill/loss"} <= set(tp.plot.curves)
-    assert {"teacher/preview_residual_mse", "distill/residual"} <= set(tp.res_plot.curves)
+    assert {"teacher/preview_residual_mse", "distill/residual", "distill/preview_residual_mse"} <= set(tp.res_plot.curves)
     qtbot.waitUntil(lambda: w.state.model is not None and w.state.model.kind == "student", timeout=60_000)
     paths = [str(i.path) for i in w.model_panel.infos()]
     assert len(paths) == before + 2 and str(student) in paths
