@@ -12,7 +12,7 @@ factor, then the ζ_pde factor over --pde-factors at the best ζ_obs. Search "gr
 The default weights (``default_guidance``: ζ_obs = 1, ζ_pde = 1e-2·h²) are always among the candidates,
 so the stored score can be compared with the untuned one.
 
-    .venv/bin/python packaging/tune_guidance.py [--pdes darcy poisson] [--cases 2] [--steps 30]
+    .venv/bin/python packaging/tune_guidance.py [--pdes darcy poisson] [--cases 4] [--steps 30]
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pdes", nargs="+", default=sorted(p.name for p in MODELS.iterdir() if (p / "piddm").is_dir()))
     ap.add_argument("--tasks", nargs="+", default=["forward", "inverse"])
     ap.add_argument("--spec", default="points:123", help="observation spec (burgers: full)")
-    ap.add_argument("--cases", type=int, default=2)
+    ap.add_argument("--cases", type=int, default=4)
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--search", choices=["coord", "grid"], default="coord")
     ap.add_argument("--zetas-obs", type=float, nargs="+", default=[0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0])
