@@ -17,8 +17,10 @@ import numpy as np
 def heavy_training(seconds: float, *, on_progress, cancel):
     import torch
 
+    from app.panels.training_panel import leave_a_core_for_the_gui
     from engine.jobs import Progress
 
+    leave_a_core_for_the_gui()  # the Training tab's thread policy
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Conv2d(2, 64, 3, padding=1), torch.nn.SiLU(),
                               torch.nn.Conv2d(64, 64, 3, padding=1), torch.nn.SiLU(),
