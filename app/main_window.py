@@ -7,7 +7,7 @@ import traceback
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QAction, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
@@ -29,6 +29,8 @@ from app.panels.training_panel import TrainingPanel
 from app.state import AppState
 from app.workers import Jobs
 
+ICON = Path(__file__).resolve().parents[1] / "resources" / "icons" / "piddm-studio.png"
+
 log = logging.getLogger("app")
 NO_MODEL_BANNER = ("No model yet — train one (Training tab) or open a run (File ▸ Open run…). "
                    "The dataspace and classical methods work without one.")
@@ -43,6 +45,8 @@ class MainWindow(QMainWindow):
 
         self.settings = settings
         self.setWindowTitle("PIDDM Studio")
+        if ICON.is_file():
+            self.setWindowIcon(QIcon(str(ICON)))
         self.state = AppState()
         self.jobs = Jobs(self)
         self.model_panel = ModelPanel(pdes.names())
