@@ -42,7 +42,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
     on_progress, bar = progress_bar(f"distill λ={cfg.lam:g}")
     with bar, _ctrl_c_cancels(token):
         res = distill(cfg, args.output, resume=args.resume, on_progress=on_progress, cancel=token)
-    emit(dataclasses.asdict(res), args.json,
+    emit({f.name: getattr(res, f.name) for f in dataclasses.fields(res) if f.name != "ema"}, args.json,
          f"distilled to step {res.step} ({res.stopped}) in {res.seconds:.1f} s "
          f"({res.pair_seconds:.1f} s of teacher pairs); loss {res.loss:.4g}, residual {res.residual:.4g} "
          f"(teacher's {res.residual_scale:.4g}); checkpoint {res.checkpoint}")

@@ -15,7 +15,7 @@ import copy
 import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +55,7 @@ class DistillResult:
     pair_seconds: float  # of which spent generating / refreshing pairs with the teacher
     n_params: int
     stopped: str
+    ema: nn.Module | None = field(default=None, repr=False, compare=False)  # this rank's EMA student
 
 
 def distill(cfg: DistillConfig, run_dir: str | Path, *, resume: bool = False,
@@ -297,4 +298,4 @@ class _Distiller:
                  loss_mean, res_mean)
         return DistillResult(self.run_dir.path, self.run_dir.checkpoint_path, self.step, loss_mean,
                              res_mean, self.residual_scale, time.perf_counter() - self.t_start, self.pair_seconds,
-                             count_parameters(self.model), stopped)
+                             count_parameters(self.model), stopped, ema=self.ema)
