@@ -7,6 +7,7 @@ process (rank 0 of 1), so training code calls them unconditionally. Rank 0 write
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 
@@ -127,3 +128,18 @@ def cleanup(info: DistInfo | None = None) -> None:
     """End the process group if ``setup`` created it (or, with no info, if one exists)."""
     if tdist.is_available() and tdist.is_initialized() and (info is None or info.owns_group):
         tdist.destroy_process_group()
+
+
+def run_job(device: str, build, run):
+    """setup → ``job = build(info)`` → ``run(job)`` with rank 0 logging to ``job.run_dir`` → cleanup.
+
+    The shared frame of train_teacher and distill: whatever happens, the process group is closed.
+    """
+    info = setup(device)
+    try:
+        job = build(info)
+        ctx = job.run_dir.logging_to_file() if info.is_main else contextlib.nullcontext()
+        with ctx:
+            return run(job)
+    finally:
+        cleanup(info)

@@ -95,14 +95,8 @@ def train_teacher(cfg: TeacherConfig, run_dir: str | Path | RunDir, *, resume: b
     likewise), NonFiniteError naming the step when the loss is NaN/inf, DatasetError /
     CheckpointError / ConfigError on bad input.
     """
-    info = dist.setup(cfg.device)
-    try:
-        trainer = _Trainer(cfg, run_dir, info, resume)
-        logging_ctx = trainer.run_dir.logging_to_file() if info.is_main else contextlib.nullcontext()
-        with logging_ctx:
-            return trainer.run(on_progress, cancel)
-    finally:
-        dist.cleanup(info)
+    return dist.run_job(cfg.device, lambda info: _Trainer(cfg, run_dir, info, resume),
+                        lambda trainer: trainer.run(on_progress, cancel))
 
 
 class _Trainer:
@@ -110,11 +104,7 @@ class _Trainer:
                  resume: bool) -> None:
         self.info, dev = info, info.device
         path = run_dir.path if isinstance(run_dir, RunDir) else Path(run_dir)
-        if info.is_main:
-            self.run_dir = RunDir(path, create=True)
-        dist.barrier()
-        if not info.is_main:
-            self.run_dir = RunDir(path)
+        self.run_dir = RunDir.open_shared(path, is_main=info.is_main, barrier=dist.barrier)
         data = load_split(cfg.dataset, pde=cfg.pde, grid_n=cfg.grid_n, holdout_fraction=cfg.holdout_fraction)
         cfg = _resolve_pde(cfg, data.pde, data.pde_params)
         self.cfg, self.data = cfg, data

@@ -61,14 +61,8 @@ class DistillResult:
 def distill(cfg: DistillConfig, run_dir: str | Path, *, resume: bool = False,
             on_progress: ProgressFn = no_progress, cancel: CancelToken | None = None) -> DistillResult:
     """Distill ``cfg.teacher`` into a one-step student in ``run_dir`` (or resume it)."""
-    info = dist.setup(cfg.device)
-    try:
-        job = _Distiller(cfg, Path(run_dir), info, resume, on_progress, cancel)
-        ctx = job.run_dir.logging_to_file() if info.is_main else contextlib.nullcontext()
-        with ctx:
-            return job.run(on_progress, cancel)
-    finally:
-        dist.cleanup(info)
+    return dist.run_job(cfg.device, lambda info: _Distiller(cfg, Path(run_dir), info, resume, on_progress, cancel),
+                        lambda job: job.run(on_progress, cancel))
 
 
 class _Distiller:
@@ -76,11 +70,7 @@ class _Distiller:
                  on_progress: ProgressFn, cancel: CancelToken | None) -> None:
         self.cfg, self.info = cfg, info
         self.t_start = time.perf_counter()
-        if info.is_main:
-            self.run_dir = RunDir(path, create=True)
-        dist.barrier()
-        if not info.is_main:
-            self.run_dir = RunDir(path)
+        self.run_dir = RunDir.open_shared(path, is_main=info.is_main, barrier=dist.barrier)
         if not cfg.teacher:
             raise ConfigError("distillation needs a teacher run directory (--teacher)")
         self.teacher = load_teacher(cfg.teacher, info.device)

@@ -55,6 +55,13 @@ class RunDir:
         elif not self.path.is_dir():
             raise CheckpointError(f"{self.path}: no such run directory")
 
+    @classmethod
+    def open_shared(cls, path: str | os.PathLike[str], *, is_main: bool, barrier) -> RunDir:
+        """Open the run of a (possibly distributed) job: rank 0 creates it, the others wait for it."""
+        run = cls(path, create=True) if is_main else None
+        barrier()
+        return run if run is not None else cls(path)
+
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
 
