@@ -52,6 +52,9 @@ class TeacherConfig:
     preview_every: int = 500  # steps between sample previews (2 Heun samples + residual); 0 = off
     preview_steps: int = 10  # Heun steps of a preview sample (NFE = 2·steps − 1)
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:1"
+    # Speed only (the mathematics is unchanged, so a resumed run may switch them):
+    channels_last: bool = False  # NHWC layout for the convolutions (bf16 tensor cores prefer it)
+    compile: bool = False  # torch.compile the network (a one-time compile, then fused kernels)
 
     def __post_init__(self) -> None:
         if self.grid_n < 8 or self.grid_n % 8:

@@ -24,7 +24,7 @@ MINUTES_STEP_CAP = 100_000_000
 # CLI option -> TeacherConfig field, for options that may override a resumed run's config.
 _OVERRIDES = {"steps": "steps", "minutes": "minutes", "device": "device", "report_every": "report_every",
               "checkpoint_minutes": "checkpoint_minutes", "checkpoint_every": "checkpoint_every",
-              "preview_every": "preview_every"}
+              "preview_every": "preview_every", "channels_last": "channels_last", "compile": "compile"}
 # Options that define a new run (defaults of TeacherConfig apply when absent).
 _NEW_RUN = {"model": "model", "batch": "batch_size", "lr": "lr", "warmup": "warmup_steps",
             "ema_halflife": "ema_halflife_steps", "holdout": "holdout_fraction", "seed": "seed"}
@@ -154,6 +154,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="also checkpoint every this many steps")
     p.add_argument("--preview-every", dest="preview_every", type=int, help="steps between sample previews")
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N (default auto)")
+    p.add_argument("--channels-last", dest="channels_last", action="store_const", const=True,
+                   help="NHWC memory layout (faster bf16 convolutions on GPUs)")
+    p.add_argument("--compile", action="store_const", const=True,
+                   help="torch.compile the network (needs a C compiler; pays off on long GPU runs)")
     p.add_argument("--resume", action="store_true", help="continue the run in -o from its checkpoint")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.add_argument("--json", action="store_true", help="print a machine-readable result on stdout")

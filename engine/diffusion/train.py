@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 # Settings a resumed run may change; every other one must equal the checkpoint's.
 RESUME_MAY_CHANGE = {"steps", "minutes", "report_every", "checkpoint_minutes", "checkpoint_every",
-                     "preview_every", "preview_steps", "device", "dataset"}
+                     "preview_every", "preview_steps", "device", "dataset", "channels_last", "compile"}
 PREVIEW_SEEDS = (0, 1)
 
 
@@ -124,9 +124,12 @@ class _Trainer:
         else:
             self.normalizer = Normalizer.fit(data.train, cfg.sigma_data)
 
-        self.model = build_denoiser(cfg, len(data.channels)).to(dev)
+        layout = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        self.model = build_denoiser(cfg, len(data.channels)).to(dev, memory_format=layout)
         self.ema = copy.deepcopy(self.model).requires_grad_(False).eval()
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        # fused: one kernel for the whole update on CUDA instead of one per parameter tensor
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                     fused=dev.type == "cuda")
         self.step, self.elapsed_before, self.last_ckpt_step = 0, 0.0, 0
         if ckpt is not None:
             self.model.load_state_dict(ckpt["model"])
@@ -139,6 +142,9 @@ class _Trainer:
         if info.world_size > 1:
             ids = [dev.index] if dev.type == "cuda" else None
             self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        if cfg.compile:  # after DDP, so its bucketed all-reduce is kept (DDPOptimizer)
+            self.net = torch.compile(self.net)
+        self.layout = layout
         self.x_train = self.normalizer.encode(data.train).to(dev)  # (n_train, C, N, N), kept on the device
         if info.is_main:
             self._write_run_files(resume)
@@ -189,7 +195,8 @@ class _Trainer:
         for g in self.opt.param_groups:
             g["lr"] = lr_at(cfg, self.step)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda"):
-            loss = edm_loss(self.net, self.x_train[idx[rows]], n[rows], xi[rows],
+            x0, noise = (t.contiguous(memory_format=self.layout) for t in (self.x_train[idx[rows]], n[rows]))
+            loss = edm_loss(self.net, x0, noise, xi[rows],
                             P_mean=cfg.P_mean, P_std=cfg.P_std, sigma_data=cfg.sigma_data).mean()
         self.opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -4,6 +4,8 @@ Not a test (pytest collects test_*.py only). It runs the real loop, ``train_teac
 freshly generated darcy set and reports the median samples/s of the reports after warm-up:
 
     python tests/bench/bench_teacher.py --model small --grid 32 --batch 32 --device cpu --steps 30 --warmup 20
+    python tests/bench/bench_teacher.py --model base --grid 64 --batch 512 --device cuda \
+        --channels-last --compile --steps 60 --warmup 30      # the GPU fast path
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=30, help="timed steps (after --warmup)")
     p.add_argument("--warmup", type=int, default=20, help="untimed steps (the CPU needs ~10 to reach speed)")
     p.add_argument("--samples", type=int, default=64, help="size of the generated dataset")
+    p.add_argument("--channels-last", action="store_true", help="NHWC layout (TeacherConfig.channels_last)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the network (compile time is in --warmup)")
     args = p.parse_args()
     # Report windows of `every` steps; the first window(s) covering --warmup are not timed.
     every = max(1, args.steps // 6)
@@ -40,11 +44,13 @@ def main() -> None:
         cfg = TeacherConfig(pde="darcy", grid_n=args.grid, dataset=str(data), model=args.model,
                             batch_size=args.batch, steps=every * (skip + max(1, args.steps // every)),
                             warmup_steps=10, report_every=every, checkpoint_minutes=0,
-                            holdout_fraction=0.0, device=args.device)
+                            holdout_fraction=0.0, device=args.device, channels_last=args.channels_last,
+                            compile=args.compile)
         res = train_teacher(cfg, Path(tmp) / "run")
         rates = [r["samples_per_s"] for r in RunDir(Path(tmp) / "run").read_metrics()][skip:]
     print(json.dumps({
         "model": args.model, "grid": args.grid, "batch": args.batch, "device": cfg.device,
+        "channels_last": args.channels_last, "compile": args.compile,
         "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() and args.device != "cpu" else None,
         "torch_threads": torch.get_num_threads(), "n_params": res.n_params, "timed_steps": every * len(rates),
         "samples_per_s_median": statistics.median(rates),

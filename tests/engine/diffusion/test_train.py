@@ -99,3 +99,27 @@ def test_preview_reports_a_sample_and_its_residual(tiny_cfg, tmp_path):
     assert previews[0].metrics["preview_residual_mse"] > 0
     assert list((tmp_path / "run" / "previews").glob("*.npz"))
     assert any("preview_residual_mse" in r for r in RunDir(tmp_path / "run").read_metrics())
+
+
+def _close_losses(a, b) -> bool:
+    la, lb = _losses(a), _losses(b)
+    return [s for s, _ in la] == [s for s, _ in lb] and all(abs(x - y) <= 1e-4 * max(abs(x), 1e-3)
+                                                           for (_, x), (_, y) in zip(la, lb, strict=True))
+
+
+def test_channels_last_trains_the_same_model_and_may_be_switched_on_resume(tiny_cfg, tmp_path):
+    train_teacher(tiny_cfg(steps=6), tmp_path / "plain")
+    fast = train_teacher(tiny_cfg(steps=6, channels_last=True), tmp_path / "nhwc")
+    assert _close_losses(tmp_path / "plain", tmp_path / "nhwc")  # a layout, not a different model
+    conv = next(m for m in fast.model.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    train_teacher(tiny_cfg(steps=3), tmp_path / "switch")
+    train_teacher(tiny_cfg(steps=6, channels_last=True), tmp_path / "switch", resume=True)
+    assert _close_losses(tmp_path / "plain", tmp_path / "switch")
+
+
+@pytest.mark.slow
+def test_compiled_network_trains_the_same_model(tiny_cfg, tmp_path):
+    train_teacher(tiny_cfg(steps=4), tmp_path / "eager")
+    train_teacher(tiny_cfg(steps=4, compile=True), tmp_path / "compiled")
+    assert _close_losses(tmp_path / "eager", tmp_path / "compiled")
