@@ -36,7 +36,7 @@ MODEL_FREE = ("dataspace", "classical")
 
 # λ defaults (dimensionless: the residual term is divided by the starting residual s, see latent.py).
 # One value serves every PDE because of that normalisation; per-PDE overrides go in LAMBDA_BY_PDE.
-DEFAULT_LAMBDA = {"piddm": 1.0, "distill": 1.0, "piddm-ref": 1.0, "dataspace": 1.0}
+DEFAULT_LAMBDA = {"piddm": 1.0, "distill": 1.0, "piddm-ref": 1.0, "piddm-exact": 1.0, "dataspace": 1.0}
 LAMBDA_BY_PDE: dict[tuple[str, str], float] = {}
 
 
@@ -118,7 +118,7 @@ def _run(model: Any, pde: PDE, obs: Observations, opts: SolveOptions, grid: Grid
         student = _part(model, "student", m)
         _check_model(pde, student, grid)
         if m == "piddm-exact":
-            return exact.exact_solve(student, pde, obs, lr=opts.lr, **common)
+            return exact.exact_solve(student, pde, obs, lam=lam, lr=opts.lr, **common)
         return latent.latent_solve(student, pde, obs, lam=lam, lr=opts.lr, refine=m == "piddm-ref", **common)
     teacher = _part(model, "teacher", m)
     _check_model(pde, teacher, grid)

@@ -24,6 +24,7 @@ class MethodOutput:
     mean : (B, C, N, N) float64, or None for the member mean.
     exact_solution : True when the solution channel is S(coefficient) (piddm-exact, classical):
         observed solution entries are then not overwritten, which would break the residual.
+    latents : the final latents of a latent method, for a method that continues from them.
     """
 
     members: np.ndarray
@@ -31,6 +32,7 @@ class MethodOutput:
     history: list[dict[str, float]] = field(default_factory=list)
     mean: np.ndarray | None = None
     exact_solution: bool = False
+    latents: torch.Tensor | None = None  # (B·E, C, N, N) final ε of latent methods (warm starts)
 
 
 def member_seeds(seed: int, cases: int, ensemble: int) -> list[int]:

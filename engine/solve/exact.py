@@ -1,6 +1,14 @@
 """piddm-exact: the student proposes the coefficient, the reference solver supplies the solution.
 
-For each member, optimise ε (Adam, same per-member seeds as piddm, so both start from the same ε) on
+Two phases over the ``steps`` budget. First the piddm latent solve (``latent``, soft physics) runs
+for (1 − EXACT_FRACTION)·steps: a generator step costs one network evaluation, and it brings ε
+close to the observations. Then, from those latents (same Adam settings, fresh moments), the
+exact phase runs for the remaining steps, each of which also costs a reference solve and its adjoint. On
+darcy 64² validation cases (4 cases, ensemble 4, 100 steps, 3 % points) 80 soft + 20 exact steps
+were as accurate as 100 exact steps (inverse rel_l2(a) 0.344 vs 0.363, forward rel_l2(u) 0.144 vs
+0.150) for a fraction of the solver work — which dominates on a GPU, where the network is cheap.
+
+In the exact phase, for each member, optimise ε (Adam, same per-member seeds as piddm, so both start from the same ε) on
 
     L(ε) = ‖(x̃(ε) − x′)⊙M / σ_c‖² / |M|  +  ½ ‖ε‖² / numel(ε),
     c(ε) = x′_c⊙M_c + coef(G(ε))⊙(1−M_c),   x(ε) = [c, S(c)],   x̃(ε) = [coef(G(ε)), S(c)],
@@ -20,20 +28,22 @@ Observed solution entries are therefore fitted, not overwritten.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
 import torch
 
-from engine.jobs import CancelToken, ProgressFn, no_progress
+from engine.jobs import CancelToken, Progress, ProgressFn, no_progress
 from engine.pdes import PDE
 from engine.pdes.darcy import Darcy
 from engine.pdes.differentiable import solve_fields
 from engine.solve.common import MethodOutput, ObsTensors, Reporter, case0_mean, inverse_std, misfit
-from engine.solve.latent import initial_latents
+from engine.solve.latent import initial_latents, latent_solve
 from engine.solve.observations import Observations
 
 DARCY_FLOOR = 0.1  # × a_low: the smallest permeability handed to the solver
+EXACT_FRACTION = 0.2  # share of the steps taken with the reference solve (the last ones)
 
 
 def coefficient_of(pde: PDE, x: torch.Tensor, ot: ObsTensors, coef_mask: torch.Tensor) -> torch.Tensor:
@@ -46,17 +56,46 @@ def coefficient_of(pde: PDE, x: torch.Tensor, ot: ObsTensors, coef_mask: torch.T
 
 
 def exact_solve(student: Any, pde: PDE, obs: Observations, *, ensemble: int, steps: int, lr: float,
-                seed: int, on_progress: ProgressFn = no_progress,
-                cancel: CancelToken | None = None) -> MethodOutput:
-    """piddm-exact (module docstring). members (B, E, C, N, N) and mean (B, C, N, N), float64."""
-    grid, b, e = student.grid, len(obs), ensemble
+                seed: int, lam: float = 1.0, exact_fraction: float = EXACT_FRACTION,
+                on_progress: ProgressFn = no_progress, cancel: CancelToken | None = None) -> MethodOutput:
+    """piddm-exact (module docstring). members (B, E, C, N, N) and mean (B, C, N, N), float64.
+
+    lam: λ of the soft phase; exact_fraction: share of ``steps`` in the exact phase (1 = exact only).
+    """
+    grid = student.grid
     coef_np = pde.coefficient_mask(grid).numpy()
     if obs.mask[:, coef_np].all():  # whole coefficient known: the answer is S(c), nothing to optimise
         x = solve_fields(pde, pde.inputs_of(torch.as_tensor(obs.clean_values)), grid).numpy()
-        members = np.repeat(x[:, None], e, axis=1)
+        members = np.repeat(x[:, None], ensemble, axis=1)
         return MethodOutput(members=members, nfe=0, mean=x, exact_solution=True,
                             history=[{"step": 0, "misfit": 0.0, "residual_mse": 0.0}])
-    eps = initial_latents(student, b, e, seed).requires_grad_(True)
+    n_exact = min(steps, max(1, round(exact_fraction * steps)))
+    n_soft = steps - n_exact
+    start, soft_history, soft_nfe = None, [], 0
+    if n_soft:
+        def soft_progress(p: Progress) -> None:
+            on_progress(dataclasses.replace(p, total=steps))
+
+        soft = latent_solve(student, pde, obs, ensemble=ensemble, steps=n_soft, lam=lam, lr=lr, seed=seed,
+                            on_progress=soft_progress, cancel=cancel)
+        start, soft_history, soft_nfe = soft.latents, soft.history[:-1], soft.nfe
+
+    def exact_progress(p: Progress) -> None:
+        on_progress(dataclasses.replace(p, step=p.step + n_soft, total=steps))
+
+    out = _exact_phase(student, pde, obs, ensemble=ensemble, steps=n_exact, lr=lr, seed=seed, start=start,
+                       on_progress=exact_progress, cancel=cancel)
+    out.history = soft_history + [{**h, "step": h["step"] + n_soft} for h in out.history]
+    out.nfe += soft_nfe
+    return out
+
+
+def _exact_phase(student: Any, pde: PDE, obs: Observations, *, ensemble: int, steps: int, lr: float,
+                 seed: int, start: torch.Tensor | None, on_progress: ProgressFn,
+                 cancel: CancelToken | None) -> MethodOutput:
+    """The exact phase from ``start`` (or the seeded latents): members and the re-solved mean."""
+    grid, b, e = student.grid, len(obs), ensemble
+    eps = (initial_latents(student, b, e, seed) if start is None else start.detach().clone()).requires_grad_(True)
     dev = eps.device
     ot = ObsTensors.build(obs, e, dev, torch.float64)
     coef_mask = pde.coefficient_mask(grid).to(dev)

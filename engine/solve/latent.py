@@ -93,7 +93,7 @@ def latent_solve(student: Any, pde: PDE, obs: Observations, *, ensemble: int, st
         total_loss.backward()
         opt.step()
     members = xm.detach().to("cpu", torch.float64).reshape((b, e) + tuple(xm.shape[1:])).numpy()
-    return MethodOutput(members=members, nfe=total + 1, history=report.history)
+    return MethodOutput(members=members, nfe=total + 1, history=report.history, latents=eps.detach())
 
 
 __all__ = ["initial_latents", "latent_solve"]

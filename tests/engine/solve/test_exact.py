@@ -8,7 +8,7 @@ import torch
 from solve_standins import make_case, make_model
 
 from engine.solve import Observations, SolveOptions, solve
-from engine.solve.exact import exact_solve
+from engine.solve.exact import _exact_phase, exact_solve
 from engine.solve.latent import latent_solve
 
 
@@ -31,12 +31,34 @@ def test_exact_outputs_satisfy_the_pde_and_fit_no_worse_than_piddm(name, task, s
     pde, grid, truth = make_case(name, count=1 if name == "burgers" else 2)  # burgers' march is the slow one
     obs = Observations.from_task(pde, truth.numpy(), task, spec, seed=2)
     kw = dict(ensemble=2, steps=8 if name == "burgers" else 12, lr=0.05, seed=0)
-    ex = exact_solve(model.student, pde, obs, **kw)
+    ex = exact_solve(model.student, pde, obs, exact_fraction=1.0, **kw)  # the exact objective alone
     for member in ex.members.reshape((-1,) + ex.members.shape[2:]):
         assert _relative_residual(pde, member[None], grid) <= 1e-10
     assert _relative_residual(pde, ex.mean, grid) <= 1e-10
     pid = latent_solve(model.student, pde, obs, lam=1.0, **kw)
     assert ex.history[-1]["misfit"] <= pid.history[-1]["misfit"]
+
+
+def test_soft_then_exact_phases_hand_over_and_fit_no_worse_than_piddm():
+    """The default: piddm's soft phase, then the exact phase from its latents (one step count, one
+    progress bar); the answer is at solver tolerance and fits no worse than piddm with the same steps."""
+    model = make_model("darcy")
+    pde, grid, truth = make_case("darcy")
+    obs = Observations.from_task(pde, truth.numpy(), "inverse", "points:30", seed=2)
+    seen = []
+    kw = dict(ensemble=2, steps=20, lr=0.05, seed=0)
+    ex = exact_solve(model.student, pde, obs, exact_fraction=0.25, on_progress=seen.append, **kw)
+    assert [h["step"] for h in ex.history] == list(range(21))  # 15 soft + 5 exact steps, + the final state
+    assert "residual_mse" in ex.history[14] and "residual_mse" not in ex.history[15]  # the hand-over
+    assert {p.total for p in seen} == {20} and [p.step for p in seen] == sorted(p.step for p in seen)
+    assert seen[-1].step == 20 and ex.nfe == 16 + 6
+    assert _relative_residual(pde, ex.mean, grid) <= 1e-10
+    pid = latent_solve(model.student, pde, obs, lam=1.0, **kw)
+    assert ex.history[-1]["misfit"] <= pid.history[-1]["misfit"]
+    soft = latent_solve(model.student, pde, obs, lam=1.0, **{**kw, "steps": 15})
+    by_hand = _exact_phase(model.student, pde, obs, ensemble=2, steps=5, lr=0.05, seed=0, start=soft.latents,
+                           on_progress=lambda p: None, cancel=None)
+    assert np.array_equal(ex.members, by_hand.members)  # the exact phase continues the soft one's latents
 
 
 def test_exact_through_solve_keeps_coefficients_and_exact_residual():
