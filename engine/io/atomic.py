@@ -13,6 +13,10 @@ from pathlib import Path
 
 from engine.errors import EngineError
 
+# The process umask, read once at import (reading it means setting it, which is not thread-safe).
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
@@ -26,6 +30,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        # mkstemp creates the file private (0600); give it the mode a plain open() would have
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, final)
     except OSError as exc:
         tmp.unlink(missing_ok=True)

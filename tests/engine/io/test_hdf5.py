@@ -182,3 +182,21 @@ def test_reader_expectations(tmp_path):
     with pytest.raises(DatasetError, match="no 'mask'"):
         read_fields(path, require_mask=True)
     assert read_fields(path, expect_pde="helmholtz", expect_grid=8).pde == "helmholtz"
+
+
+def test_written_files_get_the_mode_of_a_plain_open(tmp_path):
+    """The temporary file is private (mkstemp); the final file must not be: colleagues read results."""
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        write_text(tmp_path / "plain.txt", "x")  # a file written with a plain open(), for reference
+        (tmp_path / "open.txt").write_text("x")
+        write_fields(tmp_path / "f.h5", fields_file())
+        want = stat.S_IMODE((tmp_path / "open.txt").stat().st_mode)
+        assert want == 0o644
+        for name in ("plain.txt", "f.h5"):
+            assert stat.S_IMODE((tmp_path / name).stat().st_mode) == want, name
+    finally:
+        os.umask(old)
