@@ -20,8 +20,8 @@ the CPU and results go back to the caller's device and dtype.
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 import torch
+from scipy.sparse.linalg import SuperLU
 
 from engine.grid import Grid
 from engine.pdes.base import PDE
@@ -32,7 +32,8 @@ from engine.pdes.elliptic import (
     div_a_grad_matrix,
     embed,
     factorize,
-    laplacian_matrix,
+    solve_many,
+    source_operator_lu,
     thread_map,
 )
 
@@ -83,39 +84,30 @@ class _ReferenceSolve(torch.autograd.Function):
 # --- elliptic problems: A(c) u_int = b(c), u = 0 on the boundary ----------------------------------
 
 
-def _matrix_and_rhs(pde: PDE, c: np.ndarray, grid: Grid) -> tuple[sp.spmatrix, np.ndarray]:
-    """Interior operator A (symmetric) and right-hand side b for one coefficient c (N, N)."""
-    m = grid.n - 2
-    if isinstance(pde, Darcy):
-        return div_a_grad_matrix(c, grid.h), np.full(m * m, pde.forcing)
-    mat = laplacian_matrix(m, grid.h) - pde.k2 * sp.identity(m * m)
-    return mat, c[1:-1, 1:-1].reshape(-1)
-
-
-def _elliptic_forward(pde: PDE, c: torch.Tensor, grid: Grid) -> tuple[torch.Tensor, list]:
-    """Solve every sample, keeping the LU factors (one shared factor if A does not depend on c)."""
-    cs = list(c.numpy())
-    if isinstance(pde, Darcy):  # A depends on a: one factorisation per sample, on every core
-        systems = [_matrix_and_rhs(pde, cb, grid) for cb in cs]
-        factors = thread_map(lambda s: factorize(s[0]), systems)
-        rhs = [s[1] for s in systems]
-    else:  # poisson/helmholtz: A is the same for every sample
-        factors = [factorize(_matrix_and_rhs(pde, cs[0], grid)[0])]
-        rhs = [_matrix_and_rhs(pde, cb, grid)[1] for cb in cs]
-    u = np.stack([embed(factors[b if len(factors) > 1 else 0].solve(r), grid.n) for b, r in enumerate(rhs)])
+def _elliptic_forward(pde: PDE, c: torch.Tensor, grid: Grid) -> tuple[torch.Tensor, list | SuperLU]:
+    """Solve every sample, keeping the LU factors: one per sample for darcy (A depends on a), the
+    cached operator of the source problems (A is the same for every f)."""
+    n, m = grid.n, grid.n - 2
+    if isinstance(pde, Darcy):  # one factorisation per sample, on every core
+        factors = thread_map(lambda a: factorize(div_a_grad_matrix(a, grid.h)), list(c.numpy()))
+        rhs = np.full(m * m, pde.forcing)
+        u = np.stack([embed(f.solve(rhs), n) for f in factors])
+    else:
+        factors = source_operator_lu(n, grid.h, float(pde.k2))
+        u = solve_many(factors, c[:, 1:-1, 1:-1].reshape(len(c), -1).numpy(), n)
     return torch.stack([c, torch.from_numpy(u)], dim=1), factors
 
 
-def _elliptic_adjoint(pde: PDE, x: torch.Tensor, g: torch.Tensor, grid: Grid, factors: list) -> torch.Tensor:
+def _elliptic_adjoint(pde: PDE, x: torch.Tensor, g: torch.Tensor, grid: Grid, factors: list | SuperLU) -> torch.Tensor:
     """dL/dc for elliptic problems; x = [c, u] (B, 2, N, N), g = dL/dx (B, 2, N, N)."""
     # Adjoint on the interior rows: Aᵀ λ_int = (∂L/∂u)_int (A symmetric: reuse the LU factors). The
     # boundary rows of R are u itself, so their λ never reaches c and is not needed here.
-    lam = torch.zeros(x.shape[0], grid.n, grid.n, dtype=torch.float64)
     g_int = g[:, 1, 1:-1, 1:-1].reshape(len(g), -1).numpy()
-    sols = thread_map(lambda b: factors[b if len(factors) > 1 else 0].solve(g_int[b], trans="T"),
-                      list(range(len(g))))
-    for b, sol in enumerate(sols):
-        lam[b, 1:-1, 1:-1] = torch.from_numpy(sol.reshape(grid.n - 2, -1))
+    if isinstance(factors, list):
+        sols = thread_map(lambda b: embed(factors[b].solve(g_int[b], trans="T"), grid.n), list(range(len(g))))
+        lam = torch.from_numpy(np.stack(sols))
+    else:
+        lam = torch.from_numpy(solve_many(factors, g_int, grid.n, trans="T"))
     return pde.inputs_of(g) - pde.inputs_of(_residual_vjp(pde, x, lam, grid))
 
 

@@ -117,13 +117,20 @@ def embed(u_int: np.ndarray, n: int) -> np.ndarray:
     return u
 
 
-def solve_fixed_operator(
-    mat: sp.spmatrix, rhs: np.ndarray, n: int
-) -> np.ndarray:
-    """Solve one factorised operator for a batch of right-hand sides (B, (n-2)^2) -> (B, n, n)."""
-    lu = spla.splu(sp.csc_matrix(mat), permc_spec="MMD_AT_PLUS_A")
-    sol = lu.solve(np.ascontiguousarray(rhs.T))  # (m², B)
-    return np.stack([embed(sol[:, b], n) for b in range(rhs.shape[0])])
+@functools.lru_cache(maxsize=8)
+def source_operator_lu(n: int, h: float, k2: float) -> spla.SuperLU:
+    """LU of the interior operator −Δ_h − k² of an n×n grid: the same for every source, so it is
+    factorised once per (n, h, k²) and reused by every solve and adjoint (read-only afterwards)."""
+    m = n - 2
+    return factorize(laplacian_matrix(m, h) - k2 * sp.identity(m * m))
+
+
+def solve_many(lu: spla.SuperLU, rhs: np.ndarray, n: int, trans: str = "N") -> np.ndarray:
+    """Solve one factorised operator for a batch of right-hand sides (B, (n-2)²) -> (B, n, n)."""
+    sol = lu.solve(np.ascontiguousarray(rhs.T), trans=trans)  # (m², B): one call for the batch
+    out = np.zeros((rhs.shape[0], n, n))
+    out[:, 1:-1, 1:-1] = sol.T.reshape(rhs.shape[0], n - 2, n - 2)
+    return out
 
 
 # --- source problems: -Δu - k²u = f (Poisson is k = 0) -----------------------------------------
@@ -177,8 +184,6 @@ def source_residual(x: torch.Tensor, grid: Grid, k2: float) -> torch.Tensor:
 def source_solve(f: torch.Tensor, grid: Grid, k2: float) -> torch.Tensor:
     """Fields (f, u), (B, 2, n, n) float64, with u the exact discrete solution for source f."""
     f64 = f.detach().to("cpu", torch.float64)
-    m = grid.n - 2
-    mat = laplacian_matrix(m, grid.h) - k2 * sp.identity(m * m)
     rhs = f64[:, 1:-1, 1:-1].reshape(len(f64), -1).numpy()
-    u = torch.from_numpy(solve_fixed_operator(mat, rhs, grid.n))
+    u = torch.from_numpy(solve_many(source_operator_lu(grid.n, grid.h, float(k2)), rhs, grid.n))
     return torch.stack([f64, u], dim=1)
