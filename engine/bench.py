@@ -22,6 +22,7 @@ import torch
 from engine.data.generate import generate_fields
 from engine.diffusion.model import load_teacher, sample_seeds
 from engine.diffusion.sampler import nfe as heun_nfe
+from engine.distill.config import REFINE_LAMBDA, REFINE_LR
 from engine.distill.generator import load_student
 from engine.distill.sample import refine
 from engine.errors import ConfigError
@@ -78,7 +79,8 @@ def student_folders(models: Path) -> list[Path]:
 
 
 def bench_generate(models: str | Path, *, n: int = 256, seeds: int = 3, sampler_steps: int = 18,
-                   refine_steps: int = 10, lam_infer: float = 1.0, device: str = "cpu", n_reference: int = 512,
+                   refine_steps: int = 10, lam_infer: float = REFINE_LAMBDA, refine_lr: float = REFINE_LR,
+                   device: str = "cpu", n_reference: int = 512,
                    on_progress: ProgressFn = no_progress, cancel: CancelToken | None = None) -> dict[str, Any]:
     """Run the generation benchmark on a model folder holding ``teacher/`` and student folders."""
     models = Path(models)
@@ -134,7 +136,7 @@ def bench_generate(models: str | Path, *, n: int = 256, seeds: int = 3, sampler_
             tick(name)
             if name == "piddm" and refine_steps:
                 def ref(st=st, eps=eps) -> np.ndarray:
-                    e = refine(st, eps, refine_steps, lam_infer, cancel=cancel)
+                    e = refine(st, eps, refine_steps, lam_infer, refine_lr, cancel=cancel)
                     with torch.no_grad():
                         return st.generate(e).float().cpu().numpy()
 

@@ -7,7 +7,9 @@ import json
 from pathlib import Path
 
 from engine.cli.common import emit, progress_bar
+from engine.distill.config import REFINE_LAMBDA, REFINE_LR
 from engine.errors import ConfigError
+from engine.io.atomic import write_text
 
 
 def models_folder(args: argparse.Namespace) -> Path:
@@ -30,7 +32,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     with bar:
         if args.task == "generate":
             result = bench_generate(folder, n=args.n, seeds=args.seeds, sampler_steps=args.sampler_steps,
-                                    refine_steps=args.refine, device=args.device, on_progress=on_progress)
+                                    refine_steps=args.refine, lam_infer=args.lambda_infer, refine_lr=args.refine_lr,
+                                    device=args.device, on_progress=on_progress)
         else:
             from engine.bench_solve import bench_solve
 
@@ -40,7 +43,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if result["pde"] != args.pde:
         raise ConfigError(f"{folder} holds {result['pde']} models, not {args.pde}")
     if args.output:
-        Path(args.output).write_text(json.dumps(result, indent=2))
+        write_text(args.output, json.dumps(result, indent=2))
     emit(result, args.json, format_table(result))
     return 0
 
@@ -60,6 +63,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--sampler-steps", dest="sampler_steps", type=int, default=18, help="teacher Heun steps")
     p.add_argument("--refine", type=int, default=10, help="PIDDM-ref refinement steps (generate)")
+    p.add_argument("--lambda-infer", dest="lambda_infer", type=float, default=REFINE_LAMBDA,
+                   help=f"PIDDM-ref residual weight (default {REFINE_LAMBDA:g})")
+    p.add_argument("--refine-lr", dest="refine_lr", type=float, default=REFINE_LR,
+                   help=f"PIDDM-ref Adam learning rate (default {REFINE_LR:g})")
     p.add_argument("--device", default="cpu")
     p.add_argument("-o", "--output", help="also write the JSON result here")
     p.add_argument("--seed", type=int, default=0)

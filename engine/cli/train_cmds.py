@@ -17,6 +17,7 @@ from pathlib import Path
 
 from engine.cli.common import add_common, emit, progress_bar
 from engine.config import TeacherConfig, load_config
+from engine.distill.config import REFINE_LAMBDA, REFINE_LR
 from engine.errors import ConfigError
 from engine.jobs import CancelToken
 
@@ -110,7 +111,7 @@ def sample_student_cmd(args: argparse.Namespace) -> int:
 
     on_progress, bar = progress_bar("sample student")
     with bar:
-        res = sample_student(args.model, args.n, refine_steps=args.refine, lam_infer=args.lambda_infer,
+        res = sample_student(args.model, args.n, refine_steps=args.refine, lam_infer=args.lambda_infer, refine_lr=args.refine_lr,
                              project_solution=args.project, seed=args.seed, batch=args.batch,
                              device=args.device, output=args.output, on_progress=on_progress)
     out = {k: v for k, v in dataclasses.asdict(res).items() if k != "fields"}
@@ -168,8 +169,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-n", type=int, required=True, help="number of samples")
     p.add_argument("--steps", type=int, default=18, help="teacher: Heun steps N_s (NFE 2N_s - 1; default 18)")
     p.add_argument("--refine", type=int, default=0, help="student: PIDDM-ref latent refinement steps k")
-    p.add_argument("--lambda-infer", dest="lambda_infer", type=float, default=1.0,
-                   help="student: residual weight of the refinement (default 1)")
+    p.add_argument("--lambda-infer", dest="lambda_infer", type=float, default=REFINE_LAMBDA,
+                   help=f"student: residual weight of the refinement (default {REFINE_LAMBDA:g})")
+    p.add_argument("--refine-lr", dest="refine_lr", type=float, default=REFINE_LR,
+                   help=f"student: Adam learning rate of the refinement (default {REFINE_LR:g})")
     p.add_argument("--project", action="store_true",
                    help="student: replace the solution by the reference solve of the coefficient")
     p.add_argument("--batch", type=int, default=64, help="samples per batch")

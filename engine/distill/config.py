@@ -6,6 +6,12 @@ from dataclasses import dataclass
 
 from engine.errors import ConfigError
 
+# PIDDM-ref defaults (``sample.refine``), from darcy 64² (bundled student, 16 samples, CPU):
+# residual_mse 11.4 (PIDDM-1) → k=50: λ 1, lr 0.02: 2.12; λ 10: 1.78; k=100, λ 10, lr 0.05: 0.53;
+# k=200: 0.35; k=300, λ 30: 0.25 (1/108 of the teacher's 26.8). More steps keep paying.
+REFINE_LAMBDA = 10.0
+REFINE_LR = 0.05
+
 
 @dataclass(frozen=True)
 class DistillConfig:

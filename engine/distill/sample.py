@@ -20,6 +20,7 @@ import torch
 
 from engine import pdes
 from engine.diffusion.model import sample_seeds
+from engine.distill.config import REFINE_LAMBDA, REFINE_LR
 from engine.distill.generator import Student, load_student
 from engine.distill.loss import residual_energy
 from engine.errors import ConfigError
@@ -28,7 +29,7 @@ from engine.jobs import CancelToken, Progress, ProgressFn, check_cancel, no_prog
 from engine.metrics import residual_map, residual_stats
 
 
-def refine(student: Student, eps: torch.Tensor, steps: int, lam_infer: float = 1.0, lr: float = 0.02,
+def refine(student: Student, eps: torch.Tensor, steps: int, lam_infer: float = REFINE_LAMBDA, lr: float = REFINE_LR,
            cancel: CancelToken | None = None) -> torch.Tensor:
     """ε after ``steps`` Adam steps on J(ε) (module docstring). eps (B, C, N, N) on the device."""
     eps = eps.detach().clone().requires_grad_(True)
@@ -74,7 +75,7 @@ class StudentSampleResult:
 
 
 def sample_student(model: str | os.PathLike[str] | Student, n: int, *, refine_steps: int = 0,
-                   lam_infer: float = 1.0, refine_lr: float = 0.02, project_solution: bool = False,
+                   lam_infer: float = REFINE_LAMBDA, refine_lr: float = REFINE_LR, project_solution: bool = False,
                    seed: int = 0, batch: int = 256, device: str = "cpu",
                    output: str | os.PathLike[str] | None = None, on_progress: ProgressFn = no_progress,
                    cancel: CancelToken | None = None) -> StudentSampleResult:
