@@ -1,7 +1,10 @@
 """Teacher training throughput (samples/s) for one size / grid / batch / device; prints JSON.
 
 Not a test (pytest collects test_*.py only). It runs the real loop, ``train_teacher``, on a
-freshly generated darcy set and reports the median samples/s of the reports after warm-up:
+freshly generated darcy set and reports the median samples/s of the reports after warm-up. In the
+same run it counts the FLOPs of one training sample (forward + backward of the denoiser, torch's
+FlopCounterMode) and times a large matrix product in the training precision (bf16 on CUDA, float32
+on the CPU), so ``utilisation`` = samples/s × FLOP/sample ÷ that measured peak:
 
     python tests/bench/bench_teacher.py --model small --grid 32 --batch 32 --device cpu --steps 30 --warmup 20
     python tests/bench/bench_teacher.py --model base --grid 64 --batch 512 --device cuda \
@@ -22,6 +25,39 @@ from engine.config import TeacherConfig
 from engine.data.generate import generate_dataset
 from engine.diffusion.train import train_teacher
 from engine.io.rundir import RunDir
+
+
+def flops_per_sample(model: str, grid: int, channels: int = 2) -> float:
+    """FLOPs of one sample's training step: the denoiser's forward and backward at batch 4, ÷ 4."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from engine.diffusion.train import build_denoiser
+
+    net = build_denoiser(TeacherConfig(grid_n=grid, model=model), channels)
+    x = torch.randn(4, channels, grid, grid)
+    with FlopCounterMode(display=False) as counter:
+        net(x, torch.full((4,), 1.0)).square().mean().backward()
+    return counter.get_total_flops() / 4
+
+
+def matmul_peak(device: torch.device, n: int = 8192, repeat: int = 20) -> float:
+    """Measured FLOP/s of an n×n matrix product in the training precision on ``device``."""
+    import time
+
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    if device.type != "cuda":
+        n, repeat = 2048, 5
+    a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
+    for _ in range(3):
+        a @ b
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    t0 = time.perf_counter()
+    for _ in range(repeat):
+        a @ b
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return 2 * n**3 * repeat / (time.perf_counter() - t0)
 
 
 def main() -> None:
@@ -48,12 +84,18 @@ def main() -> None:
                             compile=args.compile)
         res = train_teacher(cfg, Path(tmp) / "run")
         rates = [r["samples_per_s"] for r in RunDir(Path(tmp) / "run").read_metrics()][skip:]
+    dev = torch.device("cuda" if args.device in ("auto", "cuda") and torch.cuda.is_available() else
+                       args.device if args.device not in ("auto",) else "cpu")
+    flops, peak = flops_per_sample(args.model, args.grid), matmul_peak(dev)
+    rate = statistics.median(rates)
     print(json.dumps({
         "model": args.model, "grid": args.grid, "batch": args.batch, "device": cfg.device,
         "channels_last": args.channels_last, "compile": args.compile,
         "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() and args.device != "cpu" else None,
         "torch_threads": torch.get_num_threads(), "n_params": res.n_params, "timed_steps": every * len(rates),
-        "samples_per_s_median": statistics.median(rates),
+        "samples_per_s_median": rate,
+        "gflop_per_sample": flops / 1e9, "matmul_peak_tflops": peak / 1e12,
+        "utilisation": rate * flops / peak,
         "samples_per_s_windows": rates,
     }, indent=2))
 
