@@ -3,19 +3,20 @@
 Two phases over the ``steps`` budget. First the piddm latent solve (``latent``, soft physics) runs
 for (1 − EXACT_FRACTION)·steps: a generator step costs one network evaluation, and it brings ε
 close to the observations. Then, from those latents (same Adam settings, fresh moments), the
-exact phase runs for the remaining steps, each of which also costs a reference solve and its adjoint. On
-darcy 64² validation cases (4 cases, ensemble 4, 100 steps, 3 % points) 80 soft + 20 exact steps
-were as accurate as 100 exact steps (inverse rel_l2(a) 0.344 vs 0.363, forward rel_l2(u) 0.144 vs
-0.150) for a fraction of the solver work — which dominates on a GPU, where the network is cheap.
+exact phase runs for the remaining steps, each of which also costs a reference solve and its
+adjoint. On darcy 64² validation cases (4 cases, ensemble 4, 100 steps, 3 % points) 80 soft +
+20 exact steps were as accurate as 100 exact steps (inverse rel_l2(a) 0.344 vs 0.363, forward
+rel_l2(u) 0.144 vs 0.150) for a fifth of the solver work, which dominates on a GPU.
 
-In the exact phase, for each member, optimise ε (Adam, same per-member seeds as piddm, so both start from the same ε) on
+In the exact phase, for each member, optimise ε (Adam; from the soft phase's latents, or from
+piddm's per-member seeds when ``exact_fraction`` = 1) on
 
     L(ε) = ‖(x̃(ε) − x′)⊙M / σ_c‖² / |M|  +  ½ ‖ε‖² / numel(ε),
     c(ε) = x′_c⊙M_c + coef(G(ε))⊙(1−M_c),   x(ε) = [c, S(c)],   x̃(ε) = [coef(G(ε)), S(c)],
 
 with S the differentiable reference solve (``engine.pdes.differentiable``: adjoint gradients), so
 observations on any channel are fitted while R(x) = 0 holds to solver tolerance at every step; there
-is no physics weight λ. Burgers: c = u(0, ·), S the Crank–Nicolson march.
+is no physics weight λ in this phase. Burgers: c = u(0, ·), S the Crank–Nicolson march.
 
 Darcy: the generated permeability is continuous and may be small or negative, which makes the
 operator indefinite. It is clamped to a ≥ 0.1·a_low before solving, with a straight-through
