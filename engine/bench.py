@@ -78,6 +78,12 @@ def student_folders(models: Path) -> list[Path]:
     return sorted(found, key=lambda d: (order.get(d.name, 2), d.name))
 
 
+def student_label(name: str, cfg) -> str:
+    """A sweep student's row name: its folder and the settings that make it different."""
+    physics = "" if cfg.physics_on == "all" else f", physics on {cfg.physics_on}"
+    return f"{name} (λ={cfg.lam:g}, warm-up {cfg.lam_warmup:g}{physics})"
+
+
 def bench_generate(models: str | Path, *, n: int = 256, seeds: int = 3, sampler_steps: int = 18,
                    refine_steps: int = 10, lam_infer: float = REFINE_LAMBDA, refine_lr: float = REFINE_LR,
                    device: str = "cpu", n_reference: int = 512,
@@ -131,7 +137,7 @@ def bench_generate(models: str | Path, *, n: int = 256, seeds: int = 3, sampler_
 
             one()  # warm-up
             fields, sec = _timed(one, dev)
-            label = name if name in ("distill", "piddm") else f"{name} (λ={st.config.lam:g}, warm-up {st.config.lam_warmup:g})"
+            label = name if name in ("distill", "piddm") else student_label(name, st.config)
             rows.setdefault(label, []).append(metrics(fields, sec, 1))
             tick(name)
             if name == "piddm" and refine_steps:

@@ -9,15 +9,16 @@ from pathlib import Path
 from engine.cli.common import emit, progress_bar
 from engine.cli.train_cmds import _ctrl_c_cancels
 from engine.config import from_dict, load_config, to_dict
-from engine.distill.config import DistillConfig
+from engine.distill.config import PHYSICS_ON, DistillConfig
 from engine.errors import ConfigError
 from engine.jobs import CancelToken
 
 # option name -> DistillConfig field
-_OPTIONS = {"teacher": "teacher", "lam": "lam", "lam_warmup": "lam_warmup", "pairs": "pairs",
-            "refresh": "refresh", "sampler_steps": "sampler_steps", "batch": "batch_size", "lr": "lr",
-            "steps": "steps", "minutes": "minutes", "seed": "seed", "device": "device",
-            "report_every": "report_every", "checkpoint_minutes": "checkpoint_minutes"}
+_OPTIONS = {"teacher": "teacher", "lam": "lam", "lam_warmup": "lam_warmup", "physics_on": "physics_on",
+            "residual_fresh": "residual_fresh", "pairs": "pairs", "refresh": "refresh",
+            "sampler_steps": "sampler_steps", "batch": "batch_size", "lr": "lr", "steps": "steps",
+            "minutes": "minutes", "seed": "seed", "device": "device", "report_every": "report_every",
+            "checkpoint_minutes": "checkpoint_minutes"}
 
 
 def distill_config_from_args(args: argparse.Namespace) -> DistillConfig:
@@ -56,6 +57,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lambda", dest="lam", type=float, help="λ_train, residual weight (0 = pure distillation)")
     p.add_argument("--lambda-warmup", dest="lam_warmup", type=float,
                    help="fraction of the run over which λ ramps in (default 0.5)")
+    p.add_argument("--physics-on", dest="physics_on", choices=PHYSICS_ON,
+                   help="entries the residual term moves: all (PIDDM Eq. 9, default) or solution "
+                        "(the coefficient enters the residual detached)")
+    p.add_argument("--residual-fresh", dest="residual_fresh", type=int,
+                   help="fresh noise samples per step on which only the residual term acts (default 0)")
     p.add_argument("--pairs", type=int, help="K, number of (ε, x0) pairs (default 1024)")
     p.add_argument("--refresh", type=int, help="R, steps between pair refreshes (default 500, 0 = never)")
     p.add_argument("--sampler-steps", dest="sampler_steps", type=int, help="teacher Heun steps N_s (default 18)")

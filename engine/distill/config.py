@@ -6,6 +6,10 @@ from dataclasses import dataclass
 
 from engine.errors import ConfigError
 
+# What the residual term's gradient may move (engine/distill/loss.py): every entry (PIDDM Eq. 9)
+# or only the solution entries, the coefficient entering R detached.
+PHYSICS_ON = ("all", "solution")
+
 # PIDDM-ref defaults (``sample.refine``), from darcy 64² (bundled student, 16 samples, CPU):
 # residual_mse 11.4 (PIDDM-1) → k=50: λ 1, lr 0.02: 2.12; λ 10: 1.78; k=100, λ 10, lr 0.05: 0.53;
 # k=200: 0.35; k=300, λ 30: 0.25 (1/108 of the teacher's 26.8). More steps keep paying.
@@ -18,6 +22,8 @@ class DistillConfig:
     teacher: str = ""  # teacher run directory (or bundled teacher folder)
     lam: float = 0.01  # λ_train, weight of the residual term ‖R(G(ε))‖²/s; 0 = pure distillation
     lam_warmup: float = 0.5  # fraction of the steps over which λ ramps linearly from 0 (0 = none)
+    physics_on: str = "all"  # entries the residual term may move: "all" (PIDDM Eq. 9) | "solution" (see loss.py)
+    residual_fresh: int = 0  # extra fresh ε per step (per process) on which only the residual term acts
     pairs: int = 1024  # K (ε, x0) pairs kept with the run
     refresh: int = 500  # R: steps between pair refreshes (0 = never)
     refresh_fraction: float = 0.25  # part of the pairs replaced by fresh ε at each refresh
@@ -39,6 +45,10 @@ class DistillConfig:
             raise ConfigError(f"lambda must be >= 0, got {self.lam}")
         if not 0 <= self.lam_warmup <= 1:
             raise ConfigError(f"lam_warmup is a fraction of the run in [0, 1], got {self.lam_warmup}")
+        if self.physics_on not in PHYSICS_ON:
+            raise ConfigError(f"physics_on must be one of {', '.join(PHYSICS_ON)}, got {self.physics_on!r}")
+        if self.residual_fresh < 0:
+            raise ConfigError(f"residual_fresh must be >= 0, got {self.residual_fresh}")
         if self.pairs < 1 or self.batch_size < 1:
             raise ConfigError(f"pairs and batch_size must be positive, got {self.pairs}, {self.batch_size}")
         if not 0 < self.refresh_fraction <= 1:

@@ -6,6 +6,18 @@ the first term in normalised units (mean over entries), the second with R the PD
 residual in physical units (mean of r² over every node: interior equation and boundary
 condition), divided by the fixed normaliser s. The residual acts on the generator's actual
 samples, not on a posterior mean E[x0|xt], so there is no Jensen gap.
+
+Optionally (``physics_on="solution"``) the residual term's gradient reaches only the solution
+entries: the coefficient entries (``pde.coefficient_mask``) enter R detached, so the generated
+coefficient is shaped by the distillation term alone and the physics term makes the solution
+consistent with it. Why: R is as sensitive to the coefficient as to the solution (darcy:
+∂R/∂a ~ |∇u|/h, ∂R/∂u ~ a/h²), and lowering R by bending the coefficient is what spreads the
+coefficient's distribution (smse) at large λ; correcting u instead costs almost nothing in the
+distillation term, because u = solve(a) is smooth.
+
+The physics term needs no teacher, so it may also be evaluated on fresh noise (``fresh``): the
+residual is then lowered on the whole Gaussian, not only on the K pairs' ε the student sees
+again and again.
 """
 
 from __future__ import annotations
@@ -22,10 +34,20 @@ def residual_energy(pde, x_phys: torch.Tensor, grid: Grid) -> torch.Tensor:
 
 
 def piddm_loss(pred: torch.Tensor, x0: torch.Tensor, lam: float, pde, grid: Grid,
-               normalizer: Normalizer, residual_scale: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Scalar loss and its parts (detached) for a batch of student outputs ``pred`` (normalised)."""
-    distill = (pred.float() - x0).pow(2).mean()
+               normalizer: Normalizer, residual_scale: float, physics_on: str = "all",
+               fresh: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Scalar loss and its parts (detached) for a batch of student outputs ``pred`` (normalised).
+
+    ``fresh``: outputs on extra noise that has no teacher pair; they enter the residual term only
+    (its mean is then over ``pred`` and ``fresh`` together).
+    """
+    pred = pred.float()
+    distill = (pred - x0).pow(2).mean()
+    phys = pred if fresh is None else torch.cat([pred, fresh.float()])
+    if physics_on == "solution":
+        coef = pde.coefficient_mask(grid).to(phys.device)
+        phys = torch.where(coef, phys.detach(), phys)
     # The residual is evaluated in float32 (the darcy stencil amplifies rounding ~1e5 at 64²).
-    res = residual_energy(pde, normalizer.decode(pred.float()), grid).mean()
+    res = residual_energy(pde, normalizer.decode(phys), grid).mean()
     loss = distill + lam * res / residual_scale if lam > 0 else distill
     return loss, {"distill": distill.detach(), "residual": res.detach()}

@@ -215,11 +215,15 @@ class _Distiller:
         idx = idx[info.rank * B : (info.rank + 1) * B]
         for g in self.opt.param_groups:
             g["lr"] = cfg.lr * min(1.0, (self.step + 1) / cfg.warmup_steps) if cfg.warmup_steps else cfg.lr
-        t = self.teacher
+        t, eps = self.teacher, self.eps[idx]
+        F = cfg.residual_fresh
+        if F:  # fresh ε for the residual term only: one forward pass over both (DDP wants one)
+            fresh = torch.randn((F * info.world_size, *eps.shape[1:]), generator=gen, device=info.device)
+            eps = torch.cat([eps, fresh[info.rank * F : (info.rank + 1) * F]])
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=info.device.type == "cuda"):
-            pred = one_step(self.net, self.eps[idx], t.sigma_max)
-        loss, parts = piddm_loss(pred, self.x0[idx], self.lam(self.step), t.pde, t.grid,
-                                 t.normalizer, self.residual_scale)
+            out = one_step(self.net, eps, t.sigma_max)
+        loss, parts = piddm_loss(out[:B], self.x0[idx], self.lam(self.step), t.pde, t.grid, t.normalizer,
+                                 self.residual_scale, cfg.physics_on, fresh=out[B:] if F else None)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()

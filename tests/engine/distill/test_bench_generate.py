@@ -1,0 +1,61 @@
+"""`piddm bench --task generate`: one run, one table of every generation method."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+
+import pytest
+
+from engine.bench import bench_generate, format_table
+from engine.cli.main import main
+from engine.distill.train import distill
+from engine.errors import ConfigError
+
+
+@pytest.fixture(scope="module")
+def models(teacher_run, distill_cfg, tmp_path_factory):
+    """teacher/ + distill (λ = 0) + piddm + one sweep student that steers the solution only."""
+    root = tmp_path_factory.mktemp("models")
+    shutil.copytree(teacher_run, root / "teacher")
+    cfg = distill_cfg(teacher=str(root / "teacher"), steps=3)
+    distill(dataclasses.replace(cfg, lam=0.0), root / "distill")
+    distill(cfg, root / "piddm")
+    distill(dataclasses.replace(cfg, physics_on="solution", lam_warmup=0.5), root / "sweep-sol")
+    return root
+
+
+def test_generation_bench_table(models):
+    res = bench_generate(models, n=4, seeds=2, sampler_steps=3, refine_steps=2, n_reference=8)
+    table = res["table"]
+    assert list(table) == ["held-out data", "teacher (Heun 3)", "distill", "piddm", "piddm-ref (k=2)",
+                           "sweep-sol (λ=0.1, warm-up 0.5, physics on solution)"]
+    nfe = {name: row["nfe"]["mean"] for name, row in table.items()}
+    assert nfe == {**dict.fromkeys(table, 1.0), "held-out data": 0.0, "teacher (Heun 3)": 5.0, "piddm-ref (k=2)": 3.0}
+    # fresh reference solves satisfy the discrete PDE; the young models do not
+    assert table["held-out data"]["residual_mse"]["mean"] < 1e-8
+    assert table["teacher (Heun 3)"]["residual_mse"]["mean"] > 1e-3
+    for row in table.values():
+        assert {"mmse_a", "smse_a", "mmse_u", "smse_u", "bc_mse", "samples_per_s"} <= set(row)
+        assert all(v["std"] >= 0 for v in row.values())
+    # two seeds draw different samples, so the teacher's residual varies between them
+    assert table["teacher (Heun 3)"]["residual_mse"]["std"] > 0
+    assert res["ratios"]["teacher (Heun 3)"] == {"residual_vs_teacher": 1.0, "speedup_vs_teacher": 1.0}
+    assert res["costs"]["teacher"]["steps"] == 20 and res["costs"]["piddm"]["steps"] == 3
+    text = format_table(res)
+    assert "piddm-ref (k=2)" in text and "n=4 × 2 seeds" in text
+
+
+def test_generation_bench_needs_a_teacher(tmp_path):
+    with pytest.raises(ConfigError, match="teacher/"):
+        bench_generate(tmp_path)
+
+
+def test_generation_bench_command_writes_json(models, tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--pde", "darcy", "--task", "generate", "--models", str(models), "-n", "2",
+                 "--seeds", "1", "--sampler-steps", "2", "--refine", "1", "-o", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["task"] == "generate" and doc["n"] == 2 and "piddm-ref (k=1)" in doc["table"]
+    assert "piddm" in capsys.readouterr().out
