@@ -31,7 +31,7 @@ from engine.bench import bench_generate, format_table  # noqa: E402
 from engine.config import TeacherConfig  # noqa: E402
 from engine.data.generate import generate_dataset  # noqa: E402
 from engine.diffusion.train import train_teacher  # noqa: E402
-from engine.distill.config import DistillConfig  # noqa: E402
+from engine.distill.config import PHYSICS_ON, DistillConfig  # noqa: E402
 from engine.distill.train import distill  # noqa: E402
 from engine.io.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 
@@ -75,6 +75,9 @@ def main() -> int:
     ap.add_argument("--distill-minutes", type=float, default=0.2)
     ap.add_argument("--sweep-minutes", type=float, default=0.12)
     ap.add_argument("--lam", type=float, default=0.1, help="λ_train of the bundled PIDDM student")
+    ap.add_argument("--physics-on", default="all", choices=PHYSICS_ON,
+                    help="entries the residual term moves, for every student with λ > 0")
+    ap.add_argument("--sampler-steps", type=int, default=18, help="teacher Heun steps N_s of the pairs and the bench")
     ap.add_argument("--sweep", nargs="*", default=["darcy"], help="PDEs that get the λ sweep")
     ap.add_argument("--pairs", type=int, default=1024)
     ap.add_argument("--bench-n", type=int, default=256)
@@ -114,15 +117,17 @@ def main() -> int:
             run.mkdir()
             if (work / "distill" / "pairs.h5").is_file():  # same seed → same pairs: map them once
                 shutil.copy(work / "distill" / "pairs.h5", run / "pairs.h5")
+            physics = {"physics_on": args.physics_on} if lam > 0 else {}
             dcfg = DistillConfig(teacher=str(work / "teacher"), lam=lam, lam_warmup=warm, pairs=args.pairs,
-                                 refresh=0, batch_size=min(args.batch, args.pairs), lr=2e-4 if args.device != "cpu" else 1e-4,
+                                 sampler_steps=args.sampler_steps, refresh=0, **physics, batch_size=min(args.batch, args.pairs), lr=2e-4 if args.device != "cpu" else 1e-4,
                                  warmup_steps=20, steps=10**9, minutes=minutes, ema_halflife_steps=50,
                                  device=args.device)
             dres = distill(dcfg, run)
             results[name] = dres
             log(f"{pde}: {name} λ={lam:g} warm-up {warm:g}: {dres.step} steps, {dres.seconds:.0f} s "
                 f"(pairs {dres.pair_seconds:.0f} s), residual {dres.residual:.3g} vs teacher's {dres.residual_scale:.3g}")
-        bench = bench_generate(work, n=args.bench_n, seeds=args.bench_seeds, device=args.device)
+        bench = bench_generate(work, n=args.bench_n, seeds=args.bench_seeds, sampler_steps=args.sampler_steps,
+                               device=args.device)
         (work / "bench.json").write_text(json.dumps(bench, indent=2))
         log(f"{pde}: bench\n{format_table(bench)}")
         tparams = sum(v.numel() for v in load_checkpoint(work / "teacher")["ema"].values())

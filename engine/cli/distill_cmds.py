@@ -15,10 +15,10 @@ from engine.jobs import CancelToken
 
 # option name -> DistillConfig field
 _OPTIONS = {"teacher": "teacher", "lam": "lam", "lam_warmup": "lam_warmup", "physics_on": "physics_on",
-            "residual_fresh": "residual_fresh", "pairs": "pairs", "refresh": "refresh",
+            "pairs": "pairs", "refresh": "refresh",
             "sampler_steps": "sampler_steps", "batch": "batch_size", "lr": "lr", "steps": "steps",
             "minutes": "minutes", "seed": "seed", "device": "device", "report_every": "report_every",
-            "checkpoint_minutes": "checkpoint_minutes"}
+            "checkpoint_minutes": "checkpoint_minutes", "ema_halflife": "ema_halflife_steps"}
 
 
 def distill_config_from_args(args: argparse.Namespace) -> DistillConfig:
@@ -60,8 +60,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--physics-on", dest="physics_on", choices=PHYSICS_ON,
                    help="entries the residual term moves: all (PIDDM Eq. 9, default) or solution "
                         "(the coefficient enters the residual detached)")
-    p.add_argument("--residual-fresh", dest="residual_fresh", type=int,
-                   help="fresh noise samples per step on which only the residual term acts (default 0)")
     p.add_argument("--pairs", type=int, help="K, number of (ε, x0) pairs (default 1024)")
     p.add_argument("--refresh", type=int, help="R, steps between pair refreshes (default 500, 0 = never)")
     p.add_argument("--sampler-steps", dest="sampler_steps", type=int, help="teacher Heun steps N_s (default 18)")
@@ -70,6 +68,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     budget.add_argument("--minutes", type=float, help="wall-clock budget in minutes")
     p.add_argument("--batch", type=int, help="batch size per process (default 64)")
     p.add_argument("--lr", type=float, help="learning rate (default 1e-4)")
+    p.add_argument("--ema-halflife", dest="ema_halflife", type=float, help="EMA half-life in steps (default 200)")
     p.add_argument("--report-every", dest="report_every", type=int)
     p.add_argument("--checkpoint-minutes", dest="checkpoint_minutes", type=float)
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N")

@@ -23,7 +23,6 @@ class DistillConfig:
     lam: float = 0.01  # λ_train, weight of the residual term ‖R(G(ε))‖²/s; 0 = pure distillation
     lam_warmup: float = 0.5  # fraction of the steps over which λ ramps linearly from 0 (0 = none)
     physics_on: str = "all"  # entries the residual term may move: "all" (PIDDM Eq. 9) | "solution" (see loss.py)
-    residual_fresh: int = 0  # extra fresh ε per step (per process) on which only the residual term acts
     pairs: int = 1024  # K (ε, x0) pairs kept with the run
     refresh: int = 500  # R: steps between pair refreshes (0 = never)
     refresh_fraction: float = 0.25  # part of the pairs replaced by fresh ε at each refresh
@@ -47,8 +46,6 @@ class DistillConfig:
             raise ConfigError(f"lam_warmup is a fraction of the run in [0, 1], got {self.lam_warmup}")
         if self.physics_on not in PHYSICS_ON:
             raise ConfigError(f"physics_on must be one of {', '.join(PHYSICS_ON)}, got {self.physics_on!r}")
-        if self.residual_fresh < 0:
-            raise ConfigError(f"residual_fresh must be >= 0, got {self.residual_fresh}")
         if self.pairs < 1 or self.batch_size < 1:
             raise ConfigError(f"pairs and batch_size must be positive, got {self.pairs}, {self.batch_size}")
         if not 0 < self.refresh_fraction <= 1:

@@ -14,10 +14,6 @@ consistent with it. Why: R is as sensitive to the coefficient as to the solution
 ∂R/∂a ~ |∇u|/h, ∂R/∂u ~ a/h²), and lowering R by bending the coefficient is what spreads the
 coefficient's distribution (smse) at large λ; correcting u instead costs almost nothing in the
 distillation term, because u = solve(a) is smooth.
-
-The physics term needs no teacher, so it may also be evaluated on fresh noise (``fresh``): the
-residual is then lowered on the whole Gaussian, not only on the K pairs' ε the student sees
-again and again.
 """
 
 from __future__ import annotations
@@ -34,16 +30,12 @@ def residual_energy(pde, x_phys: torch.Tensor, grid: Grid) -> torch.Tensor:
 
 
 def piddm_loss(pred: torch.Tensor, x0: torch.Tensor, lam: float, pde, grid: Grid,
-               normalizer: Normalizer, residual_scale: float, physics_on: str = "all",
-               fresh: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Scalar loss and its parts (detached) for a batch of student outputs ``pred`` (normalised).
-
-    ``fresh``: outputs on extra noise that has no teacher pair; they enter the residual term only
-    (its mean is then over ``pred`` and ``fresh`` together).
-    """
+               normalizer: Normalizer, residual_scale: float,
+               physics_on: str = "all") -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Scalar loss and its parts (detached) for a batch of student outputs ``pred`` (normalised)."""
     pred = pred.float()
     distill = (pred - x0).pow(2).mean()
-    phys = pred if fresh is None else torch.cat([pred, fresh.float()])
+    phys = pred
     if physics_on == "solution":
         coef = pde.coefficient_mask(grid).to(phys.device)
         phys = torch.where(coef, phys.detach(), phys)
