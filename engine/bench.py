@@ -86,16 +86,19 @@ def student_label(name: str, cfg) -> str:
 
 def bench_generate(models: str | Path, *, n: int = 256, seeds: int = 3, sampler_steps: int = 18,
                    refine_steps: int = 10, lam_infer: float = REFINE_LAMBDA, refine_lr: float = REFINE_LR,
-                   device: str = "cpu", n_reference: int = 512,
+                   device: str = "cpu", n_reference: int = 512, student_weights: str = "ema",
                    on_progress: ProgressFn = no_progress, cancel: CancelToken | None = None) -> dict[str, Any]:
-    """Run the generation benchmark on a model folder holding ``teacher/`` and student folders."""
+    """Run the generation benchmark on a model folder holding ``teacher/`` and student folders.
+
+    ``student_weights="model"`` benches the students' raw last-step weights instead of their EMA.
+    """
     models = Path(models)
     if not (models / "teacher" / FILENAME).is_file():
         raise ConfigError(f"{models}: expected a teacher/ folder with {FILENAME} (and student folders)")
     if n < 2 or seeds < 1:
         raise ConfigError(f"need n >= 2 samples and seeds >= 1, got n={n}, seeds={seeds}")
     teacher = load_teacher(models / "teacher", device)
-    students = {d.name: load_student(d, device) for d in student_folders(models)}
+    students = {d.name: load_student(d, device, student_weights) for d in student_folders(models)}
     pde, grid = teacher.pde, teacher.grid
     params = dict(teacher.config.pde_params)
     dev = teacher.device
@@ -158,6 +161,7 @@ def bench_generate(models: str | Path, *, n: int = 256, seeds: int = 3, sampler_
     costs = {"teacher": model_costs(models / "teacher")}
     costs.update({name: model_costs(models / name) for name in students})
     return {"task": "generate", "pde": pde.name, "grid": grid.n, "n": n, "seeds": seeds, "device": str(dev),
+            "student_weights": student_weights,
             "precision": "float32 inference, residuals in float64", "table": table, "ratios": ratios,
             "costs": costs}
 

@@ -33,7 +33,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         if args.task == "generate":
             result = bench_generate(folder, n=args.n, seeds=args.seeds, sampler_steps=args.sampler_steps,
                                     refine_steps=args.refine, lam_infer=args.lambda_infer, refine_lr=args.refine_lr,
-                                    device=args.device, on_progress=on_progress)
+                                    device=args.device, student_weights=args.student_weights,
+                                    on_progress=on_progress)
         else:
             from engine.bench_solve import bench_solve
 
@@ -68,6 +69,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--refine-lr", dest="refine_lr", type=float, default=REFINE_LR,
                    help=f"PIDDM-ref Adam learning rate (default {REFINE_LR:g})")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--student-weights", dest="student_weights", default="ema", choices=["ema", "model"],
+                   help="generate: the students' EMA weights or their raw last-step weights (run folders only)")
     p.add_argument("-o", "--output", help="also write the JSON result here")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")

@@ -74,9 +74,12 @@ def teacher_path_of(run: Path, recorded: str) -> Path | None:
     return p if p.is_absolute() else (run / p).resolve()
 
 
-def load_student(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> Student:
+def load_student(path: str | os.PathLike[str], device: str | torch.device = "cpu",
+                 weights: str = "ema") -> Student:
     """Load a student from a distillation run directory (or checkpoint file).
 
+    ``weights``: "ema" (what every command uses) or "model", the raw weights of the last step, which
+    only run directories keep (bundled models hold the EMA alone).
     Raises CheckpointError for a missing, damaged or non-student checkpoint.
     """
     p = resolve(path)
@@ -87,7 +90,9 @@ def load_student(path: str | os.PathLike[str], device: str | torch.device = "cpu
         tcfg = from_dict(TeacherConfig, ckpt["teacher_config"])
         channels = tuple(ckpt["channels"])
         denoiser = Denoiser(UNet(len(channels), tcfg.model), tcfg.sigma_data)
-        denoiser.load_state_dict(ckpt["ema"])
+        if weights not in ckpt:
+            raise CheckpointError(f"{p}: holds no {weights!r} weights (bundled models keep only 'ema')")
+        denoiser.load_state_dict(ckpt[weights])
         student = Student(
             denoiser=denoiser.requires_grad_(False).eval().to(dev),
             normalizer=Normalizer.from_dict(ckpt["normalizer"]),

@@ -59,3 +59,22 @@ def test_generation_bench_command_writes_json(models, tmp_path, capsys):
     doc = json.loads(out.read_text())
     assert doc["task"] == "generate" and doc["n"] == 2 and "piddm-ref (k=1)" in doc["table"]
     assert "piddm" in capsys.readouterr().out
+
+
+def test_generation_bench_of_raw_student_weights(models, tmp_path):
+    from engine.distill.generator import load_student
+    from engine.errors import CheckpointError
+    from engine.io.checkpoint import load_checkpoint, save_checkpoint
+
+    ema = bench_generate(models, n=3, seeds=1, sampler_steps=2, refine_steps=0, n_reference=8)
+    raw = bench_generate(models, n=3, seeds=1, sampler_steps=2, refine_steps=0, n_reference=8,
+                         student_weights="model")
+    assert raw["student_weights"] == "model"
+    # the EMA (half-life 2 steps over 3 steps) differs from the last step's weights
+    assert raw["table"]["piddm"]["residual_mse"] != ema["table"]["piddm"]["residual_mse"]
+    assert raw["table"]["teacher (Heun 2)"]["residual_mse"] == ema["table"]["teacher (Heun 2)"]["residual_mse"]
+    slim = {k: v for k, v in load_checkpoint(models / "piddm").items() if k != "model"}
+    save_checkpoint(tmp_path / "checkpoint.pt", slim)
+    load_student(tmp_path)  # EMA weights are there
+    with pytest.raises(CheckpointError, match="no 'model' weights"):
+        load_student(tmp_path, weights="model")
