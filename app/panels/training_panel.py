@@ -37,6 +37,7 @@ from qasync import asyncSlot
 from app.canvas.field_view import FieldView
 from app.plots.loss_plot import LossPlot
 from app.workers import JobFailed, Jobs
+from engine.distill.config import PHYSICS_ON, DistillConfig
 from engine.errors import EngineError
 from engine.jobs import Cancelled
 
@@ -146,9 +147,14 @@ class TrainingPanel(QWidget):
         self.teacher_minutes.setSpecialValueText("no limit")
         self.preview_every = _spin(0, 1_000_000, 50, tip="steps between sample previews (0 = none)")
         self.preview_every.setSpecialValueText("never")
-        self.lam = _spin(0, 1e4, 0.01, double=True, tip="λ: weight of the PDE residual in the distillation loss "
-                                                        "(0 = pure distillation)")
+        self.lam = _spin(0, 1e4, DistillConfig.lam, double=True,
+                         tip="λ: weight of the PDE residual in the distillation loss (0 = pure distillation)")
         self.lam.setDecimals(4)
+        self.physics_on = QComboBox()
+        self.physics_on.addItems(PHYSICS_ON)
+        self.physics_on.setCurrentText(DistillConfig.physics_on)
+        self.physics_on.setToolTip("what the residual term may change: all = every channel (PIDDM Eq. 9); "
+                                   "solution = only the solution, the coefficient follows the teacher")
         self.pairs = _spin(1, 1_000_000, 128, tip="(noise, teacher sample) pairs; each costs a teacher solve")
         self.distill_steps = _spin(1, 10_000_000, 500, tip="optimiser steps (an upper bound when minutes is set)")
         self.distill_minutes = _spin(0, 10_000, 1.0, double=True, tip="wall-clock budget of the distillation; "
@@ -190,6 +196,7 @@ class TrainingPanel(QWidget):
         form.addRow("teacher minutes", self.teacher_minutes)
         form.addRow("preview every", self.preview_every)
         form.addRow("distill λ", self.lam)
+        form.addRow("physics moves", self.physics_on)
         form.addRow("distill pairs", self.pairs)
         form.addRow("distill steps", self.distill_steps)
         form.addRow("distill minutes", self.distill_minutes)
@@ -384,7 +391,8 @@ class TrainingPanel(QWidget):
                 "warmup_steps": 50}  # short runs on a CPU: a short warm-up (fixed, so a resume may change steps)
 
     def distill_config(self, dirs: dict[str, Path]) -> dict:
-        return {"teacher": str(dirs["teacher"]), "lam": self.lam.value(), "pairs": self.pairs.value(),
+        return {"teacher": str(dirs["teacher"]), "lam": self.lam.value(), "physics_on": self.physics_on.currentText(),
+                "pairs": self.pairs.value(),
                 "preview_every": self.preview_every.value(),
                 "steps": self.distill_steps.value(), "minutes": self.distill_minutes.value(),
                 "batch_size": min(64, self.pairs.value())}

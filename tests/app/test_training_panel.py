@@ -75,3 +75,16 @@ def test_real_chain_lists_the_student(qtbot, make_window, tmp_path):
     assert str(w.state.model_info.path) == str(student)
     # a fresh start never overwrites the finished run
     assert tp.run_base() == tmp_path / "runs" / "darcy-16-2"
+
+
+def test_distill_settings_start_at_the_engine_defaults(make_window, tmp_path):
+    from engine.distill.config import DistillConfig
+
+    tp = make_window(16).training
+    cfg = tp.distill_config({"teacher": tmp_path / "teacher"})
+    assert cfg["lam"] == DistillConfig.lam and cfg["physics_on"] == DistillConfig.physics_on
+    tp.physics_on.setCurrentText("solution")
+    tp.lam.setValue(0.5)
+    cfg = tp.distill_config({"teacher": tmp_path / "teacher"})
+    assert (cfg["lam"], cfg["physics_on"]) == (0.5, "solution")
+    DistillConfig(**cfg)  # the engine takes what the panel builds
