@@ -54,7 +54,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("distill", help="distill a teacher into a physics-informed one-step student")
     p.add_argument("--teacher", help="teacher run directory")
     p.add_argument("-o", "--output", required=True, help="student run directory")
-    p.add_argument("--lambda", dest="lam", type=float, help="λ_train, residual weight (0 = pure distillation)")
+    p.add_argument("--lambda", dest="lam", type=float,
+                   help="λ_train, residual weight relative to the teacher's (default 0.1; 0 = pure distillation)")
     p.add_argument("--lambda-warmup", dest="lam_warmup", type=float,
                    help="fraction of the run over which λ ramps in (default 0.5)")
     p.add_argument("--physics-on", dest="physics_on", choices=PHYSICS_ON,

@@ -10,6 +10,11 @@ from engine.errors import ConfigError
 # or only the solution entries, the coefficient entering R detached.
 PHYSICS_ON = ("all", "solution")
 
+# λ_train: equal-budget sweep on darcy 32² (CPU teacher, 2,048 Heun-18 pairs, 800 steps of batch 32;
+# `resources/bench/generate-darcy-32-cpu-sweep800-raw.json`, raw weights), residual_mse relative to
+# the teacher's / mmse_a relative: λ 0.01 → 0.22 / 0.75, λ 0.1 → 0.047 / 0.60, λ 1 → 0.022 / 13;
+# without the λ warm-up over the first half 0.54 / 3.0, 0.20 / 15, 0.090 / 31. λ = 0.1 with warm-up
+# is the smallest λ at 1/20 of the teacher's residual whose mean coefficient stays with the teacher.
 # PIDDM-ref defaults (``sample.refine``), from darcy 64² (bundled student, 16 samples, CPU):
 # residual_mse 11.4 (PIDDM-1) → k=50: λ 1, lr 0.02: 2.12; λ 10: 1.78; k=100, λ 10, lr 0.05: 0.53;
 # k=200: 0.35; k=300, λ 30: 0.25 (1/108 of the teacher's 26.8). More steps keep paying.
@@ -20,7 +25,7 @@ REFINE_LR = 0.05
 @dataclass(frozen=True)
 class DistillConfig:
     teacher: str = ""  # teacher run directory (or bundled teacher folder)
-    lam: float = 0.01  # λ_train, weight of the residual term ‖R(G(ε))‖²/s; 0 = pure distillation
+    lam: float = 0.1  # λ_train of ‖R(G(ε))‖²/s (0 = pure distillation); chosen by the sweep above
     lam_warmup: float = 0.5  # fraction of the steps over which λ ramps linearly from 0 (0 = none)
     physics_on: str = "all"  # entries the residual term may move: "all" (PIDDM Eq. 9) | "solution" (see loss.py)
     pairs: int = 1024  # K (ε, x0) pairs kept with the run
