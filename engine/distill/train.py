@@ -5,7 +5,8 @@ sees the same batches); the loss is ``piddm_loss`` with λ ramped in over the fi
 ``lam_warmup`` of the budget; AdamW with linear warm-up; EMA with β = 0.5^(1/halflife), capped
 early on (``ema_decay``). Every ``refresh`` steps a rotating block of pairs is replaced by fresh
 ε mapped through the teacher. Checkpoints (kind "student") are atomic, taken every
-``checkpoint_minutes``, on cancel and Ctrl-C; a non-finite loss stops the run naming the step. Under torchrun each rank takes its slice of the global batch (DDP).
+``checkpoint_minutes``, on cancel and Ctrl-C; a non-finite loss stops the run naming the step.
+Under torchrun each rank takes its slice of the global batch (DDP).
 """
 
 from __future__ import annotations
