@@ -76,7 +76,7 @@ def main() -> int:
     ap.add_argument("--sweep-minutes", type=float, default=0.12)
     ap.add_argument("--lam", type=float, default=0.1, help="λ_train of the bundled PIDDM student")
     ap.add_argument("--physics-on", default="all", choices=PHYSICS_ON,
-                    help="entries the residual term moves, for every student with λ > 0")
+                    help="entries the residual term moves (no effect on the λ = 0 student)")
     ap.add_argument("--sampler-steps", type=int, default=18, help="teacher Heun steps N_s of the pairs and the bench")
     ap.add_argument("--sweep", nargs="*", default=["darcy"], help="PDEs that get the λ sweep")
     ap.add_argument("--pairs", type=int, default=1024)
@@ -117,9 +117,9 @@ def main() -> int:
             run.mkdir()
             if (work / "distill" / "pairs.h5").is_file():  # same seed → same pairs: map them once
                 shutil.copy(work / "distill" / "pairs.h5", run / "pairs.h5")
-            physics = {"physics_on": args.physics_on} if lam > 0 else {}
-            dcfg = DistillConfig(teacher=str(work / "teacher"), lam=lam, lam_warmup=warm, pairs=args.pairs,
-                                 sampler_steps=args.sampler_steps, refresh=0, **physics, batch_size=min(args.batch, args.pairs), lr=2e-4 if args.device != "cpu" else 1e-4,
+            dcfg = DistillConfig(teacher=str(work / "teacher"), lam=lam, lam_warmup=warm, physics_on=args.physics_on,
+                                 pairs=args.pairs, sampler_steps=args.sampler_steps, refresh=0,
+                                 batch_size=min(args.batch, args.pairs), lr=2e-4 if args.device != "cpu" else 1e-4,
                                  warmup_steps=20, steps=10**9, minutes=minutes, ema_halflife_steps=50,
                                  device=args.device)
             dres = distill(dcfg, run)

@@ -391,8 +391,8 @@ class TrainingPanel(QWidget):
                 "warmup_steps": 50}  # short runs on a CPU: a short warm-up (fixed, so a resume may change steps)
 
     def distill_config(self, dirs: dict[str, Path]) -> dict:
-        return {"teacher": str(dirs["teacher"]), "lam": self.lam.value(), "physics_on": self.physics_on.currentText(),
-                "pairs": self.pairs.value(),
+        return {"teacher": str(dirs["teacher"]), "lam": self.lam.value(),
+                "physics_on": self.physics_on.currentText(), "pairs": self.pairs.value(),
                 "preview_every": self.preview_every.value(),
                 "steps": self.distill_steps.value(), "minutes": self.distill_minutes.value(),
                 "batch_size": min(64, self.pairs.value())}

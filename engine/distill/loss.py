@@ -37,9 +37,8 @@ def piddm_loss(pred: torch.Tensor, x0: torch.Tensor, lam: float, pde, grid: Grid
     pred = pred.float()
     distill = (pred - x0).pow(2).mean()
     phys = pred
-    if physics_on == "solution":
-        coef = pde.coefficient_mask(grid).to(phys.device)
-        phys = torch.where(coef, phys.detach(), phys)
+    if physics_on == "solution":  # the coefficient entries enter R detached
+        phys = torch.where(pde.coefficient_mask(grid).to(pred.device), pred.detach(), pred)
     # The residual is evaluated in float32 (the darcy stencil amplifies rounding ~1e5 at 64²).
     res = residual_energy(pde, normalizer.decode(phys), grid).mean()
     loss = distill + lam * res / residual_scale if lam > 0 else distill
