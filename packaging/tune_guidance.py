@@ -1,7 +1,8 @@
 """Tune the ``diffusionpde`` guidance weights ζ of the bundled models and store them in their cards.
 
-For each PDE folder under resources/models/ (or those named), loads <pde>/piddm (it brings its
-teacher), draws validation cases with ``engine.bench_solve.VALIDATION_SEED`` (never the bench cases),
+For each PDE folder under resources/models/ (or those named), or the one folder given with --models
+(a folder with piddm/ and distill/, as ``piddm bench --models`` takes), loads <folder>/piddm (it brings
+its teacher), draws validation cases with ``engine.bench_solve.VALIDATION_SEED`` (never the bench cases),
 and runs ``engine.solve.guidance.tune_guidance`` for the forward and inverse tasks. The result goes to
 card["guidance"][task] of both <pde>/piddm/card.json and <pde>/distill/card.json (they share the
 teacher), with the search record under card["guidance_tuning"][task].
@@ -12,7 +13,7 @@ factor, then the ζ_pde factor over --pde-factors at the best ζ_obs. Search "gr
 The default weights (``default_guidance``: ζ_obs = 1, ζ_pde = 1e-2·h²) are always among the candidates,
 so the stored score can be compared with the untuned one.
 
-    .venv/bin/python packaging/tune_guidance.py [--pdes darcy poisson] [--cases 4] [--steps 30]
+    .venv/bin/python packaging/tune_guidance.py [--pdes darcy poisson | --models FOLDER] [--cases 4] [--steps 30]
 """
 
 from __future__ import annotations
@@ -91,10 +92,11 @@ def tune_task(model: Any, pde: Any, cases: Any, task: str, *, spec: str, steps: 
 
 def write_cards(pde_dir: Path, task: str, weights: dict[str, Any], record: dict[str, Any]) -> None:
     for name in ("piddm", "distill"):
-        path = pde_dir / name / "card.json"
-        if not path.is_file():
+        folder = pde_dir / name
+        if not folder.is_dir():
             continue
-        card = json.loads(path.read_text())
+        path = folder / "card.json"  # a run folder has none yet: the weights start one
+        card = json.loads(path.read_text()) if path.is_file() else {}
         card.setdefault("guidance", {})[task] = weights
         card.setdefault("guidance_tuning", {})[task] = record
         tmp = path.with_suffix(".json.tmp")
@@ -105,6 +107,7 @@ def write_cards(pde_dir: Path, task: str, weights: dict[str, Any], record: dict[
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pdes", nargs="+", default=sorted(p.name for p in MODELS.iterdir() if (p / "piddm").is_dir()))
+    ap.add_argument("--models", type=Path, help="one folder with piddm/ (and distill/) instead of the bundled ones")
     ap.add_argument("--tasks", nargs="+", default=["forward", "inverse"])
     ap.add_argument("--spec", default="points:123", help="observation spec (burgers: full)")
     ap.add_argument("--cases", type=int, default=4)
@@ -117,21 +120,20 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    for name in args.pdes:
-        pde_dir = MODELS / name
+    for pde_dir in [args.models] if args.models else [MODELS / name for name in args.pdes]:
         model = load_model(pde_dir / "piddm")
         if model.teacher is None:
-            print(f"{name}: piddm has no teacher, skipped", flush=True)
+            print(f"{pde_dir}: piddm has no teacher, skipped", flush=True)
             continue
         pde = model.pde
         cases = generate_fields(pde.name, args.cases, model.teacher.grid.n, VALIDATION_SEED,
                                 pdes.params_of(pde)).astype("float32")
-        spec = SPEC_OVERRIDE.get(name, args.spec)
+        spec = SPEC_OVERRIDE.get(pde.name, args.spec)
         for task in args.tasks:
             weights, record = tune_task(model, pde, cases, task, spec=spec, steps=args.steps, search=args.search,
                                         zetas_obs=args.zetas_obs, pde_factors=args.pde_factors, seed=args.seed)
             write_cards(pde_dir, task, weights, record)
-            print(f"{name} {task}: {weights} (default rel_l2 {record['default']['rel_l2']}, "
+            print(f"{pde.name} {task}: {weights} (default rel_l2 {record['default']['rel_l2']}, "
                   f"{record['seconds']} s)", flush=True)
     return 0
 

@@ -68,3 +68,34 @@ def test_defaults_and_refusals(folder):
         bench_solve(folder, task="sideways", cases=1, seeds=1)
     with pytest.raises(ConfigError, match="classical"):
         bench_solve(folder, task="forward", obs="points:5", cases=1, seeds=1, methods=["classical"], steps=2)
+
+
+def test_tune_guidance_stores_the_best_recorded_weights_in_a_run_folder(folder, tmp_path):
+    """packaging/tune_guidance.py --models: run folders get a card.json whose weights the solver uses."""
+    import importlib.util
+    import json
+    import shutil
+    from pathlib import Path
+
+    from engine.models import load_model
+    from engine.solve.api import _guidance_weights
+
+    script = Path(__file__).resolve().parents[2] / "packaging" / "tune_guidance.py"
+    spec = importlib.util.spec_from_file_location("tune_guidance", script)
+    tune = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tune)
+    copy = tmp_path / "models"
+    shutil.copytree(folder, copy)
+    assert not (copy / "piddm" / "card.json").exists()
+    assert tune.main(["--models", str(copy), "--tasks", "forward", "--spec", "points:20", "--cases", "2",
+                      "--steps", "2", "--zetas-obs", "0.3", "3", "--pde-factors", "0"]) == 0
+    for name in ("piddm", "distill"):
+        card = json.loads((copy / name / "card.json").read_text())
+        weights, record = card["guidance"]["forward"], card["guidance_tuning"]["forward"]
+        finite = [s for s in record["scores"] if s["rel_l2"] is not None]
+        best = min(finite, key=lambda s: s["rel_l2"])
+        assert len(record["scores"]) >= 4  # ζ_obs 0.3, 1 (default), 3; then ζ_pde factors 0, 1e-2
+        assert weights["zeta_obs"] == best["zeta_obs"] and weights["rel_l2"] == best["rel_l2"]
+        assert weights["spec"] == "points:20" and record["grid"] == 16
+    model = load_model(copy / "piddm")
+    assert _guidance_weights(model, "forward", model.grid)["zeta_obs"] == weights["zeta_obs"]
