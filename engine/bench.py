@@ -55,16 +55,22 @@ def summarise(runs: list[dict[str, float]]) -> dict[str, Any]:
 
 
 def model_costs(folder: Path) -> dict[str, Any]:
-    """Training costs recorded in a model folder (metrics.jsonl / card.json), if any."""
+    """Training costs recorded in a model folder: its card's "training" entry (bundled models), else
+    the last metrics.jsonl line of the run (a run folder may hold a card with other entries only).
+    seconds: the training loop's wall time, resumed runs included; pair_seconds (students): all teacher
+    pair generation, the initial pairs (before the loop) and the refreshes (inside it)."""
     card_path = folder / "card.json"
-    if card_path.is_file():
-        return json.loads(card_path.read_text()).get("training", {})
+    if card_path.is_file() and (training := json.loads(card_path.read_text()).get("training")):
+        return training
     metrics = folder / "metrics.jsonl"
     if metrics.is_file():
         lines = [json.loads(x) for x in metrics.read_text().splitlines() if x.strip()]
         last = [x for x in lines if "elapsed" in x]
         if last:
-            return {"seconds": last[-1]["elapsed"], "steps": last[-1]["step"]}
+            cost = {"seconds": last[-1]["elapsed"], "steps": last[-1]["step"]}
+            if "pair_seconds" in last[-1]:
+                cost["pair_seconds"] = last[-1]["pair_seconds"]
+            return cost
     return {}
 
 

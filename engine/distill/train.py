@@ -99,13 +99,14 @@ class _Distiller:
         self.ema = copy.deepcopy(t.denoiser).requires_grad_(False).eval()
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=0.0)
         self.step, self.elapsed_before, self.generation = 0, 0.0, 0
-        self.pair_seconds = 0.0
+        self.pair_seconds, self.pair_seconds_before = 0.0, 0.0  # this process's, earlier processes'
         if ckpt is not None:
             self.model.load_state_dict(ckpt["model"])
             self.ema.load_state_dict(ckpt["ema"])
             self.opt.load_state_dict(ckpt["optimizer"])
             self.step, self.generation = int(ckpt["step"]), int(ckpt["generation"])
             self.elapsed_before = float(ckpt.get("elapsed", 0.0))
+            self.pair_seconds_before = float(ckpt.get("pair_seconds", 0.0))
             self.seeds = [int(s) for s in ckpt["pair_seeds"].tolist()]
         else:
             self.seeds = [pair_seed(cfg.seed, 0, i) for i in range(cfg.pairs)]
@@ -178,7 +179,8 @@ class _Distiller:
                 "residual_scale": self.residual_scale, "model": self.model.state_dict(),
                 "ema": self.ema.state_dict(), "optimizer": self.opt.state_dict(), "step": self.step,
                 "generation": self.generation, "pair_seeds": torch.tensor(self.seeds, dtype=torch.int64),
-                "elapsed": self.elapsed(), "software_version": __version__}
+                "elapsed": self.elapsed(), "pair_seconds": self.pair_seconds_before + self.pair_seconds,
+                "software_version": __version__}
 
     def teacher_ref(self) -> str:
         """The teacher folder as load_student reads it back: relative to the run directory (so the
@@ -273,7 +275,7 @@ class _Distiller:
                 loss_mean = float(window.mean())
                 losses, residuals = [], []
                 metrics = {"loss": loss_mean, "residual": res_mean, "lam": self.lam(s - 1),
-                           "elapsed": self.elapsed()}
+                           "elapsed": self.elapsed(), "pair_seconds": self.pair_seconds_before + self.pair_seconds}
                 if info.is_main:
                     self.run_dir.append_metrics({"step": s, **metrics})
                     report(Progress("distill", s, total, metrics))

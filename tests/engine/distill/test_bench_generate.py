@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from engine.bench import bench_generate, format_table
+from engine.bench import bench_generate, format_table, model_costs
 from engine.cli.main import main
 from engine.distill.train import distill
 from engine.errors import ConfigError
@@ -43,6 +43,7 @@ def test_generation_bench_table(models):
     assert table["teacher (Heun 3)"]["residual_mse"]["std"] > 0
     assert res["ratios"]["teacher (Heun 3)"] == {"residual_vs_teacher": 1.0, "speedup_vs_teacher": 1.0}
     assert res["costs"]["teacher"]["steps"] == 20 and res["costs"]["piddm"]["steps"] == 3
+    assert res["costs"]["piddm"]["pair_seconds"] > 0 and res["costs"]["piddm"]["seconds"] > 0
     text = format_table(res)
     assert "piddm-ref (k=2)" in text and "n=4 × 2 seeds" in text
 
@@ -78,3 +79,14 @@ def test_generation_bench_of_raw_student_weights(models, tmp_path):
     load_student(tmp_path)  # EMA weights are there
     with pytest.raises(CheckpointError, match="no 'model' weights"):
         load_student(tmp_path, weights="model")
+
+
+def test_costs_of_a_run_folder_with_a_card_come_from_its_metrics(models, tmp_path):
+    """A run folder may get a card.json with other entries (tuned guidance weights): costs stay."""
+    run = tmp_path / "piddm"
+    shutil.copytree(models / "piddm", run)
+    expected = model_costs(run)
+    (run / "card.json").write_text(json.dumps({"guidance": {"forward": {"zeta_obs": 1.0, "zeta_pde": 0.0}}}))
+    assert model_costs(run) == expected and expected["steps"] == 3
+    (run / "card.json").write_text(json.dumps({"training": {"seconds": 12.5, "steps": 220}}))
+    assert model_costs(run) == {"seconds": 12.5, "steps": 220}  # a bundled model's card wins

@@ -56,6 +56,7 @@ def test_resume_continues_on_the_uninterrupted_run(straight, tmp_path):
     cfg, ref = straight
     run = tmp_path / "s"
     assert distill(dataclasses.replace(cfg, steps=3), run).step == 3
+    pair_seconds = load_checkpoint(run, kind="student")["pair_seconds"]
     with pytest.raises(ConfigError, match="already holds a checkpoint"):
         distill(cfg, run)
     with pytest.raises(ConfigError, match="lam"):
@@ -64,6 +65,7 @@ def test_resume_continues_on_the_uninterrupted_run(straight, tmp_path):
     assert res.step == 6
     ckpt = load_checkpoint(run, kind="student")
     assert ckpt["step"] == 6 and ckpt["residual_scale"] == ref["residual_scale"]
+    assert ckpt["pair_seconds"] > pair_seconds > 0  # the teacher's time on pairs adds up over resumes
     _assert_same_weights(ckpt, ref)
 
 
