@@ -99,3 +99,19 @@ def test_tune_guidance_stores_the_best_recorded_weights_in_a_run_folder(folder, 
         assert weights["spec"] == "points:20" and record["grid"] == 16
     model = load_model(copy / "piddm")
     assert _guidance_weights(model, "forward", model.grid)["zeta_obs"] == weights["zeta_obs"]
+
+
+def test_bench_command_gives_the_guidance_baselines_their_own_step_count(folder, tmp_path, capsys):
+    import json
+
+    from engine.cli.main import main
+
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--pde", "darcy", "--task", "inverse", "--obs", "points:20", "--models", str(folder),
+                 "--cases", "1", "--seeds", "1", "--ensemble", "1", "--steps", "2", "--guidance-steps", "3",
+                 "--methods", "piddm", "teacher", "-o", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert (res["steps"], res["guidance_steps"]) == (2, 3)
+    assert res["table"]["piddm"]["nfe"]["mean"] == 3  # steps + 1 generator evaluations
+    assert res["table"]["teacher"]["nfe"]["mean"] == 5  # Heun: 2·3 − 1 denoiser evaluations
+    assert "piddm" in capsys.readouterr().out
