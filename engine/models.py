@@ -1,4 +1,5 @@
-"""Finding and loading models: bundled ones (resources/models/<pde>/<name>/) and run directories.
+"""Finding and loading models: bundled ones (resources/models/<pde>/<name>/, further sets of a PDE in
+resources/models/<pde>-<grid>/<name>/) and run directories.
 
 A model folder holds ``checkpoint.pt`` (kind "teacher" or "student") and, when bundled, a model
 card ``card.json`` (PDE, grid, sizes, training data and budget, bench figures, guidance weights).
@@ -97,8 +98,9 @@ def bundled_models() -> list[ModelInfo]:
     order = {"piddm": 0, "distill": 1, "teacher": 2}
     out = []
     for pde in pdes.names():
-        folder = root / pde
-        if folder.is_dir():
+        # resources/models/<pde>/ first, then further sets of the same PDE: <pde>-<grid>/ (e.g. darcy-32)
+        sets = [root / pde, *sorted(root.glob(f"{pde}-*"))]
+        for folder in (f for f in sets if f.is_dir()):
             found = [i for i in (_info(d) for d in sorted(folder.iterdir()) if d.is_dir()) if i]
             out += sorted(found, key=lambda i: order.get(i.name, 9))
     return out

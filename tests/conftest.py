@@ -15,3 +15,19 @@ def tiny_dataset(tmp_path):
     from engine.data.generate import generate_dataset
 
     return generate_dataset("darcy", 8, 16, 0, tmp_path / "tiny.h5").path
+
+
+@pytest.fixture
+def packaging_script():
+    """Import a script of packaging/ (not a package) by name: ``packaging_script("tune_guidance")``."""
+    import importlib.util
+    from pathlib import Path
+
+    def load(name: str):
+        path = Path(__file__).resolve().parents[1] / "packaging" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load

@@ -163,9 +163,10 @@ class ModelPanel(QWidget):
         self._infos = [None, *infos]
         self.models.addItem(QListWidgetItem("(no model: dataspace / classical)"))
         for info in infos:
-            where = _short_path(info.path)
-            run = "" if where.startswith("bundled") else f"  ({Path(str(info.path)).parent.name})"
-            it = QListWidgetItem(f"{info.pde} · {info.name}{run}")
+            # a run, or a further bundled set (darcy-32/), is told apart by its folder
+            folder = Path(str(info.path)).parent.name
+            bundled_main = _short_path(info.path).startswith("bundled") and folder == info.pde
+            it = QListWidgetItem(f"{info.pde} · {info.name}" + ("" if bundled_main else f"  ({folder})"))
             it.setToolTip(str(info.path))
             self.models.addItem(it)
         row = self._infos.index(select) if select in self._infos else 0

@@ -48,3 +48,23 @@ def test_bundled_darcy_student_piddm_solve(qtbot, make_window):
         assert data is not None and data.shape == (n, n) and np.isfinite(data).all(), name
     assert views["std"].data().max() > 0  # the two members differ where a is unknown
     assert "piddm" in w.results.summary.text()
+
+
+def test_the_bundled_32_grid_darcy_set_loads_and_is_told_apart(make_window):
+    from pathlib import Path
+
+    from engine.models import bundled_models, load_model
+
+    darcy = [i for i in bundled_models() if i.pde == "darcy"]
+    sets = [Path(str(i.path)).parent.name for i in darcy]
+    if "darcy-32" not in sets:
+        pytest.skip("no bundled darcy-32 set")
+    assert sets[0] == "darcy" and darcy[0].name == "piddm"  # start-up still opens the main set's student
+    info = next(i for i, s in zip(darcy, sets, strict=True) if s == "darcy-32" and i.name == "piddm")
+    assert info.kind == "student" and info.card["grid"] == 32 and "guidance" in info.card
+    model = load_model(info.path)
+    assert model.grid.n == 32 and model.teacher is not None and model.teacher.grid.n == 32
+    w = make_window(16)
+    w.model_panel.set_models(darcy)
+    labels = [w.model_panel.models.item(r).text() for r in range(w.model_panel.models.count())]
+    assert "darcy · piddm" in labels and "darcy · piddm  (darcy-32)" in labels

@@ -70,20 +70,15 @@ def test_defaults_and_refusals(folder):
         bench_solve(folder, task="forward", obs="points:5", cases=1, seeds=1, methods=["classical"], steps=2)
 
 
-def test_tune_guidance_stores_the_best_recorded_weights_in_a_run_folder(folder, tmp_path):
+def test_tune_guidance_stores_the_best_recorded_weights_in_a_run_folder(folder, tmp_path, packaging_script):
     """packaging/tune_guidance.py --models: run folders get a card.json whose weights the solver uses."""
-    import importlib.util
     import json
     import shutil
-    from pathlib import Path
 
     from engine.models import load_model
     from engine.solve.api import _guidance_weights
 
-    script = Path(__file__).resolve().parents[2] / "packaging" / "tune_guidance.py"
-    spec = importlib.util.spec_from_file_location("tune_guidance", script)
-    tune = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tune)
+    tune = packaging_script("tune_guidance")
     copy = tmp_path / "models"
     shutil.copytree(folder, copy)
     assert not (copy / "piddm" / "card.json").exists()

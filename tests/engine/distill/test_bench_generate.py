@@ -90,3 +90,31 @@ def test_costs_of_a_run_folder_with_a_card_come_from_its_metrics(models, tmp_pat
     assert model_costs(run) == expected and expected["steps"] == 3
     (run / "card.json").write_text(json.dumps({"training": {"seconds": 12.5, "steps": 220}}))
     assert model_costs(run) == {"seconds": 12.5, "steps": 220}  # a bundled model's card wins
+
+
+def test_bundle_runs_gives_run_folders_the_bundled_form(models, tmp_path, packaging_script):
+    """packaging/bundle_runs.py: float16 EMA weights, students find ../teacher, cards carry the record."""
+    from pathlib import Path
+
+    import torch
+
+    from engine.models import load_model
+
+    bundle = packaging_script("bundle_runs")
+    bench = tmp_path / "bench.json"
+    bench.write_text(json.dumps(bench_generate(models, n=2, seeds=1, sampler_steps=2, refine_steps=0, n_reference=4)))
+    out = tmp_path / "resources" / "models" / "darcy-16"
+    assert bundle.main([str(models), "--bench", str(bench), "--out", str(out), "--hardware", "test"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["distill", "piddm", "teacher"]
+    card = json.loads((out / "piddm" / "card.json").read_text())
+    assert (card["kind"], card["grid"], card["lambda"], card["hardware"]) == ("student", 16, 0.1, "test")
+    assert card["training"]["steps"] == 3 and "piddm" in card["bench_generate"]
+    ckpt = torch.load(out / "piddm" / "checkpoint.pt", weights_only=True)
+    assert "optimizer" not in ckpt and all(v.dtype == torch.float16 for v in ckpt["ema"].values()
+                                           if v.is_floating_point())
+    model = load_model(out / "piddm")  # the teacher comes from ../teacher, not the run's folder
+    assert model.teacher is not None and Path(model.teacher.path).resolve().parent == (out / "teacher").resolve()
+    bad = json.loads(bench.read_text()) | {"grid": 64}
+    bench.write_text(json.dumps(bad))
+    with pytest.raises(SystemExit, match="64"):
+        bundle.main([str(models), "--bench", str(bench), "--out", str(tmp_path / "other")])

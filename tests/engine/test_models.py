@@ -1,0 +1,25 @@
+"""Finding bundled model sets: resources/models/<pde>/ first, further sets <pde>-<grid>/ after it."""
+
+from __future__ import annotations
+
+import json
+
+import engine.models as models
+
+
+def _fake_model(folder, pde: str, kind: str) -> None:
+    folder.mkdir(parents=True)
+    (folder / models.FILENAME).write_bytes(b"")  # listing reads the card only, never the weights
+    (folder / models.CARD).write_text(json.dumps({"pde": pde, "kind": kind}))
+
+
+def test_bundled_sets_of_a_pde_are_listed_main_set_first(tmp_path, monkeypatch):
+    for folder in ("darcy-32", "darcy", "poisson", "darcyish"):
+        pde = "poisson" if folder == "poisson" else "darcy"
+        for name, kind in (("teacher", "teacher"), ("piddm", "student"), ("distill", "student")):
+            _fake_model(tmp_path / folder / name, pde, kind)
+    monkeypatch.setattr(models, "bundled_root", lambda: tmp_path)
+    listed = [(i.path.parent.name, i.name) for i in models.bundled_models()]
+    assert listed == [("darcy", "piddm"), ("darcy", "distill"), ("darcy", "teacher"),
+                      ("darcy-32", "piddm"), ("darcy-32", "distill"), ("darcy-32", "teacher"),
+                      ("poisson", "piddm"), ("poisson", "distill"), ("poisson", "teacher")]
