@@ -19,8 +19,8 @@ log = logging.getLogger("app")
 
 
 def load_model(path, *, on_progress, cancel):
-    """Load on the worker, then warm the student up (one tiny forward and backward pass) so that the
-    first solve's first preview is not held up by PyTorch's one-off start-up costs."""
+    """Load on the worker, then warm the student up (one tiny forward and backward pass, one optimiser)
+    so that the first solve's first preview is not held up by PyTorch's one-off start-up costs."""
     from engine.models import load_model as _load
 
     model = _load(path, device="cpu")
@@ -33,8 +33,13 @@ def warm_up(model) -> None:
     if student is None:
         return
     try:
+        import torch
+
         eps = student.noise([0]).detach().clone().requires_grad_(True)
         student.generate(eps).square().mean().backward()
+        # the first torch.optim optimiser imports torch._dynamo: ~1.4 s on a 2-core CPU, which
+        # otherwise lands between the Solve click and the first preview
+        torch.optim.Adam([eps], lr=0.0)
     except Exception:  # warm-up is an optimisation only
         log.debug("warm-up failed", exc_info=True)
 

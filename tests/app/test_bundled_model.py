@@ -68,3 +68,17 @@ def test_the_bundled_32_grid_darcy_set_loads_and_is_told_apart(make_window):
     w.model_panel.set_models(darcy)
     labels = [w.model_panel.models.item(r).text() for r in range(w.model_panel.models.count())]
     assert "darcy · piddm" in labels and "darcy · piddm  (darcy-32)" in labels
+
+
+def test_loading_a_model_takes_the_optimisers_one_off_import_off_the_first_solve():
+    """torch.optim's first use imports torch._dynamo (~1.4 s on 2 cores): the model load pays it, so
+    the first solve's first preview comes at once. Run in a fresh interpreter, where nothing imported it."""
+    import subprocess
+    import sys
+
+    info = _darcy_student()
+    code = ("import sys; from app.controller import load_model; before = 'torch._dynamo' in sys.modules; "
+            f"load_model({str(info.path)!r}, on_progress=None, cancel=None); "
+            "print(before, 'torch._dynamo' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    assert out.stdout.split() == ["False", "True"], out.stdout + out.stderr
