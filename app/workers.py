@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -25,20 +26,28 @@ def _last_line(tb: str) -> str:
     return lines[-1] if lines else "unknown error"
 
 
+# The worker's progress goes through a deque that the GUI thread drains on a timer, not through a
+# Qt signal per report: a solve reports every step (with a preview), and a Python thread emitting
+# queued signals at that rate while the GUI thread lays out text was seen to deadlock (GIL against a
+# Qt mutex) once in a test run. Three signals per job (the outcome, thread end) remain.
+PROGRESS_POLL_MS = 30
+
+
 class _Worker(QObject):
-    progress = Signal(object)
     finished = Signal(object)
     failed = Signal(str)
     cancelled = Signal()
 
-    def __init__(self, fn: Callable[..., Any], args: tuple, kwargs: dict, token: CancelToken) -> None:
+    def __init__(self, fn: Callable[..., Any], args: tuple, kwargs: dict, token: CancelToken,
+                 outbox: collections.deque) -> None:
         super().__init__()
-        self._fn, self._args, self._kwargs, self._token = fn, args, kwargs, token
+        self._fn, self._args, self._kwargs, self._token, self._outbox = fn, args, kwargs, token, outbox
 
     @Slot()
     def run(self) -> None:
         try:
-            result = self._fn(*self._args, on_progress=self.progress.emit, cancel=self._token, **self._kwargs)
+            # deque.append is atomic: the worker never touches Qt to report progress
+            result = self._fn(*self._args, on_progress=self._outbox.append, cancel=self._token, **self._kwargs)
         except Cancelled:
             self.cancelled.emit()
         except Exception:
@@ -71,10 +80,13 @@ class JobRunner(QObject):
         self._future: asyncio.Future | None = None
         self._outcome: tuple[str, Any] | None = None
         self._thread = QThread(self)
-        self._worker = _Worker(fn, args, kwargs, self._token)
+        self._outbox: collections.deque = collections.deque()
+        self._poll = QTimer(self)  # GUI thread: hands the worker's progress on, in order
+        self._poll.setInterval(PROGRESS_POLL_MS)
+        self._poll.timeout.connect(self._drain)
+        self._worker = _Worker(fn, args, kwargs, self._token, self._outbox)
         self._worker.moveToThread(self._thread)
         self._thread.started.connect(self._worker.run)
-        self._worker.progress.connect(self.progress)  # signal→signal: queued into the GUI thread
         self._worker.finished.connect(self.finished)
         self._worker.failed.connect(self.failed)
         self._worker.cancelled.connect(self.cancelled)
@@ -86,13 +98,21 @@ class JobRunner(QObject):
 
     def start(self) -> JobRunner:
         JobRunner._alive.add(self)  # a running thread must outlive a dropped Python reference
+        self._poll.start()
         self._thread.start()
         return self
+
+    @Slot()
+    def _drain(self) -> None:
+        while self._outbox:
+            self.progress.emit(self._outbox.popleft())
 
     @Slot()
     def _on_thread_finished(self) -> None:
         # QThread.finished is emitted from the ending thread: wait for it before letting go
         self._thread.wait()
+        self._poll.stop()
+        self._drain()
         self.thread_done.emit()
         QTimer.singleShot(0, self._release)
 
@@ -133,16 +153,21 @@ class JobRunner(QObject):
         else:
             fut.set_exception(Cancelled())
 
+    # The outcome slots are connected first, so they run before any other listener: the progress
+    # still queued is handed on before anyone learns the outcome.
     @Slot(object)
     def _on_finished(self, result: object) -> None:
+        self._drain()
         self._resolve("ok", result)
 
     @Slot(str)
     def _on_failed(self, tb: str) -> None:
+        self._drain()
         self._resolve("failed", tb)
 
     @Slot()
     def _on_cancelled(self) -> None:
+        self._drain()
         self._resolve("cancelled", None)
 
 

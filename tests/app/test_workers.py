@@ -37,6 +37,18 @@ def test_progress_arrives_on_gui_thread_in_order(qtbot):
     assert seen == [(i, True) for i in range(1, 6)]
 
 
+def test_every_report_is_handed_on_before_the_outcome(qtbot):
+    """A burst of reports right before the job returns (faster than the GUI's poll) all arrive, in
+    order, before any listener of ``finished`` runs."""
+    seen, at_finish = [], []
+    job = JobRunner(counting, 500, 0.0)
+    job.progress.connect(lambda p: seen.append(p.step))
+    job.finished.connect(lambda n: at_finish.append(list(seen)))
+    with qtbot.waitSignal(job.finished, timeout=5000):
+        job.start()
+    assert at_finish == [list(range(1, 501))]
+
+
 def test_cancel_and_failure(qtbot):
     job = JobRunner(counting, 10_000, 0.002)
     job.progress.connect(lambda p: job.cancel() if p.step >= 5 else None)
