@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             "recipe": "packaging/bundle_runs.py"}
     slim(args.runs / "teacher", args.out / "teacher",
          {**base, "kind": "teacher", "name": "teacher", "training": base["teacher_training"]})
+    print(f"{args.out / 'teacher'}: bundled", flush=True)
     for name in ("distill", "piddm"):
         run = args.runs / name
         if not (run / "checkpoint.pt").is_file():
@@ -85,7 +86,6 @@ def main(argv: list[str] | None = None) -> int:
                 card[key] = tuned[key]
         slim(run, args.out / name, card)
         print(f"{args.out / name}: bundled", flush=True)
-    print(f"{args.out / 'teacher'}: bundled", flush=True)
     return 0
 
 
