@@ -69,10 +69,16 @@ def main() -> int:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--model", default="small", help="U-Net size of teacher and students")
     ap.add_argument("--n-data", type=int, default=1200)
-    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--batch", type=int, default=128, help="batch of the students (and of the teacher by default)")
+    ap.add_argument("--teacher-batch", type=int, help="batch of the teacher (default --batch)")
+    ap.add_argument("--teacher-ema", type=float, default=100, help="EMA half-life of the teacher, in steps")
     ap.add_argument("--teacher-minutes", type=float, nargs="+", default=[1.5],
                     help="one budget for all PDEs, or one per PDE")
     ap.add_argument("--distill-minutes", type=float, default=0.2)
+    ap.add_argument("--ablation-minutes", type=float, help="budget of the λ = 0 student (default --distill-minutes)")
+    ap.add_argument("--distill-lr", type=float, help="student lr (default 2e-4 on a GPU, 1e-4 on the CPU)")
+    ap.add_argument("--student-ema", type=float, default=50, help="EMA half-life of the students, in steps")
+    ap.add_argument("--refresh", type=int, default=0, help="steps between pair refreshes (0 = never)")
     ap.add_argument("--sweep-minutes", type=float, default=0.12)
     ap.add_argument("--lam", type=float, default=0.1, help="λ_train of the bundled PIDDM student")
     ap.add_argument("--physics-on", default="all", choices=PHYSICS_ON,
@@ -97,12 +103,14 @@ def main() -> int:
         gen = generate_dataset(pde, args.n_data, args.grid, 0, work / "data.h5")
         log(f"{pde}: {gen.n} samples in {gen.seconds:.1f} s ({gen.samples_per_s:.0f}/s), residual {gen.residual_mse:.2e}")
         tcfg = TeacherConfig(pde=pde, grid_n=args.grid, dataset=str(work / "data.h5"), model=args.model,
-                             batch_size=args.batch, lr=1e-3 if args.device != "cpu" else 5e-4, warmup_steps=100,
-                             steps=10**9, minutes=t_min, ema_halflife_steps=100, report_every=50,
+                             batch_size=args.teacher_batch or args.batch, lr=1e-3 if args.device != "cpu" else 5e-4,
+                             warmup_steps=100, steps=10**9, minutes=t_min, ema_halflife_steps=args.teacher_ema,
+                             report_every=50,
                              device=args.device)
         tres = train_teacher(tcfg, work / "teacher")
         log(f"{pde}: teacher {tres.step} steps in {tres.seconds:.0f} s, {tres.samples_per_s:.0f} samples/s, loss {tres.loss:.4f}")
-        students = [("distill", 0.0, 0.5, args.distill_minutes), ("piddm", args.lam, 0.5, args.distill_minutes)]
+        ablation = args.distill_minutes if args.ablation_minutes is None else args.ablation_minutes
+        students = [("distill", 0.0, 0.5, ablation), ("piddm", args.lam, 0.5, args.distill_minutes)]
         if pde in args.sweep:
             for lam in (0.01, 0.1, 1.0):
                 for warm in (0.0, 0.5):
@@ -118,9 +126,10 @@ def main() -> int:
             if (work / "distill" / "pairs.h5").is_file():  # same seed → same pairs: map them once
                 shutil.copy(work / "distill" / "pairs.h5", run / "pairs.h5")
             dcfg = DistillConfig(teacher=str(work / "teacher"), lam=lam, lam_warmup=warm, physics_on=args.physics_on,
-                                 pairs=args.pairs, sampler_steps=args.sampler_steps, refresh=0,
-                                 batch_size=min(args.batch, args.pairs), lr=2e-4 if args.device != "cpu" else 1e-4,
-                                 warmup_steps=20, steps=10**9, minutes=minutes, ema_halflife_steps=50,
+                                 pairs=args.pairs, sampler_steps=args.sampler_steps, refresh=args.refresh,
+                                 batch_size=min(args.batch, args.pairs),
+                                 lr=args.distill_lr or (2e-4 if args.device != "cpu" else 1e-4),
+                                 warmup_steps=20, steps=10**9, minutes=minutes, ema_halflife_steps=args.student_ema,
                                  device=args.device)
             dres = distill(dcfg, run)
             results[name] = dres
@@ -136,7 +145,7 @@ def main() -> int:
                      "software_version": __version__, "hardware": hardware,
                      "data": {"n": gen.n, "seed": 0, "held_out_fraction": tcfg.holdout_fraction,
                               "generator": f"piddm generate --pde {pde} --n {gen.n} --grid {args.grid} --seed 0"},
-                     "teacher_training": {"seconds": tres.seconds, "steps": tres.step, "batch": args.batch,
+                     "teacher_training": {"seconds": tres.seconds, "steps": tres.step, "batch": tcfg.batch_size,
                                           "samples_per_s": tres.samples_per_s, "final_loss": tres.loss},
                      "bench_generate": bench["table"], "recipe": "packaging/make_models.py"}
         slim(work / "teacher", Path(args.out) / pde / "teacher",
@@ -146,7 +155,8 @@ def main() -> int:
             slim(work / name, Path(args.out) / pde / name,
                  {**base_card, "kind": "student", "name": name, "lambda": 0.0 if name == "distill" else args.lam,
                   "training": {"seconds": r.seconds, "pair_seconds": r.pair_seconds, "steps": r.step,
-                               "pairs": args.pairs, "residual_scale": r.residual_scale}})
+                               "pairs": args.pairs, "sampler_steps": args.sampler_steps,
+                               "residual_scale": r.residual_scale}})
         if args.tar:
             Path(args.tar).mkdir(parents=True, exist_ok=True)
             with tarfile.open(Path(args.tar) / f"{pde}.tar", "w") as tf:
