@@ -27,6 +27,7 @@ from engine.solve.common import (
     ObsTensors,
     Reporter,
     case0_mean,
+    interior_ms,
     prior_channel_means,
     residual_ms,
 )
@@ -68,7 +69,7 @@ def dataspace(pde: PDE, obs: Observations, grid: Grid, *, steps: int, lam: float
         with torch.no_grad():
             x = ot.mix(z)
             r = pde.residual(x, grid)
-        report(step, {"misfit": 0.0, "residual_mse": float(r[:, interior].square().mean())}, case0_mean(x, 1))
+        report(step, {"misfit": 0.0, "residual_mse": interior_ms(r, interior)}, case0_mean(x, 1))
         if step < steps:
             opt.step(closure)
     members = x.detach().cpu().numpy()[:, None]

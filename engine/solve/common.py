@@ -109,23 +109,46 @@ def prior_channel_means(pde: PDE, n: int, count: int = 8) -> tuple[float, ...]:
 
 
 class Reporter:
-    """Progress every ``interval`` seconds (and at the last step) with a preview; cancel every step."""
+    """Progress every ``interval`` seconds (and at the last step) with a preview; cancel every step.
+
+    Metrics may be 0-d tensors: they are read back from the device only when a report is sent and,
+    for the history, once at the end. Reading one back every step would make the host wait for the
+    device each step, and a latent step on a GPU is mostly host time launching kernels.
+    """
 
     def __init__(self, on_progress: ProgressFn, cancel: CancelToken | None, total: int,
                  interval: float = 0.1) -> None:
         self.fn, self.cancel, self.total, self.interval = on_progress, cancel, total, interval
         self.last = -1e9
-        self.history: list[dict[str, float]] = []
+        self.rows: list[tuple[int, dict[str, float | torch.Tensor]]] = []
 
-    def __call__(self, step: int, metrics: dict[str, float], preview: Any = None) -> None:
+    def __call__(self, step: int, metrics: dict[str, float | torch.Tensor], preview: Any = None) -> None:
         """``preview``: a callable returning the (C, N, N) mean of case 0, evaluated only when sent."""
         check_cancel(self.cancel)
-        self.history.append({"step": step, **metrics})
+        self.rows.append((step, metrics))
         now = time.monotonic()
         if now - self.last >= self.interval or step >= self.total:
             self.last = now
             pv = None if preview is None else np.asarray(preview(), dtype=np.float32)
-            self.fn(Progress(stage="solve", step=step, total=self.total, metrics=dict(metrics), preview=pv))
+            self.fn(Progress(stage="solve", step=step, total=self.total,
+                             metrics={k: float(v) for k, v in metrics.items()}, preview=pv))
+
+    @property
+    def history(self) -> list[dict[str, float]]:
+        """Every step's metrics as floats, the tensors among them read back in one transfer."""
+        tensors = [v.detach().double() for _, m in self.rows for v in m.values() if isinstance(v, torch.Tensor)]
+        read = iter(torch.stack(tensors).tolist() if tensors else [])
+        return [{"step": step, **{k: next(read) if isinstance(v, torch.Tensor) else float(v) for k, v in m.items()}}
+                for step, m in self.rows]
+
+
+def interior_ms(r: torch.Tensor, interior: torch.Tensor) -> torch.Tensor:
+    """Mean of r² over the interior nodes of every sample, 0-d; r (B, N, N), interior (N, N) bool.
+
+    Multiplying by the mask instead of indexing with it: boolean indexing must learn the count on
+    the host, a wait for the device on every call.
+    """
+    return (r.detach().square() * interior).sum() / (len(r) * interior.sum())
 
 
 def case0_mean(x: torch.Tensor, ensemble: int) -> Any:

@@ -113,7 +113,7 @@ def _exact_phase(student: Any, pde: PDE, obs: Observations, *, ensemble: int, st
             mis = misfit(torch.where(coef_mask, x_gen, x), ot, inv_std)
             loss = mis + 0.5 * eps.square().flatten(1).mean(1)
             total_loss = loss.sum()
-        report(step, {"misfit": float(mis.detach().mean()), "loss": float(loss.detach().mean())}, case0_mean(x, e))
+        report(step, {"misfit": mis.detach().mean(), "loss": loss.detach().mean()}, case0_mean(x, e))
         if step == steps:
             break
         opt.zero_grad(set_to_none=True)

@@ -29,7 +29,15 @@ from engine.grid import Grid
 from engine.jobs import CancelToken, ProgressFn, no_progress
 from engine.metrics import truth_errors
 from engine.pdes import PDE
-from engine.solve.common import MethodOutput, ObsTensors, Reporter, case0_mean, device_of, member_seeds
+from engine.solve.common import (
+    MethodOutput,
+    ObsTensors,
+    Reporter,
+    case0_mean,
+    device_of,
+    interior_ms,
+    member_seeds,
+)
 from engine.solve.observations import Observations
 
 
@@ -83,8 +91,8 @@ def guided_sample(teacher: Any, pde: PDE, obs: Observations, *, ensemble: int, s
                 d2 = (x_next - denoise(x_next, tn)) / tn
                 x_next = x + (tn - t) * 0.5 * (d + d2)
             x = (x_next - grad).detach()
-        report(i + 1, {"misfit": float(l_obs.detach().square().mean() / ot.count.float().mean()),
-                       "residual_mse": float(r.detach()[:, interior].square().mean())},
+        report(i + 1, {"misfit": l_obs.detach().square().mean() / ot.count.float().mean(),
+                       "residual_mse": interior_ms(r, interior)},
                case0_mean(ot.mix(x0.detach()), e))
     members = norm.decode(x).detach().to("cpu", torch.float64).reshape((b, e) + shape).numpy()
     return MethodOutput(members=members, nfe=2 * steps - 1, history=report.history)

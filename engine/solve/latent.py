@@ -32,6 +32,7 @@ from engine.solve.common import (
     ObsTensors,
     Reporter,
     case0_mean,
+    interior_ms,
     inverse_std,
     member_seeds,
     misfit,
@@ -85,8 +86,8 @@ def latent_solve(student: Any, pde: PDE, obs: Observations, *, ensemble: int, st
             prior = 0.5 * eps.square().flatten(1).mean(1)
             loss = mis + lam_now * r.square().flatten(1).mean(1) / s + prior
             total_loss = loss.sum()  # members are independent: the sum gives each its own gradient
-        report(step, {"misfit": float(mis.detach().mean()), "residual_mse": float(r.detach()[:, interior].square().mean()),
-                      "loss": float(loss.detach().mean())}, case0_mean(xm, e))
+        report(step, {"misfit": mis.detach().mean(), "residual_mse": interior_ms(r, interior),
+                      "loss": loss.detach().mean()}, case0_mean(xm, e))
         if step == total:
             break
         opt.zero_grad(set_to_none=True)

@@ -123,3 +123,21 @@ def test_progress_has_previews_and_cancel_stops(darcy):
             solve(model, pde, obs, SolveOptions(method=method, ensemble=2, steps=1000), on_progress=cancel_at_3,
                   cancel=token)
         token = CancelToken()
+
+
+def test_reporter_reads_tensor_metrics_back_as_the_floats_they_hold():
+    from engine.solve.common import Reporter, interior_ms
+
+    sent = []
+    report = Reporter(sent.append, None, total=2, interval=1e9)  # only the first and last step are sent
+    values = [torch.tensor(0.25, dtype=torch.float64), torch.tensor(1.5), torch.tensor(3.0)]
+    for step, v in enumerate(values):
+        report(step, {"loss": v, "misfit": 0.5})
+    assert report.history == [{"step": s, "loss": float(v), "misfit": 0.5} for s, v in enumerate(values)]
+    assert all(type(h["loss"]) is float for h in report.history)
+    assert [p.step for p in sent] == [0, 2] and sent[-1].metrics == {"loss": 3.0, "misfit": 0.5}
+    assert all(type(x) is float for p in sent for x in p.metrics.values())
+    # the interior mean square without boolean indexing equals the indexed one
+    r, interior = torch.randn(3, 8, 8), torch.zeros(8, 8, dtype=torch.bool)
+    interior[1:-1, 2:-1] = True
+    assert torch.allclose(interior_ms(r, interior), r[:, interior].square().mean())
