@@ -9,13 +9,18 @@ on the CPU), so ``utilisation`` = samples/s × FLOP/sample ÷ that measured peak
     python tests/bench/bench_teacher.py --model small --grid 32 --batch 32 --device cpu --steps 30 --warmup 20
     python tests/bench/bench_teacher.py --model base --grid 64 --batch 512 --device cuda \
         --channels-last --compile --steps 60 --warmup 30      # the GPU fast path
+
+``--profile K`` then trains K more steps under torch.profiler and prints its table of the ops that
+took the most device time (CPU time on the CPU) to stderr: where the gap to the peak is.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
+import sys
 import tempfile
 from pathlib import Path
 
@@ -60,6 +65,19 @@ def matmul_peak(device: torch.device, n: int = 8192, repeat: int = 20) -> float:
     return 2 * n**3 * repeat / (time.perf_counter() - t0)
 
 
+def profile_steps(cfg: TeacherConfig, run: Path, steps: int, rows: int = 25) -> str:
+    """torch.profiler's table of ``steps`` training steps (a fresh run of ``cfg``), heaviest ops first."""
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = torch.cuda.is_available() and cfg.device != "cpu"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    short = dataclasses.replace(cfg, steps=steps, report_every=steps, preview_every=0)
+    with profile(activities=activities) as prof:
+        train_teacher(short, run)
+    key = "self_device_time_total" if cuda else "self_cpu_time_total"
+    return prof.key_averages().table(sort_by=key, row_limit=rows)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="small", choices=["tiny", "small", "base"])
@@ -71,6 +89,8 @@ def main() -> None:
     p.add_argument("--samples", type=int, default=64, help="size of the generated dataset")
     p.add_argument("--channels-last", action="store_true", help="NHWC layout (TeacherConfig.channels_last)")
     p.add_argument("--compile", action="store_true", help="torch.compile the network (compile time is in --warmup)")
+    p.add_argument("--profile", type=int, default=0, metavar="K",
+                   help="then profile K more steps and print the heaviest ops to stderr")
     args = p.parse_args()
     # Report windows of `every` steps; the first window(s) covering --warmup are not timed.
     every = max(1, args.steps // 6)
@@ -84,6 +104,8 @@ def main() -> None:
                             compile=args.compile)
         res = train_teacher(cfg, Path(tmp) / "run")
         rates = [r["samples_per_s"] for r in RunDir(Path(tmp) / "run").read_metrics()][skip:]
+        if args.profile:
+            print(profile_steps(cfg, Path(tmp) / "profiled", args.profile), file=sys.stderr)
     dev = torch.device("cuda" if args.device in ("auto", "cuda") and torch.cuda.is_available() else
                        args.device if args.device not in ("auto",) else "cpu")
     flops, peak = flops_per_sample(args.model, args.grid), matmul_peak(dev)
