@@ -125,6 +125,8 @@ class _Trainer:
             self.normalizer = Normalizer.fit(data.train, cfg.sigma_data)
 
         layout = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        if dev.type == "cuda":  # shapes are fixed for the whole run: let cuDNN time its conv algorithms once
+            torch.backends.cudnn.benchmark = True
         self.model = build_denoiser(cfg, len(data.channels)).to(dev, memory_format=layout)
         self.ema = copy.deepcopy(self.model).requires_grad_(False).eval()
         # fused: one kernel for the whole update on CUDA instead of one per parameter tensor
