@@ -105,8 +105,7 @@ def main() -> int:
         tcfg = TeacherConfig(pde=pde, grid_n=args.grid, dataset=str(work / "data.h5"), model=args.model,
                              batch_size=args.teacher_batch or args.batch, lr=1e-3 if args.device != "cpu" else 5e-4,
                              warmup_steps=100, steps=10**9, minutes=t_min, ema_halflife_steps=args.teacher_ema,
-                             report_every=50,
-                             device=args.device)
+                             report_every=50, device=args.device)
         tres = train_teacher(tcfg, work / "teacher")
         log(f"{pde}: teacher {tres.step} steps in {tres.seconds:.0f} s, {tres.samples_per_s:.0f} samples/s, loss {tres.loss:.4f}")
         ablation = args.distill_minutes if args.ablation_minutes is None else args.ablation_minutes
