@@ -36,6 +36,7 @@ class Normalizer:
         self.mean = torch.as_tensor(mean, dtype=torch.float64).detach().cpu().reshape(-1)
         self.std = torch.as_tensor(std, dtype=torch.float64).detach().cpu().reshape(-1)
         self.scale = float(scale)
+        self._on: dict[tuple[torch.device, torch.dtype], tuple[torch.Tensor, torch.Tensor]] = {}
         if self.mean.shape != self.std.shape:
             raise DatasetError(f"normalizer mean {tuple(self.mean.shape)} and std {tuple(self.std.shape)} differ")
         if not (torch.isfinite(self.std).all() and (self.std > 0).all() and self.scale > 0):
@@ -55,9 +56,13 @@ class Normalizer:
         return int(self.mean.numel())
 
     def _stats(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mean = self.mean.to(x.device, x.dtype).view(1, -1, 1, 1)
-        std = self.std.to(x.device, x.dtype).view(1, -1, 1, 1)
-        return mean, std
+        """(1, C, 1, 1) mean and std on x's device and dtype, copied there once: a copy from host
+        memory on every call would make the host wait for the GPU (and cannot be in a CUDA graph)."""
+        key = (x.device, x.dtype)
+        if key not in self._on:
+            self._on[key] = (self.mean.to(x.device, x.dtype).view(1, -1, 1, 1),
+                             self.std.to(x.device, x.dtype).view(1, -1, 1, 1))
+        return self._on[key]
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Physical (B, C, N, N) -> normalised (B, C, N, N)."""

@@ -49,6 +49,7 @@ class SolveOptions:
     lr: float = 0.05
     seed: int = 0
     device: str | None = None  # model-free methods only; model methods run where the model is
+    cuda_graphs: bool = True  # on a GPU, replay each latent step as one CUDA graph (engine.solve.graphs)
 
 
 @dataclass
@@ -118,11 +119,12 @@ def _run(model: Any, pde: PDE, obs: Observations, opts: SolveOptions, grid: Grid
         student = _part(model, "student", m)
         _check_model(pde, student, grid)
         if m == "piddm-exact":
-            return exact.exact_solve(student, pde, obs, lam=lam, lr=opts.lr, **common)
-        return latent.latent_solve(student, pde, obs, lam=lam, lr=opts.lr, refine=m == "piddm-ref", **common)
+            return exact.exact_solve(student, pde, obs, lam=lam, lr=opts.lr, cuda_graphs=opts.cuda_graphs, **common)
+        return latent.latent_solve(student, pde, obs, lam=lam, lr=opts.lr, refine=m == "piddm-ref",
+                                   cuda_graphs=opts.cuda_graphs, **common)
     teacher = _part(model, "teacher", m)
     _check_model(pde, teacher, grid)
-    w = _guidance_weights(model, infer_task(pde, obs, grid), grid)
+    w = guidance.weights_for_steps(_guidance_weights(model, infer_task(pde, obs, grid), grid), opts.steps)
     zeta_pde = 0.0 if m == "teacher" else (opts.lam if opts.lam is not None else w["zeta_pde"])
     return guidance.guided_sample(teacher, pde, obs, zeta_obs=w["zeta_obs"], zeta_pde=zeta_pde, **common)
 

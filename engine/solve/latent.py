@@ -38,6 +38,7 @@ from engine.solve.common import (
     misfit,
     residual_ms,
 )
+from engine.solve.graphs import CapturedStep, adam
 from engine.solve.observations import Observations
 
 REFINE_FRACTION = 0.5  # piddm-ref: refinement steps = this × steps, after the main phase
@@ -51,11 +52,12 @@ def initial_latents(student: Any, cases: int, ensemble: int, seed: int) -> torch
 
 
 def latent_solve(student: Any, pde: PDE, obs: Observations, *, ensemble: int, steps: int, lam: float,
-                 lr: float, seed: int, refine: bool = False, on_progress: ProgressFn = no_progress,
+                 lr: float, seed: int, refine: bool = False, cuda_graphs: bool = True, on_progress: ProgressFn = no_progress,
                  cancel: CancelToken | None = None) -> MethodOutput:
     """piddm / distill (refine=False) and piddm-ref (refine=True); see the module docstring.
 
     Returns members (B, E, C, N, N) float64 physical x_mix; nfe = generator evaluations per member.
+    cuda_graphs: on a GPU, replay each step as a CUDA graph (``engine.solve.graphs``; same steps).
     """
     grid, b, e = student.grid, len(obs), ensemble
     eps = initial_latents(student, b, e, seed)
@@ -72,27 +74,44 @@ def latent_solve(student: Any, pde: PDE, obs: Observations, *, ensemble: int, st
         s = r0.reshape(b, e).mean(1, keepdim=True).expand(b, e).reshape(-1).clamp_min(1e-12)
 
     eps.requires_grad_(True)
-    opt = torch.optim.Adam([eps], lr=lr)
+    graphed = cuda_graphs and dev.type == "cuda"
+    opt = adam([eps], lr, graphed)
+
+    def objective(lam_now: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(B·E,) L(ε) at physics weight lam_now, and the metrics and x_mix of the current ε."""
+        x = student.generate(eps)
+        xm = ot.mix(x)
+        r = pde.residual(xm, grid)
+        mis = misfit(x, ot, inv_std)
+        loss = mis + lam_now * r.square().flatten(1).mean(1) / s + 0.5 * eps.square().flatten(1).mean(1)
+        return loss, {"misfit": mis.detach().mean(), "residual_mse": interior_ms(r, interior),
+                      "loss": loss.detach().mean(), "x": xm.detach()}
+
+    def phase(lam_now: float) -> CapturedStep:
+        """One Adam step at physics weight lam_now, returning what ``objective`` saw before it."""
+        def step_fn() -> dict[str, torch.Tensor]:
+            opt.zero_grad(set_to_none=True)
+            with torch.enable_grad():  # callers may run under no_grad
+                loss, seen = objective(lam_now)
+                total_loss = loss.sum()  # members are independent: the sum gives each its own gradient
+            total_loss.backward()
+            opt.step()
+            return seen
+        return CapturedStep(step_fn, dev, enabled=graphed)
+
+    step_once = phase(lam)
     for step in range(total + 1):
-        if step == steps and n_refine:
+        if step == steps and n_refine:  # piddm-ref: the refinement phase (new λ and lr: a new capture)
             for group in opt.param_groups:
                 group["lr"] = lr * REFINE_LR
-        lam_now = lam * (REFINE_LAMBDA if step >= steps else 1.0)
-        with torch.set_grad_enabled(step < total):
-            x = student.generate(eps)
-            xm = ot.mix(x)
-            r = pde.residual(xm, grid)
-            mis = misfit(x, ot, inv_std)
-            prior = 0.5 * eps.square().flatten(1).mean(1)
-            loss = mis + lam_now * r.square().flatten(1).mean(1) / s + prior
-            total_loss = loss.sum()  # members are independent: the sum gives each its own gradient
-        report(step, {"misfit": mis.detach().mean(), "residual_mse": interior_ms(r, interior),
-                      "loss": loss.detach().mean()}, case0_mean(xm, e))
-        if step == total:
-            break
-        opt.zero_grad(set_to_none=True)
-        total_loss.backward()
-        opt.step()
+            step_once = phase(lam * REFINE_LAMBDA)
+        if step < total:
+            seen = step_once()
+        else:  # the final latents' field, no step
+            with torch.no_grad():
+                seen = objective(lam * (REFINE_LAMBDA if n_refine else 1.0))[1]
+        xm = seen.pop("x")
+        report(step, seen, case0_mean(xm, e))
     members = xm.detach().to("cpu", torch.float64).reshape((b, e) + tuple(xm.shape[1:])).numpy()
     return MethodOutput(members=members, nfe=total + 1, history=report.history, latents=eps.detach())
 

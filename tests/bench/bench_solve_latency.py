@@ -4,6 +4,9 @@ An untrained `small` U-Net student costs exactly what a trained one does, so no 
 
     python tests/bench/bench_solve_latency.py [grid] [device]   # darcy inverse from 3% of u, ensemble 8
     python tests/bench/bench_solve_latency.py 64 cuda            # the "64² on a GPU" figure
+
+On a GPU it times the solve with its steps replayed as CUDA graphs (the default) and launched one
+by one, and prints how far apart the two answers are (they take the same steps).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import sys
 import time
 
+import numpy as np
 import torch
 
 from engine import pdes
@@ -33,8 +37,9 @@ def untrained_student(n: int, device: str = "cpu") -> Student:
                    teacher_path=None, step=0, device=torch.device(device))
 
 
-def timed_solve(student: Student, obs: Observations, steps: int) -> tuple[float, float]:
-    """(seconds to the first live preview, seconds to the end) of an 8-member piddm solve."""
+def timed_solve(student: Student, obs: Observations, steps: int,
+                cuda_graphs: bool = True) -> tuple[float, float, np.ndarray]:
+    """(seconds to the first live preview, seconds to the end, mean) of an 8-member piddm solve."""
     t0 = time.perf_counter()
     first: list[float] = []
 
@@ -42,8 +47,9 @@ def timed_solve(student: Student, obs: Observations, steps: int) -> tuple[float,
         if p.preview is not None and not first:
             first.append(time.perf_counter() - t0)
 
-    solve(student, student.pde, obs, SolveOptions(method="piddm", ensemble=8, steps=steps), on_progress=on_progress)
-    return first[0], time.perf_counter() - t0
+    res = solve(student, student.pde, obs, SolveOptions(method="piddm", ensemble=8, steps=steps,
+                                                        cuda_graphs=cuda_graphs), on_progress=on_progress)
+    return first[0], time.perf_counter() - t0, res.mean
 
 
 def main() -> int:
@@ -52,10 +58,19 @@ def main() -> int:
     student = untrained_student(n, device)
     truth = generate_fields("darcy", 1, n, 5, {})
     obs = Observations.from_task(student.pde, truth, "inverse", "fraction:0.03", seed=0)
-    timed_solve(student, obs, 2)  # warm-up: one-time allocations and kernel selection
-    for steps in (50, 100, 200):
-        first, done = timed_solve(student, obs, steps)
-        print(f"{n}², {device}, ensemble 8, {steps} steps: first preview {first:.2f} s, done {done:.2f} s")
+    modes = (True, False) if device.startswith("cuda") else (True,)
+    for graphs in modes:
+        timed_solve(student, obs, 5, graphs)  # warm-up: one-time allocations and kernel selection
+    for steps in (25, 50, 100, 200):
+        means = []
+        for graphs in modes:
+            first, done, mean = timed_solve(student, obs, steps, graphs)
+            means.append(mean)
+            how = ", CUDA graphs" if graphs and len(modes) > 1 else ", eager" if len(modes) > 1 else ""
+            print(f"{n}², {device}{how}, ensemble 8, {steps} steps: first preview {first:.2f} s, done {done:.2f} s")
+        if len(means) > 1:
+            gap = np.abs(means[0] - means[1]).max() / np.abs(means[1]).max()
+            print(f"  graphs vs eager answers: max difference {gap:.1e} of the field's max")
     return 0
 
 

@@ -141,3 +141,49 @@ def test_reporter_reads_tensor_metrics_back_as_the_floats_they_hold():
     r, interior = torch.randn(3, 8, 8), torch.zeros(8, 8, dtype=torch.bool)
     interior[1:-1, 2:-1] = True
     assert torch.allclose(interior_ms(r, interior), r[:, interior].square().mean())
+
+
+def test_tuned_guidance_weights_keep_their_total_pull_at_any_step_count(darcy, monkeypatch):
+    """ζ tuned at 30 Heun steps is scaled by 30/N for N steps; weights without a step count stay as they are."""
+    from engine.solve import guidance
+
+    tuned = {"zeta_obs": 100.0, "zeta_pde": 2e-5, "rel_l2": 0.2, "steps": 30}
+    at60 = guidance.weights_for_steps(tuned, 60)
+    assert at60["zeta_obs"] == pytest.approx(50.0) and at60["zeta_pde"] == pytest.approx(1e-5)
+    assert guidance.weights_for_steps({"zeta_obs": 3.0, "zeta_pde": 1e-4}, 2000) == {"zeta_obs": 3.0, "zeta_pde": 1e-4}
+    model, pde, truth = darcy
+    seen = []
+    real = guidance.guided_sample
+    monkeypatch.setattr(guidance, "guided_sample", lambda *a, **kw: seen.append(kw) or real(*a, **kw))
+    monkeypatch.setattr(model, "card", {"guidance": {"inverse": tuned}})
+    obs = Observations.from_task(pde, truth, "inverse", "points:20", seed=0)
+    solve(model, pde, obs, SolveOptions(method="diffusionpde", ensemble=1, steps=6))
+    assert seen[0]["zeta_obs"] == pytest.approx(500.0) and seen[0]["zeta_pde"] == pytest.approx(1e-4)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_latent_steps_replayed_as_cuda_graphs_take_the_same_steps():
+    from engine.data.dataset import Normalizer
+    from engine.diffusion.precond import Denoiser
+    from engine.diffusion.unet import UNet
+    from engine.distill.config import DistillConfig
+    from engine.distill.generator import Student
+    from engine.grid import Grid
+
+    torch.manual_seed(0)
+    pde, dev = pdes.get("darcy"), torch.device("cuda")
+    net = UNet(2, "tiny")
+    for p in net.parameters():  # not the identity map of a fresh U-Net: every layer takes part
+        if not p.any():
+            torch.nn.init.normal_(p, std=0.02)
+    student = Student(denoiser=Denoiser(net).to(dev).eval().requires_grad_(False),
+                      normalizer=Normalizer([7.5, 0.005], [4.5, 0.003]), pde=pde, grid=Grid(16),
+                      channels=pde.fields, sigma_max=80.0, residual_scale=1.0, config=DistillConfig(),
+                      teacher_path=None, step=0, device=dev)
+    _, _, truth = make_case("darcy")
+    obs = Observations.from_task(pde, truth.numpy(), "inverse", "points:20", seed=0)
+    runs = [latent_solve(student, pde, obs, ensemble=2, steps=12, lam=1.0, lr=0.05, seed=0, refine=True,
+                         cuda_graphs=graphs) for graphs in (True, False)]
+    assert np.allclose(runs[0].members, runs[1].members, rtol=1e-4, atol=1e-6 * np.abs(runs[1].members).max())
+    assert [h["step"] for h in runs[0].history] == [h["step"] for h in runs[1].history] == list(range(19))
+    assert runs[0].history[-1]["misfit"] == pytest.approx(runs[1].history[-1]["misfit"], rel=1e-3)

@@ -1,0 +1,59 @@
+"""One optimisation step replayed as a CUDA graph: the latent solve's step without the host's cost.
+
+A latent step at 64² is a few hundred small kernels (the student's forward and backward, the
+residual, Adam) doing ~0.3 ms of arithmetic on a GPU; launched one by one from Python they take
+the host 10–20 ms. Captured once as a CUDA graph (torch.cuda.graph, the "whole-network capture"
+of the PyTorch CUDA-graphs notes), the step is replayed with a single launch.
+
+``CapturedStep(fn)`` wraps a step function that zeroes the gradients (``set_to_none=True``), runs
+forward and backward, steps the optimiser and returns a dict of tensors (its metrics, the field).
+Its tensors' shapes must not change from call to call, nothing in it may read a value back to the
+host, and an Adam optimiser must be built with ``capturable=True``. On the CPU (or with
+``enabled=False``) every call simply runs ``fn``. On CUDA, the first ``warmup`` calls run ``fn`` on
+a side stream (lazy initialisation — cuBLAS handles, autograd buffers, optimiser state — must
+happen before capture), the next call captures it and every call from then on replays the graph.
+Each call is one real step either way, so the caller's loop does not change. Returned tensors are
+copies: the graph overwrites its own outputs on the next replay.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+StepFn = Callable[[], dict[str, torch.Tensor]]
+
+
+class CapturedStep:
+    def __init__(self, fn: StepFn, device: torch.device, *, enabled: bool = True, warmup: int = 3) -> None:
+        self.fn, self.warmup, self.calls = fn, warmup, 0
+        self.enabled = enabled and device.type == "cuda"
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.outputs: dict[str, torch.Tensor] = {}
+
+    def __call__(self) -> dict[str, torch.Tensor]:
+        self.calls += 1
+        if not self.enabled:
+            return self.fn()
+        if self.calls <= self.warmup:
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                out = self.fn()
+            torch.cuda.current_stream().wait_stream(side)
+            return out
+        if self.graph is None:
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph):  # records the step; nothing runs yet
+                self.outputs = self.fn()
+        self.graph.replay()
+        return {k: v.clone() for k, v in self.outputs.items()}
+
+
+def adam(params: list[torch.Tensor], lr: float, graphed: bool) -> torch.optim.Adam:
+    """Adam whose state lives on the device when the step is captured (``capturable``)."""
+    return torch.optim.Adam(params, lr=lr, capturable=graphed)
+
+
+__all__ = ["CapturedStep", "adam"]
