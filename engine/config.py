@@ -23,6 +23,7 @@ T = TypeVar("T")
 
 CONFIG_FORMAT = 1
 MODEL_SIZES = ("tiny", "small", "base")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class TeacherConfig:
     # Speed only (the mathematics is unchanged, so a resumed run may switch them):
     channels_last: bool = False  # NHWC layout for the convolutions (bf16 tensor cores prefer it)
     compile: bool = False  # torch.compile the network (a one-time compile, then fused kernels)
+    compile_mode: str = "default"  # torch.compile mode, e.g. "max-autotune-no-cudagraphs" (longer compile)
 
     def __post_init__(self) -> None:
         if self.grid_n < 8 or self.grid_n % 8:
@@ -73,6 +75,8 @@ class TeacherConfig:
                 raise ConfigError(f"{name} must be non-negative, got {getattr(self, name)}")
         if self.preview_steps < 1:
             raise ConfigError(f"preview_steps must be at least 1, got {self.preview_steps}")
+        if self.compile_mode not in COMPILE_MODES:
+            raise ConfigError(f"compile_mode must be one of {list(COMPILE_MODES)}, got {self.compile_mode!r}")
         if not 0 <= self.holdout_fraction < 1:
             raise ConfigError(f"holdout_fraction must be in [0, 1), got {self.holdout_fraction}")
 

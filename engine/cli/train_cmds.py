@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from engine.cli.common import add_common, emit, progress_bar
-from engine.config import TeacherConfig, load_config
+from engine.config import COMPILE_MODES, TeacherConfig, load_config
 from engine.distill.config import REFINE_LAMBDA, REFINE_LR
 from engine.errors import ConfigError
 from engine.jobs import CancelToken
@@ -25,7 +25,8 @@ MINUTES_STEP_CAP = 100_000_000
 # CLI option -> TeacherConfig field, for options that may override a resumed run's config.
 _OVERRIDES = {"steps": "steps", "minutes": "minutes", "device": "device", "report_every": "report_every",
               "checkpoint_minutes": "checkpoint_minutes", "checkpoint_every": "checkpoint_every",
-              "preview_every": "preview_every", "channels_last": "channels_last", "compile": "compile"}
+              "preview_every": "preview_every", "channels_last": "channels_last", "compile": "compile",
+              "compile_mode": "compile_mode"}
 # Options that define a new run (defaults of TeacherConfig apply when absent).
 _NEW_RUN = {"model": "model", "batch": "batch_size", "lr": "lr", "warmup": "warmup_steps",
             "ema_halflife": "ema_halflife_steps", "holdout": "holdout_fraction", "seed": "seed"}
@@ -159,6 +160,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="NHWC memory layout (faster bf16 convolutions on GPUs)")
     p.add_argument("--compile", action="store_const", const=True,
                    help="torch.compile the network (needs a C compiler; pays off on long GPU runs)")
+    p.add_argument("--compile-mode", dest="compile_mode", choices=COMPILE_MODES,
+                   help="torch.compile mode (default 'default'; the max-autotune modes compile for minutes)")
     p.add_argument("--resume", action="store_true", help="continue the run in -o from its checkpoint")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.add_argument("--json", action="store_true", help="print a machine-readable result on stdout")

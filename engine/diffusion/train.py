@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 # Settings a resumed run may change; every other one must equal the checkpoint's.
 RESUME_MAY_CHANGE = {"steps", "minutes", "report_every", "checkpoint_minutes", "checkpoint_every",
-                     "preview_every", "preview_steps", "device", "dataset", "channels_last", "compile"}
+                     "preview_every", "preview_steps", "device", "dataset", "channels_last", "compile", "compile_mode"}
 PREVIEW_SEEDS = (0, 1)
 
 
@@ -145,7 +145,7 @@ class _Trainer:
             ids = [dev.index] if dev.type == "cuda" else None
             self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
         if cfg.compile:  # after DDP, so its bucketed all-reduce is kept (DDPOptimizer)
-            self.net = torch.compile(self.net)
+            self.net = torch.compile(self.net, mode=cfg.compile_mode)
         self.layout = layout
         self.x_train = self.normalizer.encode(data.train).to(dev)  # (n_train, C, N, N), kept on the device
         if info.is_main:

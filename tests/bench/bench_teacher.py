@@ -89,6 +89,7 @@ def main() -> None:
     p.add_argument("--samples", type=int, default=64, help="size of the generated dataset")
     p.add_argument("--channels-last", action="store_true", help="NHWC layout (TeacherConfig.channels_last)")
     p.add_argument("--compile", action="store_true", help="torch.compile the network (compile time is in --warmup)")
+    p.add_argument("--compile-mode", default="default", help="torch.compile mode (with --compile)")
     p.add_argument("--profile", type=int, default=0, metavar="K",
                    help="then profile K more steps and print the heaviest ops to stderr")
     args = p.parse_args()
@@ -101,7 +102,7 @@ def main() -> None:
                             batch_size=args.batch, steps=every * (skip + max(1, args.steps // every)),
                             warmup_steps=10, report_every=every, checkpoint_minutes=0,
                             holdout_fraction=0.0, device=args.device, channels_last=args.channels_last,
-                            compile=args.compile)
+                            compile=args.compile, compile_mode=args.compile_mode)
         res = train_teacher(cfg, Path(tmp) / "run")
         rates = [r["samples_per_s"] for r in RunDir(Path(tmp) / "run").read_metrics()][skip:]
         if args.profile:
@@ -113,6 +114,7 @@ def main() -> None:
     print(json.dumps({
         "model": args.model, "grid": args.grid, "batch": args.batch, "device": cfg.device,
         "channels_last": args.channels_last, "compile": args.compile,
+        "compile_mode": args.compile_mode if args.compile else None,
         "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() and args.device != "cpu" else None,
         "torch_threads": torch.get_num_threads(), "n_params": res.n_params, "timed_steps": every * len(rates),
         "samples_per_s_median": rate,
