@@ -2,13 +2,15 @@
 # What the open targets need a GPU for, in one run of under ten minutes; every result lands in $OUT.
 #
 #   OUT=out bash packaging/gpu_checks.sh                        # on a CUDA machine (DEADLINE=565 s)
-#   OUT=out PARTS="profile dps2000 models" PDES="poisson" bash packaging/gpu_checks.sh
+#   OUT=out PARTS="latency dps2000 fast autotune" bash packaging/gpu_checks.sh
 #   OUT=/tmp/o DEVICE=cpu QUICK=1 bash packaging/gpu_checks.sh   # smoke test of the script itself
 #
-# PARTS (default "throughput models latency"), run in this order:
+# PARTS (default "throughput models latency"), run in the order given:
 #   throughput  teacher training throughput, base U-Net at 64²: eager bf16 at batch 128, eager
 #               channels-last at batch 512 and the fast path (--channels-last --compile, batch 512),
 #               each with its FLOP/sample and the measured bf16 peak in the same run (teacher-*.json);
+#   fast        the fast path alone (teacher-fast.json);
+#   autotune    the fast path with torch.compile's max-autotune-no-cudagraphs mode (teacher-autotune.json);
 #   profile     the fast path's heaviest kernels over 10 steps (teacher-profile.txt);
 #   exact       piddm against piddm-exact, darcy 64² inverse from 123 points (exact-darcy.json);
 #   dps2000     diffusionpde with 2000 Heun steps against the PIDDM methods, darcy 64² inverse from
@@ -16,10 +18,11 @@
 #   models      the bundled 64² set of each of PDES (default darcy) made again with the time left
 #               before DEADLINE (make_models.py: 5,000 samples, teacher, PIDDM and λ = 0 students,
 #               Heun-40 pairs and bench) -> <pde>.tar (the bundle, ~14 MB) and summary.json;
-#   latency     interactive latency of an 8-member piddm solve at 64² on the GPU (latency.txt).
-# Small results go to results.tar, the log to log.txt (both in $OUT). Each step has a time limit,
-# so one that hangs (a compile) cannot take the others' time, and the training budgets are what is
-# left before DEADLINE (seconds since the start, default 565).
+#   latency     interactive latency of an 8-member piddm solve at 64² on the GPU, steps replayed as
+#               CUDA graphs and launched one by one (latency.txt).
+# Small results go to results.tar, the log to log.txt (both in $OUT). Each step has a time limit
+# (never past DEADLINE, seconds since the start, default 565), so one that hangs (a compile) cannot
+# take the others' time; the training budgets are what is left before DEADLINE.
 # The exact and dps2000 parts use the bundled darcy models. Needs only torch, numpy, scipy, h5py
 # (no Qt, no network); runs from the repository root.
 set -uo pipefail
@@ -39,69 +42,82 @@ DEADLINE=${DEADLINE:-565}
 PARTS=${PARTS:-throughput models latency}
 PDES=${PDES:-darcy}
 left() { echo $((DEADLINE - SECONDS)); }
-has() { [[ " $PARTS " == *" $1 "* ]]; }
 if [[ -n "${QUICK:-}" ]]; then  # tiny sizes: checks that every command runs, measures nothing
-    TEACHER=(--model tiny --grid 16 --steps 4 --warmup 2) BATCH=(8 16) LIMIT=(120 300) OVERHEAD=40
+    TEACHER=(--model tiny --grid 16 --steps 4 --warmup 2) BATCH=(8 16) LIMIT=(120 300 300) OVERHEAD=40
     MODELS=(--grid 16 --model tiny --n-data 64 --pairs 32 --batch 16 --sampler-steps 4 --bench-n 8 --bench-seeds 1)
     LAT=16 SOLVE=(--cases 1 --ensemble 2 --steps 4) DPS=8 DPS_CASES=1
 else
-    TEACHER=(--model base --grid 64 --steps 60 --warmup 40) BATCH=(128 512) LIMIT=(60 150) OVERHEAD=150
+    TEACHER=(--model base --grid 64 --steps 60 --warmup 40) BATCH=(128 512) LIMIT=(60 150 240) OVERHEAD=150
     MODELS=(--grid 64 --model small --n-data 5000 --teacher-batch 256 --teacher-ema 300 --pairs 2048
             --refresh 500 --batch 128 --distill-lr 3e-4 --student-ema 200 --sampler-steps 40
             --bench-n 256 --bench-seeds 3)
     LAT=64 SOLVE=(--cases 8 --ensemble 4 --steps 100) DPS=2000 DPS_CASES=4
 fi
 
-if has throughput; then
+# Run a command with a time limit of min(limit, time left before DEADLINE − 5 s).
+limited() { local t=$1; shift; local l=$(( $(left) - 5 )); (( l < t )) && t=$l; (( t > 0 )) && timeout "$t" "$@"; }
+teacher_bench() {  # teacher_bench LIMIT BATCH OUTFILE [flags...]
+    local limit=$1 batch=$2 out=$3; shift 3
+    limited "$limit" "$PY" tests/bench/bench_teacher.py "${TEACHER[@]}" --batch "$batch" --device "$DEVICE" "$@" > "$R/$out"
+    grep -h '"utilisation"\|"samples_per_s_median"' "$R/$out"
+}
+
+part_throughput() {
     step "teacher throughput: eager, batch ${BATCH[0]}"
-    timeout "${LIMIT[0]}" "$PY" tests/bench/bench_teacher.py "${TEACHER[@]}" --batch "${BATCH[0]}" \
-        --device "$DEVICE" > "$R/teacher-eager.json"
+    teacher_bench "${LIMIT[0]}" "${BATCH[0]}" teacher-eager.json
     step "teacher throughput: eager channels-last, batch ${BATCH[1]}"
-    timeout "${LIMIT[0]}" "$PY" tests/bench/bench_teacher.py "${TEACHER[@]}" --batch "${BATCH[1]}" \
-        --device "$DEVICE" --channels-last > "$R/teacher-eager-cl.json"
+    teacher_bench "${LIMIT[0]}" "${BATCH[1]}" teacher-eager-cl.json --channels-last
+    part_fast
+}
+part_fast() {
     step "teacher throughput: fast path, batch ${BATCH[1]}"
-    timeout "${LIMIT[1]}" "$PY" tests/bench/bench_teacher.py "${TEACHER[@]}" --batch "${BATCH[1]}" \
-        --device "$DEVICE" --channels-last --compile > "$R/teacher-fast.json"
-    grep -h '"utilisation"\|"samples_per_s_median"\|"batch"\|"compile"' "$R"/teacher-*.json
-fi
-if has profile; then
+    teacher_bench "${LIMIT[1]}" "${BATCH[1]}" teacher-fast.json --channels-last --compile
+}
+part_autotune() {
+    step "teacher throughput: fast path, max-autotune-no-cudagraphs, batch ${BATCH[1]}"
+    teacher_bench "${LIMIT[2]}" "${BATCH[1]}" teacher-autotune.json --channels-last --compile \
+        --compile-mode max-autotune-no-cudagraphs
+}
+part_profile() {
     step "teacher profile: fast path, batch ${BATCH[1]}"
-    timeout "${LIMIT[1]}" "$PY" tests/bench/bench_teacher.py "${TEACHER[@]}" --batch "${BATCH[1]}" \
+    limited "${LIMIT[1]}" "$PY" tests/bench/bench_teacher.py "${TEACHER[@]}" --batch "${BATCH[1]}" \
         --device "$DEVICE" --channels-last --compile --profile 10 2> "$R/teacher-profile.txt" >/dev/null
     head -40 "$R/teacher-profile.txt"
-fi
-if has exact; then
+}
+part_exact() {
     step "piddm against piddm-exact"
-    timeout 150 "$PY" -m engine bench --pde darcy --task inverse --obs points:123 --seeds 1 "${SOLVE[@]}" \
+    limited 150 "$PY" -m engine bench --pde darcy --task inverse --obs points:123 --seeds 1 "${SOLVE[@]}" \
         --methods piddm piddm-exact --device "$DEVICE" -o "$R/exact-darcy.json"
-fi
-if has dps2000; then
+}
+part_dps2000() {
     step "diffusionpde with $DPS Heun steps against the PIDDM methods"
-    timeout 330 "$PY" -m engine bench --pde darcy --task inverse --obs points:123 --seeds 1 "${SOLVE[@]}" \
+    limited 330 "$PY" -m engine bench --pde darcy --task inverse --obs points:123 --seeds 1 "${SOLVE[@]}" \
         --cases "$DPS_CASES" --guidance-steps "$DPS" --methods piddm piddm-ref piddm-exact diffusionpde \
         --device "$DEVICE" -o "$R/dps2000-darcy.json"
-fi
-
-if has models; then
+}
+part_models() {
     # Training minutes from the time left (data, pairs, bench and latency take about OVERHEAD s per
     # set): teacher 48 %, PIDDM student 44 %, λ = 0 student 8 %.
     read -ra SETS <<< "$PDES"
     TRAIN=$(( ($(left) - OVERHEAD * ${#SETS[@]}) / ${#SETS[@]} ))
     if (( TRAIN < 30 )); then
         step "models skipped: $(left) s left"
-    else
-        minutes() { awk -v s="$TRAIN" -v f="$1" 'BEGIN { printf "%.2f", s * f / 60 }'; }
-        step "models of $PDES: $TRAIN s of training each"
-        "$PY" packaging/make_models.py --pdes "${SETS[@]}" --sweep --device "$DEVICE" "${MODELS[@]}" \
-            --teacher-minutes "$(minutes 0.48)" --distill-minutes "$(minutes 0.44)" \
-            --ablation-minutes "$(minutes 0.08)" --work runs/gpu/work --out runs/gpu/models --tar "$OUT"
+        return
     fi
-fi
-
-if has latency; then
+    minutes() { awk -v s="$TRAIN" -v f="$1" 'BEGIN { printf "%.2f", s * f / 60 }'; }
+    step "models of $PDES: $TRAIN s of training each"
+    "$PY" packaging/make_models.py --pdes "${SETS[@]}" --sweep --device "$DEVICE" "${MODELS[@]}" \
+        --teacher-minutes "$(minutes 0.48)" --distill-minutes "$(minutes 0.44)" \
+        --ablation-minutes "$(minutes 0.08)" --work runs/gpu/work --out runs/gpu/models --tar "$OUT"
+}
+part_latency() {
     step "latency"
-    timeout 60 "$PY" tests/bench/bench_solve_latency.py "$LAT" "$DEVICE" > "$R/latency.txt"
+    limited 90 "$PY" tests/bench/bench_solve_latency.py "$LAT" "$DEVICE" > "$R/latency.txt"
     cat "$R/latency.txt"
-fi
+}
+
+for part in $PARTS; do
+    if declare -F "part_$part" > /dev/null; then "part_$part"; else step "unknown part $part (skipped)"; fi
+done
 step "done, $(left) s before the deadline"
 ls -l "$OUT" "$R"
