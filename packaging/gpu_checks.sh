@@ -7,11 +7,12 @@
 #
 # PARTS (default "throughput models latency"), run in the order given:
 #   throughput  teacher training throughput, base U-Net at 64²: eager bf16 at batch 128, eager
-#               channels-last at batch 512 and the fast path (--channels-last --compile, batch 512),
-#               each with its FLOP/sample and the measured bf16 peak in the same run (teacher-*.json);
+#               channels-last at batch 512, compiled channels-last and the fast path (--compile,
+#               default layout) at batch 512, each with its FLOP/sample and the measured bf16 peak
+#               in the same run (teacher-*.json);
 #   fast        the fast path alone (teacher-fast.json);
 #   autotune    the fast path with torch.compile's max-autotune-no-cudagraphs mode (teacher-autotune.json);
-#   profile     the fast path's heaviest kernels over 10 steps (teacher-profile.txt);
+#   profile     the fast path's heaviest kernels over 10 steps after 20 (teacher-profile.txt);
 #   exact       piddm against piddm-exact, darcy 64² inverse from 123 points (exact-darcy.json);
 #   dps2000     diffusionpde with 2000 Heun steps against the PIDDM methods, darcy 64² inverse from
 #               123 points, 4 cases (dps2000-darcy.json): the "as accurate, 100× faster" target;
@@ -67,21 +68,23 @@ part_throughput() {
     teacher_bench "${LIMIT[0]}" "${BATCH[0]}" teacher-eager.json
     step "teacher throughput: eager channels-last, batch ${BATCH[1]}"
     teacher_bench "${LIMIT[0]}" "${BATCH[1]}" teacher-eager-cl.json --channels-last
+    step "teacher throughput: compiled channels-last, batch ${BATCH[1]}"
+    teacher_bench "${LIMIT[1]}" "${BATCH[1]}" teacher-compiled-cl.json --channels-last --compile
     part_fast
 }
 part_fast() {
     step "teacher throughput: fast path, batch ${BATCH[1]}"
-    teacher_bench "${LIMIT[1]}" "${BATCH[1]}" teacher-fast.json --channels-last --compile
+    teacher_bench "${LIMIT[1]}" "${BATCH[1]}" teacher-fast.json --compile
 }
 part_autotune() {
     step "teacher throughput: fast path, max-autotune-no-cudagraphs, batch ${BATCH[1]}"
-    teacher_bench "${LIMIT[2]}" "${BATCH[1]}" teacher-autotune.json --channels-last --compile \
+    teacher_bench "${LIMIT[2]}" "${BATCH[1]}" teacher-autotune.json --compile \
         --compile-mode max-autotune-no-cudagraphs
 }
 part_profile() {
     step "teacher profile: fast path, batch ${BATCH[1]}"
     limited "${LIMIT[1]}" "$PY" tests/bench/bench_teacher.py "${TEACHER[@]}" --batch "${BATCH[1]}" \
-        --device "$DEVICE" --channels-last --compile --profile 10 2> "$R/teacher-profile.txt" >/dev/null
+        --device "$DEVICE" --compile --profile 10 2> "$R/teacher-profile.txt" >/dev/null
     head -40 "$R/teacher-profile.txt"
 }
 part_exact() {

@@ -10,8 +10,9 @@ on the CPU), so ``utilisation`` = samples/s × FLOP/sample ÷ that measured peak
     python tests/bench/bench_teacher.py --model base --grid 64 --batch 512 --device cuda \
         --channels-last --compile --steps 60 --warmup 30      # the GPU fast path
 
-``--profile K`` then trains K more steps under torch.profiler and prints its table of the ops that
-took the most device time (CPU time on the CPU) to stderr: where the gap to the peak is.
+``--profile K`` then trains a fresh run for 20 steps, resumes it for K more under torch.profiler and
+prints its table of the ops that took the most device time (CPU time on the CPU) to stderr: where
+the gap to the peak is.
 """
 
 from __future__ import annotations
@@ -65,15 +66,21 @@ def matmul_peak(device: torch.device, n: int = 8192, repeat: int = 20) -> float:
     return 2 * n**3 * repeat / (time.perf_counter() - t0)
 
 
-def profile_steps(cfg: TeacherConfig, run: Path, steps: int, rows: int = 25) -> str:
-    """torch.profiler's table of ``steps`` training steps (a fresh run of ``cfg``), heaviest ops first."""
+def profile_steps(cfg: TeacherConfig, run: Path, steps: int, warmup: int = 20, rows: int = 25) -> str:
+    """torch.profiler's table of ``steps`` training steps of a fresh run of ``cfg``, heaviest ops first.
+
+    The run's first ``warmup`` steps are taken before the profiler starts (then resumed from their
+    checkpoint in the same process): they hold the one-time work — compilation, cuDNN's algorithm
+    trials under cudnn.benchmark — that would otherwise dominate the table.
+    """
     from torch.profiler import ProfilerActivity, profile
 
     cuda = torch.cuda.is_available() and cfg.device != "cpu"
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
-    short = dataclasses.replace(cfg, steps=steps, report_every=steps, preview_every=0)
+    short = dataclasses.replace(cfg, steps=warmup, report_every=warmup, preview_every=0)
+    train_teacher(short, run)
     with profile(activities=activities) as prof:
-        train_teacher(short, run)
+        train_teacher(dataclasses.replace(short, steps=warmup + steps), run, resume=True)
     key = "self_device_time_total" if cuda else "self_cpu_time_total"
     return prof.key_averages().table(sort_by=key, row_limit=rows)
 
