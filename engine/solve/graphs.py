@@ -13,11 +13,13 @@ host, and an Adam optimiser must be built with ``capturable=True``. On the CPU (
 a side stream (lazy initialisation — cuBLAS handles, autograd buffers, optimiser state — must
 happen before capture), the next call captures it and every call from then on replays the graph.
 Each call is one real step either way, so the caller's loop does not change. Returned tensors are
-copies: the graph overwrites its own outputs on the next replay.
+copies: the graph overwrites its own outputs on the next replay. If the capture fails (an
+operation that cannot be captured), a warning says so and every call runs ``fn`` eagerly.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import torch
@@ -44,9 +46,16 @@ class CapturedStep:
             torch.cuda.current_stream().wait_stream(side)
             return out
         if self.graph is None:
-            self.graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(self.graph):  # records the step; nothing runs yet
-                self.outputs = self.fn()
+            graph = torch.cuda.CUDAGraph()
+            try:
+                # thread_local: other threads of the app may use CUDA while this one captures
+                with torch.cuda.graph(graph, capture_error_mode="thread_local"):  # records; runs nothing
+                    self.outputs = self.fn()
+            except RuntimeError as e:  # something in fn cannot be captured: stay eager, lose nothing
+                warnings.warn(f"CUDA graph capture failed, the solve continues without it: {e}", stacklevel=2)
+                self.enabled, self.outputs = False, {}
+                return self.fn()
+            self.graph = graph
         self.graph.replay()
         return {k: v.clone() for k, v in self.outputs.items()}
 
