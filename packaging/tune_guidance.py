@@ -5,7 +5,8 @@ For each PDE folder under resources/models/ (or those named), or the one folder 
 its teacher), draws validation cases with ``engine.bench_solve.VALIDATION_SEED`` (never the bench cases),
 and runs ``engine.solve.guidance.tune_guidance`` for the forward and inverse tasks. The result goes to
 card["guidance"][task] of both <pde>/piddm/card.json and <pde>/distill/card.json (they share the
-teacher), with the search record under card["guidance_tuning"][task].
+teacher), with the search record under card["guidance_tuning"][task]. With ``--spec full`` the key is
+"<task>/full": a whole observed channel pulls through every entry and has weights of its own.
 
 Each candidate is scored by its own ``tune_guidance`` call (one-element grids), so every score is
 recorded. Search "coord" (default, affordable on a CPU): ζ_obs over --zetas-obs at the default ζ_pde
@@ -132,8 +133,11 @@ def main(argv: list[str] | None = None) -> int:
         for task in args.tasks:
             weights, record = tune_task(model, pde, cases, task, spec=spec, steps=args.steps, search=args.search,
                                         zetas_obs=args.zetas_obs, pde_factors=args.pde_factors, seed=args.seed)
-            write_cards(pde_dir, task, weights, record)
-            print(f"{pde.name} {task}: {weights} (default rel_l2 {record['default']['rel_l2']}, "
+            # A whole channel (--spec full) has weights of its own, card["guidance"]["<task>/full"];
+            # burgers' standard task is already a whole row, kept under the task's name.
+            key = f"{task}/full" if args.spec == "full" and pde.name not in SPEC_OVERRIDE else task
+            write_cards(pde_dir, key, weights, record)
+            print(f"{pde.name} {key}: {weights} (default rel_l2 {record['default']['rel_l2']}, "
                   f"{record['seconds']} s)", flush=True)
     return 0
 

@@ -94,6 +94,14 @@ def test_tune_guidance_stores_the_best_recorded_weights_in_a_run_folder(folder, 
         assert weights["spec"] == "points:20" and record["grid"] == 16
     model = load_model(copy / "piddm")
     assert _guidance_weights(model, "forward", model.grid)["zeta_obs"] == weights["zeta_obs"]
+    # --spec full: whole-channel weights under "forward/full"; the points weights stay
+    assert tune.main(["--models", str(copy), "--tasks", "forward", "--spec", "full", "--cases", "2",
+                      "--steps", "2", "--zetas-obs", "0.3", "--pde-factors", "0"]) == 0
+    card = json.loads((copy / "piddm" / "card.json").read_text())
+    assert card["guidance"]["forward"] == weights and card["guidance"]["forward/full"]["spec"] == "full"
+    model = load_model(copy / "piddm")
+    full = _guidance_weights(model, "forward", model.grid, "full")
+    assert full == card["guidance"]["forward/full"] and full["zeta_obs"] in (0.3, 1.0)
 
 
 def test_bench_command_gives_the_guidance_baselines_their_own_step_count(folder, tmp_path, capsys):

@@ -187,3 +187,25 @@ def test_latent_steps_replayed_as_cuda_graphs_take_the_same_steps():
     assert np.allclose(runs[0].members, runs[1].members, rtol=1e-4, atol=1e-6 * np.abs(runs[1].members).max())
     assert [h["step"] for h in runs[0].history] == [h["step"] for h in runs[1].history] == list(range(19))
     assert runs[0].history[-1]["misfit"] == pytest.approx(runs[1].history[-1]["misfit"], rel=1e-3)
+
+
+def test_a_whole_observed_channel_takes_its_own_tuned_weights(darcy, monkeypatch):
+    from engine.solve import guidance
+    from engine.solve.api import observation_kind
+
+    model, pde, truth = darcy
+    points = {"zeta_obs": 100.0, "zeta_pde": 1e-5, "steps": 6}
+    full = {"zeta_obs": 3.0, "zeta_pde": 2e-5, "steps": 6}
+    seen = []
+    real = guidance.guided_sample
+    monkeypatch.setattr(guidance, "guided_sample", lambda *a, **kw: seen.append(kw["zeta_obs"]) or real(*a, **kw))
+    monkeypatch.setattr(model, "card", {"guidance": {"inverse": points, "inverse/full": full}})
+    for spec in ("points:20", "full"):
+        obs = Observations.from_task(pde, truth, "inverse", spec, seed=0)
+        solve(model, pde, obs, SolveOptions(method="diffusionpde", ensemble=1, steps=6))
+    assert seen == [100.0, 3.0]
+    monkeypatch.setattr(model, "card", {"guidance": {"inverse": points}})  # no whole-channel weights: the task's
+    solve(model, pde, obs, SolveOptions(method="diffusionpde", ensemble=1, steps=6))
+    assert seen[-1] == 100.0
+    recon = Observations.from_task(pde, truth, "reconstruct", "points:20", seed=0)
+    assert observation_kind(recon) == "points" and observation_kind(obs) == "full"
