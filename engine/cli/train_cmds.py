@@ -161,7 +161,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--compile", action="store_const", const=True,
                    help="torch.compile the network (needs a C compiler; pays off on long GPU runs)")
     p.add_argument("--compile-mode", dest="compile_mode", choices=COMPILE_MODES,
-                   help="torch.compile mode (default 'default'; the max-autotune modes compile for minutes)")
+                   help="with --compile: torch.compile's mode (default 'default'; max-autotune compiles for minutes)")
     p.add_argument("--resume", action="store_true", help="continue the run in -o from its checkpoint")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.add_argument("--json", action="store_true", help="print a machine-readable result on stdout")

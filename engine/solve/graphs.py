@@ -60,9 +60,4 @@ class CapturedStep:
         return {k: v.clone() for k, v in self.outputs.items()}
 
 
-def adam(params: list[torch.Tensor], lr: float, graphed: bool) -> torch.optim.Adam:
-    """Adam whose state lives on the device when the step is captured (``capturable``)."""
-    return torch.optim.Adam(params, lr=lr, capturable=graphed)
-
-
-__all__ = ["CapturedStep", "adam"]
+__all__ = ["CapturedStep"]

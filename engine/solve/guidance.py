@@ -11,8 +11,9 @@ in physical units. ``teacher`` is the same with ζ_pde = 0. NFE = 2N − 1 netwo
 (plus N backward passes for the guidance gradients).
 
 ζ weights: ``tune_guidance`` grid-searches them on a validation split (cases with ground truth) and
-the result is stored in the model card under card["guidance"][task]; ``solve`` reads it from there
-and rescales it to its own step count (``weights_for_steps``).
+the result is stored in the model card under card["guidance"][task] (whole-channel observations
+under "<task>/full"); ``solve`` reads it from there and rescales it to its own step count
+(``weights_for_steps``).
 Without stored weights the defaults below apply: ζ_obs = 1 moves the observed entries by about one
 unit (normalised) per step in total; ζ_pde = 1e-2·h² takes out the 1/h² of the elliptic operators.
 They are untuned and conservative — run ``tune_guidance`` for benchmark numbers.

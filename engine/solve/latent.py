@@ -38,7 +38,7 @@ from engine.solve.common import (
     misfit,
     residual_ms,
 )
-from engine.solve.graphs import CapturedStep, adam
+from engine.solve.graphs import CapturedStep
 from engine.solve.observations import Observations
 
 REFINE_FRACTION = 0.5  # piddm-ref: refinement steps = this × steps, after the main phase
@@ -52,8 +52,8 @@ def initial_latents(student: Any, cases: int, ensemble: int, seed: int) -> torch
 
 
 def latent_solve(student: Any, pde: PDE, obs: Observations, *, ensemble: int, steps: int, lam: float,
-                 lr: float, seed: int, refine: bool = False, cuda_graphs: bool = True, on_progress: ProgressFn = no_progress,
-                 cancel: CancelToken | None = None) -> MethodOutput:
+                 lr: float, seed: int, refine: bool = False, cuda_graphs: bool = True,
+                 on_progress: ProgressFn = no_progress, cancel: CancelToken | None = None) -> MethodOutput:
     """piddm / distill (refine=False) and piddm-ref (refine=True); see the module docstring.
 
     Returns members (B, E, C, N, N) float64 physical x_mix; nfe = generator evaluations per member.
@@ -75,7 +75,7 @@ def latent_solve(student: Any, pde: PDE, obs: Observations, *, ensemble: int, st
 
     eps.requires_grad_(True)
     graphed = cuda_graphs and dev.type == "cuda"
-    opt = adam([eps], lr, graphed)
+    opt = torch.optim.Adam([eps], lr=lr, capturable=graphed)  # captured steps keep Adam's state on the device
 
     def objective(lam_now: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """(B·E,) L(ε) at physics weight lam_now, and the metrics and x_mix of the current ε."""
