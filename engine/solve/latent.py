@@ -21,6 +21,7 @@ Members are returned as x_mix; each member's optimisation is independent of the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -53,11 +54,14 @@ def initial_latents(student: Any, cases: int, ensemble: int, seed: int) -> torch
 
 def latent_solve(student: Any, pde: PDE, obs: Observations, *, ensemble: int, steps: int, lam: float,
                  lr: float, seed: int, refine: bool = False, cuda_graphs: bool = True,
-                 on_progress: ProgressFn = no_progress, cancel: CancelToken | None = None) -> MethodOutput:
+                 on_progress: ProgressFn = no_progress, cancel: CancelToken | None = None,
+                 trace: Callable[[int, torch.Tensor], None] | None = None) -> MethodOutput:
     """piddm / distill (refine=False) and piddm-ref (refine=True); see the module docstring.
 
     Returns members (B, E, C, N, N) float64 physical x_mix; nfe = generator evaluations per member.
     cuda_graphs: on a GPU, replay each step as a CUDA graph (``engine.solve.graphs``; same steps).
+    trace: called as trace(k, x_mix) with every member's x_mix (B·E, C, N, N) after k steps, k = 0…total
+        (``tests/bench/bench_solve_steps.py`` reads the whole trajectory of one solve this way).
     """
     grid, b, e = student.grid, len(obs), ensemble
     eps = initial_latents(student, b, e, seed)
@@ -111,6 +115,8 @@ def latent_solve(student: Any, pde: PDE, obs: Observations, *, ensemble: int, st
             with torch.no_grad():
                 seen = objective(lam * (REFINE_LAMBDA if n_refine else 1.0))[1]
         xm = seen.pop("x")
+        if trace is not None:
+            trace(step, xm)
         report(step, seen, case0_mean(xm, e))
     members = xm.detach().to("cpu", torch.float64).reshape((b, e) + tuple(xm.shape[1:])).numpy()
     return MethodOutput(members=members, nfe=total + 1, history=report.history, latents=eps.detach())

@@ -48,6 +48,21 @@ def test_latent_solve_lowers_misfit_and_residual(name):
     assert end["residual_mse"] < 0.8 * start["residual_mse"]
 
 
+def test_trace_sees_every_step_and_a_longer_solve_passes_through_the_shorter_one(darcy):
+    # bench_solve_steps.py reads the error after k steps off one long solve: that is only right if
+    # the long solve's state after k steps is the k-step solve's answer (constant learning rate)
+    model, pde, truth = darcy
+    obs = Observations.from_task(pde, truth, "inverse", "points:20", seed=0)
+    seen: dict[int, np.ndarray] = {}
+    long = latent_solve(model.student, pde, obs, ensemble=2, steps=9, lam=1.0, lr=0.05, seed=0,
+                        trace=lambda k, x: seen.__setitem__(k, x.double().numpy().copy()))
+    short = latent_solve(model.student, pde, obs, ensemble=2, steps=4, lam=1.0, lr=0.05, seed=0)
+    assert sorted(seen) == list(range(10))
+    np.testing.assert_array_equal(seen[9].reshape(long.members.shape), long.members)
+    np.testing.assert_allclose(seen[4].reshape(short.members.shape), short.members, rtol=1e-6, atol=1e-9)
+    assert not np.allclose(seen[4], seen[9])  # the steps move the field: the comparison is not vacuous
+
+
 def test_ensemble_std_is_zero_where_observed_and_positive_elsewhere(darcy):
     model, pde, truth = darcy
     obs = Observations.from_task(pde, truth, "reconstruct", "points:20", seed=0)

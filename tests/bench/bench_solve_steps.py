@@ -1,0 +1,108 @@
+"""How many latent steps a piddm solve needs, per learning rate: error against steps; not a test.
+
+One constant-learning-rate Adam solve of S steps passes through exactly the states of the shorter
+solves, so one run per learning rate gives the whole curve: the ensemble mean is taken after each
+of the marked step counts (``latent_solve(trace=...)``) and scored against the true fields. The
+cases are validation cases (``engine.bench_solve.VALIDATION_SEED``), never the bench's.
+
+    python tests/bench/bench_solve_steps.py --models resources/models/darcy --task inverse \\
+        --obs points:123 --lrs 0.05 0.1 0.2 --steps 200 --cases 8 --ensemble 4 [--device cuda] [-o out.json]
+
+Prints one table per metric (rows: learning rate, columns: steps) and the seconds per step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from engine import pdes  # noqa: E402
+from engine.bench_solve import VALIDATION_SEED, held_out_cases  # noqa: E402
+from engine.grid import Grid  # noqa: E402
+from engine.metrics import truth_errors  # noqa: E402
+from engine.models import load_model  # noqa: E402
+from engine.solve import Observations, api, latent  # noqa: E402
+
+
+def curve(student, pde, obs: Observations, truth: np.ndarray, *, lr: float, steps: int, marks: list[int],
+          ensemble: int, lam: float, seed: int) -> tuple[dict[int, dict[str, float]], float]:
+    """({k: errors of the ensemble mean after k steps}, seconds per step) of one piddm solve."""
+    kept: dict[int, torch.Tensor] = {}
+
+    def trace(k: int, x_mix: torch.Tensor) -> None:
+        if k in marks:
+            kept[k] = x_mix.clone()
+
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        latent.latent_solve(student, pde, obs, ensemble=ensemble, steps=steps, lam=lam, lr=lr, seed=seed,
+                            trace=trace)
+    seconds = (time.perf_counter() - t0) / steps
+    b = len(obs)
+    out = {}
+    for k, x in sorted(kept.items()):
+        members = x.to("cpu", torch.float64).numpy().reshape((b, ensemble) + tuple(x.shape[1:]))
+        mean = np.where(obs.mask, obs.clean_values, members.mean(1))  # observed entries as the answer has them
+        out[k] = truth_errors(pde, mean, truth, obs.mask)
+    return out, seconds
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", default=str(ROOT / "resources" / "models" / "darcy"),
+                    help="a folder with piddm/ (as piddm bench --models takes)")
+    ap.add_argument("--task", default="inverse", choices=("forward", "inverse", "reconstruct"))
+    ap.add_argument("--obs", default="points:123")
+    ap.add_argument("--lrs", type=float, nargs="+", default=[0.05, 0.1, 0.2])
+    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--marks", type=int, nargs="+", default=[25, 50, 70, 100, 150, 200])
+    ap.add_argument("--cases", type=int, default=8)
+    ap.add_argument("--ensemble", type=int, default=4)
+    ap.add_argument("--lam", type=float, default=None, help="physics weight (default: piddm's)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("-o", "--output", help="also write the JSON here")
+    args = ap.parse_args(argv)
+
+    model = load_model(Path(args.models) / "piddm", args.device)
+    pde, n = model.pde, model.grid.n
+    lam = args.lam if args.lam is not None else api.default_lambda("piddm", pde)
+    marks = sorted({k for k in args.marks if 0 <= k <= args.steps} | {args.steps})
+    truth = held_out_cases(pde.name, args.cases, n, pdes.params_of(pde), seed=VALIDATION_SEED)
+    obs = Observations.from_task(pde, truth, args.task, args.obs, seed=args.seed)
+    obs.validate(pde, Grid(n))
+    # one short solve first: one-time allocations and kernel choices stay out of the timing
+    curve(model.student, pde, obs, truth, lr=args.lrs[0], steps=2, marks=[], ensemble=args.ensemble, lam=lam,
+          seed=args.seed)
+
+    rows = {}
+    for lr in args.lrs:
+        errors, sec = curve(model.student, pde, obs, truth, lr=lr, steps=args.steps, marks=marks,
+                            ensemble=args.ensemble, lam=lam, seed=args.seed)
+        rows[lr] = {"errors": errors, "seconds_per_step": sec}
+    print(f"{pde.name} {n}², {args.task} from {args.obs}, {args.cases} validation cases × ensemble "
+          f"{args.ensemble}, λ = {lam:g}, {args.device}")
+    for metric in next(iter(rows.values()))["errors"][marks[0]]:
+        print(f"\n{metric:>12} | " + " | ".join(f"{k:>6}" for k in marks))
+        for lr, row in rows.items():
+            print(f"{'lr ' + format(lr, 'g'):>12} | " + " | ".join(f"{row['errors'][k][metric]:6.4f}" for k in marks))
+    print("\nseconds per step: " + ", ".join(f"lr {lr:g} {r['seconds_per_step']:.4f}" for lr, r in rows.items()))
+    if args.output:
+        record = {"pde": pde.name, "grid": n, "task": args.task, "obs": args.obs, "cases": args.cases,
+                  "ensemble": args.ensemble, "lam": lam, "device": args.device, "case_seed": VALIDATION_SEED,
+                  "marks": marks, "rows": {f"{lr:g}": r for lr, r in rows.items()}}
+        Path(args.output).write_text(json.dumps(record, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
