@@ -11,6 +11,9 @@
 #               default layout) at batch 512, each with its FLOP/sample and the measured bf16 peak
 #               in the same run (teacher-*.json);
 #   fast        the fast path alone (teacher-fast.json);
+#   layout      the fast path with TORCHINDUCTOR_FORCE_LAYOUT_OPT=1, default layout and channels-last
+#               (teacher-fast-forcelayout.json, teacher-cl-forcelayout.json), and its profile
+#               (teacher-profile-forcelayout.txt): convolution_backward's activation copies;
 #   autotune    the fast path with torch.compile's max-autotune-no-cudagraphs mode (teacher-autotune.json);
 #   profile     the fast path's heaviest kernels over 10 steps after 20 (teacher-profile.txt);
 #   exact       piddm against piddm-exact, darcy 64² inverse from 123 points (exact-darcy.json);
@@ -75,6 +78,20 @@ part_throughput() {
 part_fast() {
     step "teacher throughput: fast path, batch ${BATCH[1]}"
     teacher_bench "${LIMIT[1]}" "${BATCH[1]}" teacher-fast.json --compile
+}
+part_layout() {
+    # A compiled backward graph holds no forward convolution, so inductor leaves its layout choice
+    # off there and convolution_backward copies every channels-last activation it is given (the
+    # elementwise copies under aten::convolution_backward in teacher-profile-base-64-h200.txt).
+    step "teacher throughput: fast path, layout optimisation forced, batch ${BATCH[1]}"
+    TORCHINDUCTOR_FORCE_LAYOUT_OPT=1 teacher_bench "${LIMIT[1]}" "${BATCH[1]}" teacher-fast-forcelayout.json --compile
+    step "teacher throughput: channels-last compiled, layout optimisation forced, batch ${BATCH[1]}"
+    TORCHINDUCTOR_FORCE_LAYOUT_OPT=1 teacher_bench "${LIMIT[1]}" "${BATCH[1]}" teacher-cl-forcelayout.json \
+        --compile --channels-last
+    step "teacher profile: fast path, layout optimisation forced"
+    TORCHINDUCTOR_FORCE_LAYOUT_OPT=1 limited "${LIMIT[1]}" "$PY" tests/bench/bench_teacher.py "${TEACHER[@]}" \
+        --batch "${BATCH[1]}" --device "$DEVICE" --compile --profile 10 2> "$R/teacher-profile-forcelayout.txt" >/dev/null
+    head -30 "$R/teacher-profile-forcelayout.txt"
 }
 part_autotune() {
     step "teacher throughput: fast path, max-autotune-no-cudagraphs, batch ${BATCH[1]}"

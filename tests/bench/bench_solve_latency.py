@@ -2,8 +2,10 @@
 
 An untrained `small` U-Net student costs exactly what a trained one does, so no model is needed:
 
-    python tests/bench/bench_solve_latency.py [grid] [device]   # darcy inverse from 3% of u, ensemble 8
-    python tests/bench/bench_solve_latency.py 64 cuda            # the "64² on a GPU" figure
+    python tests/bench/bench_solve_latency.py [grid] [device] [steps...]  # darcy inverse from 3% of u, ensemble 8
+    python tests/bench/bench_solve_latency.py 64 cuda                      # the "64² on a GPU" figure
+
+Steps default to 25 50 70 100 200 (70 at the default lr is converged: tests/bench/bench_solve_steps.py).
 
 On a GPU it times the solve with its steps replayed as CUDA graphs (the default) and launched one
 by one, and prints how far apart the two answers are (they take the same steps).
@@ -61,7 +63,7 @@ def main() -> int:
     modes = (True, False) if device.startswith("cuda") else (True,)
     for graphs in modes:
         timed_solve(student, obs, 5, graphs)  # warm-up: one-time allocations and kernel selection
-    for steps in (25, 50, 100, 200):
+    for steps in [int(a) for a in sys.argv[3:]] or (25, 50, 70, 100, 200):
         means = []
         for graphs in modes:
             first, done, mean = timed_solve(student, obs, steps, graphs)

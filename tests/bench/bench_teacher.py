@@ -10,6 +10,11 @@ on the CPU), so ``utilisation`` = samples/s × FLOP/sample ÷ that measured peak
     python tests/bench/bench_teacher.py --model base --grid 64 --batch 512 --device cuda \
         --channels-last --compile --steps 60 --warmup 30      # the GPU fast path
 
+torch.compile's inductor settings come from its environment variables and are recorded in the
+JSON, e.g. ``TORCHINDUCTOR_FORCE_LAYOUT_OPT=1`` (channels-last layout decided for the backward
+graph too; without it a backward graph holds no forward convolution, keeps its layout choice off and
+convolution_backward copies the channels-last activations it is given: pytorch issue 189239).
+
 ``--profile K`` then trains a fresh run for 20 steps, resumes it for K more under torch.profiler and
 prints its table of the ops that took the most device time (CPU time on the CPU) to stderr: where
 the gap to the peak is.
@@ -20,6 +25,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -122,6 +128,7 @@ def main() -> None:
         "model": args.model, "grid": args.grid, "batch": args.batch, "device": cfg.device,
         "channels_last": args.channels_last, "compile": args.compile,
         "compile_mode": args.compile_mode if args.compile else None,
+        "inductor_env": {k: v for k, v in sorted(os.environ.items()) if k.startswith("TORCHINDUCTOR_") and not k.endswith("_DIR")},
         "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() and args.device != "cpu" else None,
         "torch_threads": torch.get_num_threads(), "n_params": res.n_params, "timed_steps": every * len(rates),
         "samples_per_s_median": rate,
