@@ -40,6 +40,7 @@ DEFAULT_LAMBDA = {"piddm": 1.0, "distill": 1.0, "piddm-ref": 1.0, "piddm-exact":
 LAMBDA_BY_PDE: dict[tuple[str, str], float] = {}
 
 
+
 @dataclass(frozen=True)
 class SolveOptions:
     method: str = "piddm"
@@ -47,6 +48,7 @@ class SolveOptions:
     steps: int = 200  # optimiser / sampler steps
     lam: float | None = None  # physics weight λ; None = the method's per-PDE default (diffusionpde: ζ_pde)
     lr: float = 0.05
+    candidates: int | None = None  # latent methods: start from the best of K draws; None = the model card's
     seed: int = 0
     device: str | None = None  # model-free methods only; model methods run where the model is
     cuda_graphs: bool = True  # on a GPU, replay each latent step as one CUDA graph (engine.solve.graphs)
@@ -106,6 +108,20 @@ def observation_kind(obs: Observations) -> str:
     return "full" if bool(m.reshape(m.shape[0], m.shape[1], -1).all(-1).all(0).any()) else "points"
 
 
+def default_candidates(model: Any, obs: Observations) -> int:
+    """K of start screening (``latent.screened_latents``): the card's ["candidates"][kind], else 1.
+
+    Whether screening pays depends on the student: for the bundled darcy 32² student the best of 8
+    draws per member lowered the error of whole-channel solves at every step count (validation,
+    inverse from the whole u: error rate 23.7 % → 15.6 % at 100 steps), while for the young 64²
+    student it did not (9.2 % against 8.5 %); from points it did not help either (32², forward:
+    rel_l2(u) 14.4 % → 17.8 %). So the choice is measured per model
+    (tests/bench/bench_solve_steps.py) and stored in its card.
+    """
+    card = getattr(model, "card", None) or {}
+    return int((card.get("candidates") or {}).get(observation_kind(obs), 1))
+
+
 def _guidance_weights(model: Any, task: str, grid: Grid, kind: str = "points") -> dict[str, float]:
     """The card's ζ for this task and observation kind ("forward/full"), else for the task, else defaults.
 
@@ -121,6 +137,7 @@ def _guidance_weights(model: Any, task: str, grid: Grid, kind: str = "points") -
 def _run(model: Any, pde: PDE, obs: Observations, opts: SolveOptions, grid: Grid,
          on_progress: ProgressFn, cancel: CancelToken | None) -> MethodOutput:
     m, lam = opts.method, opts.lam if opts.lam is not None else default_lambda(opts.method, pde)
+    candidates = opts.candidates if opts.candidates is not None else default_candidates(model, obs)
     common = dict(ensemble=opts.ensemble, steps=opts.steps, seed=opts.seed, on_progress=on_progress, cancel=cancel)
     if m == "classical":
         return baselines.classical(pde, obs, grid)
@@ -131,9 +148,10 @@ def _run(model: Any, pde: PDE, obs: Observations, opts: SolveOptions, grid: Grid
         student = _part(model, "student", m)
         _check_model(pde, student, grid)
         if m == "piddm-exact":
-            return exact.exact_solve(student, pde, obs, lam=lam, lr=opts.lr, cuda_graphs=opts.cuda_graphs, **common)
-        return latent.latent_solve(student, pde, obs, lam=lam, lr=opts.lr, refine=m == "piddm-ref",
-                                   cuda_graphs=opts.cuda_graphs, **common)
+            return exact.exact_solve(student, pde, obs, lam=lam, lr=opts.lr, candidates=candidates,
+                                     cuda_graphs=opts.cuda_graphs, **common)
+        return latent.latent_solve(student, pde, obs, lam=lam, lr=opts.lr, candidates=candidates,
+                                   refine=m == "piddm-ref", cuda_graphs=opts.cuda_graphs, **common)
     teacher = _part(model, "teacher", m)
     _check_model(pde, teacher, grid)
     w = _guidance_weights(model, infer_task(pde, obs, grid), grid, observation_kind(obs))
@@ -153,8 +171,9 @@ def solve(model: Any, pde: PDE, obs: Observations, opts: SolveOptions, *, on_pro
     """
     if opts.method not in METHODS:
         raise ConfigError(f"unknown method {opts.method!r}; known: {', '.join(METHODS)}")
-    if opts.ensemble < 1 or opts.steps < 1:
-        raise ConfigError(f"ensemble and steps must be ≥ 1, got {opts.ensemble} and {opts.steps}")
+    if opts.ensemble < 1 or opts.steps < 1 or (opts.candidates is not None and opts.candidates < 1):
+        raise ConfigError(f"ensemble, steps and candidates must be ≥ 1, got {opts.ensemble}, {opts.steps} "
+                          f"and {opts.candidates}")
     grid = Grid(int(obs.values.shape[-1]))
     obs.validate(pde, grid)
     t0 = time.perf_counter()

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from engine.errors import ConfigError
 from engine.grid import Grid
 from engine.jobs import CancelToken, Progress, ProgressFn, check_cancel
 from engine.pdes import PDE
@@ -35,9 +36,14 @@ class MethodOutput:
     latents: torch.Tensor | None = None  # (B·E, C, N, N) final ε of latent methods (warm starts)
 
 
+SEED_STRIDE = 1009  # member seeds of one case: e < SEED_STRIDE keeps them apart from the next case's
+
+
 def member_seeds(seed: int, cases: int, ensemble: int) -> list[int]:
     """Per-member seeds, member e of case b; independent of the batch the case is solved in."""
-    return [(seed * 1_000_003 + b) * 1009 + e for b in range(cases) for e in range(ensemble)]
+    if ensemble > SEED_STRIDE:
+        raise ConfigError(f"at most {SEED_STRIDE} latent draws per case, got {ensemble}")
+    return [(seed * 1_000_003 + b) * SEED_STRIDE + e for b in range(cases) for e in range(ensemble)]
 
 
 def device_of(model: Any) -> torch.device:
@@ -70,6 +76,10 @@ class ObsTensors:
     def mix(self, x: torch.Tensor) -> torch.Tensor:
         """x_mix = x′⊙M + x⊙(1−M)."""
         return torch.where(self.mask, self.values.to(x.dtype), x)
+
+    def rows(self, start: int, stop: int) -> ObsTensors:
+        """Members start…stop−1 (a chunk of a large batch)."""
+        return ObsTensors(self.values[start:stop], self.mask[start:stop], self.count[start:stop])
 
 
 def inverse_std(normalizer: Any, shape: tuple[int, int, int], device: torch.device) -> torch.Tensor:

@@ -57,12 +57,13 @@ def coefficient_of(pde: PDE, x: torch.Tensor, ot: ObsTensors, coef_mask: torch.T
 
 
 def exact_solve(student: Any, pde: PDE, obs: Observations, *, ensemble: int, steps: int, lr: float,
-                seed: int, lam: float = 1.0, exact_fraction: float = EXACT_FRACTION, cuda_graphs: bool = True,
+                seed: int, lam: float = 1.0, exact_fraction: float = EXACT_FRACTION, candidates: int = 1,
+                cuda_graphs: bool = True,
                 on_progress: ProgressFn = no_progress, cancel: CancelToken | None = None) -> MethodOutput:
     """piddm-exact (module docstring). members (B, E, C, N, N) and mean (B, C, N, N), float64.
 
     lam: λ of the soft phase; exact_fraction: share of ``steps`` in the exact phase (1 = exact only);
-    cuda_graphs: the soft phase's steps as CUDA graphs on a GPU.
+    candidates, cuda_graphs: the soft phase's screened starts and CUDA graphs (``latent_solve``).
     """
     grid = student.grid
     coef_np = pde.coefficient_mask(grid).numpy()
@@ -79,7 +80,7 @@ def exact_solve(student: Any, pde: PDE, obs: Observations, *, ensemble: int, ste
             on_progress(dataclasses.replace(p, total=steps))
 
         soft = latent_solve(student, pde, obs, ensemble=ensemble, steps=n_soft, lam=lam, lr=lr, seed=seed,
-                            cuda_graphs=cuda_graphs, on_progress=soft_progress, cancel=cancel)
+                            candidates=candidates, cuda_graphs=cuda_graphs, on_progress=soft_progress, cancel=cancel)
         start, soft_history, soft_nfe = soft.latents, soft.history[:-1], soft.nfe
 
     def exact_progress(p: Progress) -> None:

@@ -14,6 +14,12 @@ For each case, E latent starts ε_e ~ N(0, I) (per-member seeds) are optimised b
 - the last term is the Gaussian prior on ε (−log N(ε; 0, I) per latent entry), which keeps ε from
   drifting far off the distribution the student was trained on.
 
+Starts: with ``candidates`` K > 1 each member starts from the best of K prior draws — the case's
+E·K draws are scored by L(ε) (one generator evaluation each, no gradient) and the E lowest kept.
+Selecting draws by their objective is a crude importance resampling towards the posterior: the
+optimiser starts nearer the observations and needs fewer steps, but the kept members are more
+alike. Whether it pays depends on the student and the observations (``api.default_candidates``).
+
 piddm-ref adds a refinement phase with λ raised (see ``refine``): the first phase matches the
 observations, the second pulls the sample onto the physics with the observations already in place.
 Members are returned as x_mix; each member's optimisation is independent of the others.
@@ -45,6 +51,7 @@ from engine.solve.observations import Observations
 REFINE_FRACTION = 0.5  # piddm-ref: refinement steps = this × steps, after the main phase
 REFINE_LAMBDA = 10.0  # ... with λ multiplied by this
 REFINE_LR = 0.5  # ... and the learning rate multiplied by this (smaller steps near the optimum)
+SCREEN_CHUNK = 256  # generator evaluations per batch while screening start candidates (memory only)
 
 
 def initial_latents(student: Any, cases: int, ensemble: int, seed: int) -> torch.Tensor:
@@ -52,19 +59,49 @@ def initial_latents(student: Any, cases: int, ensemble: int, seed: int) -> torch
     return student.noise(member_seeds(seed, cases, ensemble)).detach().clone()
 
 
+def screened_latents(student: Any, pde: PDE, obs: Observations, *, ensemble: int, candidates: int, lam: float,
+                     seed: int) -> torch.Tensor:
+    """(B·E, C, N, N) starting ε: for each case the E draws with the lowest L(ε) among E·K.
+
+    Draw k of case b is ``initial_latents(student, B, E·K, seed)``'s row b·E·K + k, so K = 1 gives
+    ``initial_latents`` itself. L is the module docstring's, with s = the mean residual of the
+    case's draws; kept draws come best first.
+    """
+    b, k = len(obs), ensemble * candidates
+    eps = initial_latents(student, b, k, seed)
+    if candidates <= 1:
+        return eps
+    grid, dev = student.grid, eps.device
+    ot = ObsTensors.build(obs, k, dev)
+    inv_std = inverse_std(student.normalizer, tuple(eps.shape[1:]), dev)
+    mis, res = [], []
+    with torch.no_grad():
+        for i in range(0, len(eps), SCREEN_CHUNK):
+            x, part = student.generate(eps[i:i + SCREEN_CHUNK]), ot.rows(i, i + SCREEN_CHUNK)
+            mis.append(misfit(x, part, inv_std))
+            res.append(residual_ms(pde, part.mix(x), grid))
+    r = torch.cat(res).reshape(b, k)
+    score = (torch.cat(mis).reshape(b, k) + lam * r / r.mean(1, keepdim=True).clamp_min(1e-12)
+             + 0.5 * eps.square().flatten(1).mean(1).reshape(b, k))
+    best = score.argsort(dim=1, stable=True)[:, :ensemble]
+    return eps.reshape((b, k) + tuple(eps.shape[1:]))[torch.arange(b, device=dev)[:, None], best].flatten(0, 1).clone()
+
+
 def latent_solve(student: Any, pde: PDE, obs: Observations, *, ensemble: int, steps: int, lam: float,
-                 lr: float, seed: int, refine: bool = False, cuda_graphs: bool = True,
+                 lr: float, seed: int, candidates: int = 1, refine: bool = False, cuda_graphs: bool = True,
                  on_progress: ProgressFn = no_progress, cancel: CancelToken | None = None,
                  trace: Callable[[int, torch.Tensor], None] | None = None) -> MethodOutput:
     """piddm / distill (refine=False) and piddm-ref (refine=True); see the module docstring.
 
-    Returns members (B, E, C, N, N) float64 physical x_mix; nfe = generator evaluations per member.
+    Returns members (B, E, C, N, N) float64 physical x_mix; nfe = generator evaluations per member
+    (one per step and the final one, plus the K screened draws when K > 1).
+    candidates: K, each member starts from the best of K prior draws (``screened_latents``).
     cuda_graphs: on a GPU, replay each step as a CUDA graph (``engine.solve.graphs``; same steps).
     trace: called as trace(k, x_mix) with every member's x_mix (B·E, C, N, N) after k steps, k = 0…total
         (``tests/bench/bench_solve_steps.py`` reads the whole trajectory of one solve this way).
     """
     grid, b, e = student.grid, len(obs), ensemble
-    eps = initial_latents(student, b, e, seed)
+    eps = screened_latents(student, pde, obs, ensemble=e, candidates=candidates, lam=lam, seed=seed)
     dev = eps.device
     ot = ObsTensors.build(obs, e, dev)
     inv_std = inverse_std(student.normalizer, tuple(eps.shape[1:]), dev)
@@ -119,7 +156,7 @@ def latent_solve(student: Any, pde: PDE, obs: Observations, *, ensemble: int, st
             trace(step, xm)
         report(step, seen, case0_mean(xm, e))
     members = xm.detach().to("cpu", torch.float64).reshape((b, e) + tuple(xm.shape[1:])).numpy()
-    return MethodOutput(members=members, nfe=total + 1, history=report.history, latents=eps.detach())
+    return MethodOutput(members=members, nfe=total + 1 + (candidates if candidates > 1 else 0), history=report.history, latents=eps.detach())
 
 
-__all__ = ["initial_latents", "latent_solve"]
+__all__ = ["initial_latents", "latent_solve", "screened_latents"]

@@ -1,14 +1,17 @@
-"""How many latent steps a piddm solve needs, per learning rate: error against steps; not a test.
+"""How many latent steps a piddm solve needs, per learning rate and start screening: error against steps; not a test.
 
 One constant-learning-rate Adam solve of S steps passes through exactly the states of the shorter
 solves, so one run per learning rate gives the whole curve: the ensemble mean is taken after each
 of the marked step counts (``latent_solve(trace=...)``) and scored against the true fields. The
 cases are validation cases (``engine.bench_solve.VALIDATION_SEED``), never the bench's.
+``--candidates`` compares starts screened from K prior draws per member (``screened_latents``).
 
     python tests/bench/bench_solve_steps.py --models resources/models/darcy --task inverse \\
-        --obs points:123 --lrs 0.05 0.1 0.2 --steps 200 --cases 8 --ensemble 4 [--device cuda] [-o out.json]
+        --obs points:123 --lrs 0.05 0.1 0.2 --candidates 1 32 --steps 200 --cases 8 --ensemble 4 \\
+        [--device cuda] [-o out.json]
 
-Prints one table per metric (rows: learning rate, columns: steps) and the seconds per step.
+Prints one table per metric (rows: learning rate and K, columns: steps) and the seconds per step
+(the screening's seconds apart).
 """
 
 from __future__ import annotations
@@ -33,27 +36,31 @@ from engine.models import load_model  # noqa: E402
 from engine.solve import Observations, api, latent  # noqa: E402
 
 
-def curve(student, pde, obs: Observations, truth: np.ndarray, *, lr: float, steps: int, marks: list[int],
-          ensemble: int, lam: float, seed: int) -> tuple[dict[int, dict[str, float]], float]:
-    """({k: errors of the ensemble mean after k steps}, seconds per step) of one piddm solve."""
+def curve(student, pde, obs: Observations, truth: np.ndarray, *, lr: float, candidates: int, steps: int,
+          marks: list[int], ensemble: int, lam: float, seed: int) -> tuple[dict[int, dict[str, float]], float, float]:
+    """({k: errors of the ensemble mean after k steps}, seconds per step, seconds to the first step)."""
     kept: dict[int, torch.Tensor] = {}
+    t_first: list[float] = []
 
     def trace(k: int, x_mix: torch.Tensor) -> None:
+        if k == 0:
+            t_first.append(time.perf_counter())
         if k in marks:
             kept[k] = x_mix.clone()
 
     t0 = time.perf_counter()
     with torch.no_grad():
         latent.latent_solve(student, pde, obs, ensemble=ensemble, steps=steps, lam=lam, lr=lr, seed=seed,
-                            trace=trace)
-    seconds = (time.perf_counter() - t0) / steps
+                            candidates=candidates, trace=trace)
+    start = t_first[0] - t0
+    seconds = (time.perf_counter() - t0 - start) / steps
     b = len(obs)
     out = {}
     for k, x in sorted(kept.items()):
         members = x.to("cpu", torch.float64).numpy().reshape((b, ensemble) + tuple(x.shape[1:]))
         mean = np.where(obs.mask, obs.clean_values, members.mean(1))  # observed entries as the answer has them
         out[k] = truth_errors(pde, mean, truth, obs.mask)
-    return out, seconds
+    return out, seconds, start
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--task", default="inverse", choices=("forward", "inverse", "reconstruct"))
     ap.add_argument("--obs", default="points:123")
     ap.add_argument("--lrs", type=float, nargs="+", default=[0.05, 0.1, 0.2])
+    ap.add_argument("--candidates", type=int, nargs="+", default=[1])
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--marks", type=int, nargs="+", default=[25, 50, 70, 100, 150, 200])
     ap.add_argument("--cases", type=int, default=8)
@@ -81,25 +89,28 @@ def main(argv: list[str] | None = None) -> int:
     obs = Observations.from_task(pde, truth, args.task, args.obs, seed=args.seed)
     obs.validate(pde, Grid(n))
     # one short solve first: one-time allocations and kernel choices stay out of the timing
-    curve(model.student, pde, obs, truth, lr=args.lrs[0], steps=2, marks=[], ensemble=args.ensemble, lam=lam,
-          seed=args.seed)
+    curve(model.student, pde, obs, truth, lr=args.lrs[0], candidates=max(args.candidates), steps=2, marks=[],
+          ensemble=args.ensemble, lam=lam, seed=args.seed)
 
     rows = {}
     for lr in args.lrs:
-        errors, sec = curve(model.student, pde, obs, truth, lr=lr, steps=args.steps, marks=marks,
-                            ensemble=args.ensemble, lam=lam, seed=args.seed)
-        rows[lr] = {"errors": errors, "seconds_per_step": sec}
+        for k in args.candidates:
+            errors, sec, start = curve(model.student, pde, obs, truth, lr=lr, candidates=k, steps=args.steps,
+                                       marks=marks, ensemble=args.ensemble, lam=lam, seed=args.seed)
+            rows[f"lr {lr:g} K {k}"] = {"lr": lr, "candidates": k, "errors": errors, "seconds_per_step": sec,
+                                        "seconds_to_first_step": start}
     print(f"{pde.name} {n}², {args.task} from {args.obs}, {args.cases} validation cases × ensemble "
           f"{args.ensemble}, λ = {lam:g}, {args.device}")
     for metric in next(iter(rows.values()))["errors"][marks[0]]:
-        print(f"\n{metric:>12} | " + " | ".join(f"{k:>6}" for k in marks))
-        for lr, row in rows.items():
-            print(f"{'lr ' + format(lr, 'g'):>12} | " + " | ".join(f"{row['errors'][k][metric]:6.4f}" for k in marks))
-    print("\nseconds per step: " + ", ".join(f"lr {lr:g} {r['seconds_per_step']:.4f}" for lr, r in rows.items()))
+        print(f"\n{metric:>14} | " + " | ".join(f"{k:>6}" for k in marks))
+        for name, row in rows.items():
+            print(f"{name:>14} | " + " | ".join(f"{row['errors'][k][metric]:6.4f}" for k in marks))
+    print("\nseconds to the first step / per step: "
+          + ", ".join(f"{name} {r['seconds_to_first_step']:.3f} / {r['seconds_per_step']:.4f}" for name, r in rows.items()))
     if args.output:
         record = {"pde": pde.name, "grid": n, "task": args.task, "obs": args.obs, "cases": args.cases,
                   "ensemble": args.ensemble, "lam": lam, "device": args.device, "case_seed": VALIDATION_SEED,
-                  "marks": marks, "rows": {f"{lr:g}": r for lr, r in rows.items()}}
+                  "marks": marks, "rows": rows}
         Path(args.output).write_text(json.dumps(record, indent=1))
     return 0
 

@@ -63,6 +63,49 @@ def test_trace_sees_every_step_and_a_longer_solve_passes_through_the_shorter_one
     assert not np.allclose(seen[4], seen[9])  # the steps move the field: the comparison is not vacuous
 
 
+def test_screened_starts_are_the_best_draws_and_do_not_depend_on_the_batch(darcy):
+    from engine.solve.common import ObsTensors, inverse_std, misfit
+    from engine.solve.latent import initial_latents, screened_latents
+
+    model, pde, truth = darcy
+    student = model.student
+    obs = Observations.from_task(pde, truth, "inverse", "points:20", seed=0)
+    plain = initial_latents(student, 2, 3, seed=4)
+    assert torch.equal(screened_latents(student, pde, obs, ensemble=3, candidates=1, lam=1.0, seed=4), plain)
+    chosen = screened_latents(student, pde, obs, ensemble=3, candidates=8, lam=0.0, seed=4)
+    assert chosen.shape == plain.shape
+
+    def score(eps):  # λ = 0: misfit + prior, per member
+        with torch.no_grad():
+            x = student.generate(eps)
+        inv = inverse_std(student.normalizer, tuple(eps.shape[1:]), eps.device)
+        return misfit(x, ObsTensors.build(obs, 3, eps.device), inv) + 0.5 * eps.square().flatten(1).mean(1)
+
+    # the 3 kept of 24 draws beat the 3 unscreened ones (which are among the 24), case by case
+    assert (score(chosen).reshape(2, 3).sum(1) < score(plain).reshape(2, 3).sum(1)).all()
+    alone = screened_latents(student, pde, Observations(obs.values[1:], obs.mask[1:]), ensemble=3, candidates=8,
+                             lam=0.0, seed=4)
+    # case 1 solved alone draws other seeds (its index is 0 there): compare with case 0 instead
+    first = screened_latents(student, pde, Observations(obs.values[:1], obs.mask[:1]), ensemble=3, candidates=8,
+                             lam=0.0, seed=4)
+    assert torch.equal(first, chosen[:3]) and not torch.equal(alone, chosen[3:])
+    with pytest.raises(ConfigError, match="candidates"):
+        solve(model, pde, obs, SolveOptions(method="piddm", ensemble=2, steps=2, candidates=0))
+    with pytest.raises(ConfigError, match="latent draws per case"):
+        screened_latents(student, pde, obs, ensemble=8, candidates=200, lam=1.0, seed=0)
+    res = solve(model, pde, obs, SolveOptions(method="piddm", ensemble=2, steps=3, candidates=4))
+    assert res.nfe == 3 + 1 + 4
+    # by default the model card chooses K per observation kind; without a choice there is no screening
+    whole = Observations.from_task(pde, truth, "inverse", "full")
+    assert solve(model, pde, whole, SolveOptions(method="piddm", ensemble=2, steps=3)).nfe == 3 + 1
+    model.card = {"candidates": {"full": 8}}
+    try:
+        assert solve(model, pde, whole, SolveOptions(method="piddm", ensemble=2, steps=3)).nfe == 3 + 1 + 8
+        assert solve(model, pde, obs, SolveOptions(method="piddm", ensemble=2, steps=3)).nfe == 3 + 1
+    finally:
+        model.card = {}
+
+
 def test_ensemble_std_is_zero_where_observed_and_positive_elsewhere(darcy):
     model, pde, truth = darcy
     obs = Observations.from_task(pde, truth, "reconstruct", "points:20", seed=0)
