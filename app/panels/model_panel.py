@@ -93,11 +93,15 @@ def describe(info: Any, model: Any = None) -> str:
         t = card.get(key)
         if isinstance(t, dict) and (kind == "student" or key == "teacher_training"):
             rows.append((label, f"{_num(t.get('steps', '?'))} steps, {_num(float(t.get('seconds', 0)))} s"))
+    screened = {kind: k for kind, k in (card.get("candidates") or {}).items() if int(k) > 1}
+    if screened:  # engine.solve.api.default_candidates: why a solve's NFE includes K draws per member
+        rows.append(("start screening", ", ".join(
+            f"best of {k} draws ({'whole channel' if kind == 'full' else kind})" for kind, k in screened.items())))
     if "hardware" in card:
         rows.append(("trained on", card["hardware"]))
     rows.append(("path", _short_path(getattr(info, "path", ""))))
     shown = {"pde", "grid", "kind", "name", "parameters", "model_size", "lambda", "data", "teacher_training",
-             "training", "hardware", "bench", "bench_generate", "recipe", "software_version"}
+             "training", "hardware", "bench", "bench_generate", "recipe", "software_version", "candidates"}
     for k, v in card.items():
         if k not in shown and not isinstance(v, dict | list):
             rows.append((k, _num(v)))

@@ -82,3 +82,15 @@ def test_loading_a_model_takes_the_optimisers_one_off_import_off_the_first_solve
             "print(before, 'torch._dynamo' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
     assert out.stdout.split() == ["False", "True"], out.stdout + out.stderr
+
+
+def test_model_card_names_the_start_screening_it_chose():
+    from types import SimpleNamespace
+
+    from app.panels.model_panel import describe
+
+    info = SimpleNamespace(name="piddm", pde="darcy", kind="student", path="x",
+                           card={"grid": 32, "candidates": {"full": 8, "points": 1}})
+    assert "best of 8 draws (whole channel)" in describe(info)
+    info.card = {"grid": 32}
+    assert "start screening" not in describe(info)
