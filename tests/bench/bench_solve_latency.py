@@ -5,7 +5,7 @@ An untrained `small` U-Net student costs exactly what a trained one does, so no 
     python tests/bench/bench_solve_latency.py [grid] [device] [steps...]  # darcy inverse from 3% of u, ensemble 8
     python tests/bench/bench_solve_latency.py 64 cuda                      # the "64² on a GPU" figure
 
-Steps default to 25 50 70 100 200 (70 at the default lr is converged: tests/bench/bench_solve_steps.py).
+Steps default to 25 50 70 100 200; how many a solve needs to converge: tests/bench/bench_solve_steps.py.
 
 On a GPU it times the solve with its steps replayed as CUDA graphs (the default) and launched one
 by one, and prints how far apart the two answers are (they take the same steps).
