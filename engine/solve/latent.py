@@ -83,8 +83,9 @@ def screened_latents(student: Any, pde: PDE, obs: Observations, *, ensemble: int
     r = torch.cat(res).reshape(b, k)
     score = (torch.cat(mis).reshape(b, k) + lam * r / r.mean(1, keepdim=True).clamp_min(1e-12)
              + 0.5 * eps.square().flatten(1).mean(1).reshape(b, k))
-    best = score.argsort(dim=1, stable=True)[:, :ensemble]
-    return eps.reshape((b, k) + tuple(eps.shape[1:]))[torch.arange(b, device=dev)[:, None], best].flatten(0, 1).clone()
+    best = score.argsort(dim=1, stable=True)[:, :ensemble]  # (B, E) indices into each case's draws
+    per_case = eps.reshape((b, k) + tuple(eps.shape[1:]))
+    return per_case[torch.arange(b, device=dev)[:, None], best].flatten(0, 1).clone()
 
 
 def latent_solve(student: Any, pde: PDE, obs: Observations, *, ensemble: int, steps: int, lam: float,
