@@ -158,9 +158,9 @@ def bench_solve(folder: str | Path, *, task: str = "forward", obs: str = "points
             on_progress(Progress("bench", done, total, metrics={k: v for k, v in row.items()},
                                  message=f"seed {s} · {m}"))
     table = {m: summarise(r) for m, r in rows.items()}
+    k = candidates if candidates is not None else default_candidates(models.get("piddm"), ob)
     return {"task": task, "obs": obs, "pde": pde.name, "grid": grid_n, "n": cases, "seeds": seeds,
-            "ensemble": ensemble, "steps": steps,
-            "candidates": candidates if candidates is not None else default_candidates(models.get("piddm"), ob), "guidance_steps": g_steps, "device": device,
+            "ensemble": ensemble, "steps": steps, "candidates": k, "guidance_steps": g_steps, "device": device,
             "case_seed": SOLVE_SEED, "precision": "float32 inference, metrics in float64",
             "rel_l2": "whole channel, every channel not wholly observed, on the ensemble mean",
             "table": table}

@@ -89,20 +89,21 @@ part_layout() {
     TORCHINDUCTOR_FORCE_LAYOUT_OPT=1 teacher_bench "${LIMIT[1]}" "${BATCH[1]}" teacher-cl-forcelayout.json \
         --compile --channels-last
     step "teacher profile: fast path, layout optimisation forced"
-    TORCHINDUCTOR_FORCE_LAYOUT_OPT=1 limited "${LIMIT[1]}" "$PY" tests/bench/bench_teacher.py "${TEACHER[@]}" \
-        --batch "${BATCH[1]}" --device "$DEVICE" --compile --profile 10 2> "$R/teacher-profile-forcelayout.txt" >/dev/null
-    head -30 "$R/teacher-profile-forcelayout.txt"
+    TORCHINDUCTOR_FORCE_LAYOUT_OPT=1 profile_fast teacher-profile-forcelayout.txt
 }
 part_autotune() {
     step "teacher throughput: fast path, max-autotune-no-cudagraphs, batch ${BATCH[1]}"
     teacher_bench "${LIMIT[2]}" "${BATCH[1]}" teacher-autotune.json --compile \
         --compile-mode max-autotune-no-cudagraphs
 }
+profile_fast() {  # profile_fast OUTFILE: the fast path's heaviest ops over 10 steps after 20
+    limited "${LIMIT[1]}" "$PY" tests/bench/bench_teacher.py "${TEACHER[@]}" --batch "${BATCH[1]}" \
+        --device "$DEVICE" --compile --profile 10 2> "$R/$1" >/dev/null
+    head -40 "$R/$1"
+}
 part_profile() {
     step "teacher profile: fast path, batch ${BATCH[1]}"
-    limited "${LIMIT[1]}" "$PY" tests/bench/bench_teacher.py "${TEACHER[@]}" --batch "${BATCH[1]}" \
-        --device "$DEVICE" --compile --profile 10 2> "$R/teacher-profile.txt" >/dev/null
-    head -40 "$R/teacher-profile.txt"
+    profile_fast teacher-profile.txt
 }
 part_exact() {
     step "piddm against piddm-exact"

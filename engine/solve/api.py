@@ -40,7 +40,6 @@ DEFAULT_LAMBDA = {"piddm": 1.0, "distill": 1.0, "piddm-ref": 1.0, "piddm-exact":
 LAMBDA_BY_PDE: dict[tuple[str, str], float] = {}
 
 
-
 @dataclass(frozen=True)
 class SolveOptions:
     method: str = "piddm"

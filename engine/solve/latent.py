@@ -59,6 +59,12 @@ def initial_latents(student: Any, cases: int, ensemble: int, seed: int) -> torch
     return student.noise(member_seeds(seed, cases, ensemble)).detach().clone()
 
 
+def latent_loss(mis: torch.Tensor, r_ms: torch.Tensor, s: torch.Tensor, eps: torch.Tensor,
+                lam: float) -> torch.Tensor:
+    """(B·E,) L(ε) of the module docstring from its parts: misfit, mean R(x_mix)², its scale s, ε."""
+    return mis + lam * r_ms / s + 0.5 * eps.square().flatten(1).mean(1)
+
+
 def screened_latents(student: Any, pde: PDE, obs: Observations, *, ensemble: int, candidates: int, lam: float,
                      seed: int) -> torch.Tensor:
     """(B·E, C, N, N) starting ε: for each case the E draws with the lowest L(ε) among E·K.
@@ -80,9 +86,9 @@ def screened_latents(student: Any, pde: PDE, obs: Observations, *, ensemble: int
             x, part = student.generate(eps[i:i + SCREEN_CHUNK]), ot.rows(i, i + SCREEN_CHUNK)
             mis.append(misfit(x, part, inv_std))
             res.append(residual_ms(pde, part.mix(x), grid))
-    r = torch.cat(res).reshape(b, k)
-    score = (torch.cat(mis).reshape(b, k) + lam * r / r.mean(1, keepdim=True).clamp_min(1e-12)
-             + 0.5 * eps.square().flatten(1).mean(1).reshape(b, k))
+    r = torch.cat(res)
+    s = r.reshape(b, k).mean(1).clamp_min(1e-12).repeat_interleave(k)  # per case, over its draws
+    score = latent_loss(torch.cat(mis), r, s, eps, lam).reshape(b, k)
     best = score.argsort(dim=1, stable=True)[:, :ensemble]  # (B, E) indices into each case's draws
     per_case = eps.reshape((b, k) + tuple(eps.shape[1:]))
     return per_case[torch.arange(b, device=dev)[:, None], best].flatten(0, 1).clone()
@@ -125,7 +131,7 @@ def latent_solve(student: Any, pde: PDE, obs: Observations, *, ensemble: int, st
         xm = ot.mix(x)
         r = pde.residual(xm, grid)
         mis = misfit(x, ot, inv_std)
-        loss = mis + lam_now * r.square().flatten(1).mean(1) / s + 0.5 * eps.square().flatten(1).mean(1)
+        loss = latent_loss(mis, r.square().flatten(1).mean(1), s, eps, lam_now)
         return loss, {"misfit": mis.detach().mean(), "residual_mse": interior_ms(r, interior),
                       "loss": loss.detach().mean(), "x": xm.detach()}
 
@@ -157,7 +163,8 @@ def latent_solve(student: Any, pde: PDE, obs: Observations, *, ensemble: int, st
             trace(step, xm)
         report(step, seen, case0_mean(xm, e))
     members = xm.detach().to("cpu", torch.float64).reshape((b, e) + tuple(xm.shape[1:])).numpy()
-    return MethodOutput(members=members, nfe=total + 1 + (candidates if candidates > 1 else 0), history=report.history, latents=eps.detach())
+    nfe = total + 1 + (candidates if candidates > 1 else 0)
+    return MethodOutput(members=members, nfe=nfe, history=report.history, latents=eps.detach())
 
 
 __all__ = ["initial_latents", "latent_solve", "screened_latents"]
