@@ -180,6 +180,8 @@ def format_table(result: dict[str, Any]) -> str:
     if "obs" in result:  # solve tasks
         head += (f" · obs {result['obs']} · ensemble {result['ensemble']} · steps {result['steps']}"
                  f" (guidance {result['guidance_steps']})")
+        if "residual_norm" in result:  # latent methods' start screening and residual norm (older files lack them)
+            head += f" · latent K {result['candidates']}, σ {result['residual_norm']:g}"
     lines = [f"{head} · {result['device']}", "method".ljust(34) + "NFE".rjust(5) + "".join(c.rjust(22) for c in cols)]
     for name, row in table.items():
         cells = "".join((f"{row[c]['mean']:.3g} ± {row[c]['std']:.2g}" if c in row else "–").rjust(22) for c in cols)

@@ -41,6 +41,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             result = bench_solve(folder, task=args.task, obs=args.obs, cases=args.cases, seeds=args.seeds,
                                  methods=args.methods, ensemble=args.ensemble, steps=args.steps,
                                  guidance_steps=args.guidance_steps, candidates=args.candidates,
+                                 residual_norm=args.residual_norm,
                                  device=args.device, on_progress=on_progress)
     if result["pde"] != args.pde:
         raise ConfigError(f"{folder} holds {result['pde']} models, not {args.pde}")
@@ -64,6 +65,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--candidates", type=int, default=None,
                    help="latent methods: each member starts from the best of K prior draws "
                         "(default: the model card's choice for the observation kind, else 1)")
+    p.add_argument("--residual-norm", dest="residual_norm", type=float, default=None, metavar="SIGMA",
+                   help="latent methods: physics term in H^-SIGMA (default: by observation, as piddm solve)")
     p.add_argument("--guidance-steps", dest="guidance_steps", type=int,
                    help="Heun steps of diffusionpde and teacher (solve tasks; default: --steps)")
     p.add_argument("-n", "--n", type=int, default=256, help="samples per seed (generate)")

@@ -13,7 +13,7 @@ from engine.metrics import residual_stats
 
 def cmd_solve(args: argparse.Namespace) -> int:
     from engine.solve import Observations, SolveOptions, solve
-    from engine.solve.api import METHODS, MODEL_FREE, default_candidates
+    from engine.solve.api import METHODS, MODEL_FREE, default_candidates, default_residual_norm
 
     if args.method not in METHODS:  # argparse choices would list them; keep the one-line error style
         from engine.errors import ConfigError
@@ -35,7 +35,8 @@ def cmd_solve(args: argparse.Namespace) -> int:
         raise ConfigError(f"method {args.method} needs --model RUN (only {', '.join(MODEL_FREE)} run without one)")
     obs = Observations.from_fields_file(ff)
     opts = SolveOptions(method=args.method, ensemble=args.ensemble, steps=args.steps, lam=args.lam, lr=args.lr,
-                        candidates=args.candidates, seed=args.seed, device=args.device)
+                        candidates=args.candidates, residual_norm=args.residual_norm, seed=args.seed,
+                        device=args.device)
     on_progress, bar = progress_bar(f"solve {args.method}")
     with bar:
         res = solve(model, pde, obs, opts, on_progress=on_progress)
@@ -48,7 +49,9 @@ def cmd_solve(args: argparse.Namespace) -> int:
         seed=args.seed, mask=obs.mask, std=res.std, residual=res.residual,
         extra={"solve": json.dumps({k: out[k] for k in ("ensemble", "seconds", "nfe", "misfit")}
                                    | {"steps": args.steps, "lambda": args.lam, "lr": args.lr,
-                                      "candidates": args.candidates or default_candidates(model, obs)})}))
+                                      "candidates": args.candidates or default_candidates(model, obs),
+                                      "residual_norm": (args.residual_norm if args.residual_norm is not None
+                                                        else default_residual_norm(pde, obs))})}))
     emit(out, args.json, f"{res.method}: {len(obs)} case(s) in {res.seconds:.2f} s, residual_mse "
          f"{stats['residual_mse']:.3e}, misfit {res.misfit:.3e}; wrote {args.output}")
     return 0
@@ -67,6 +70,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--candidates", type=int, default=None,
                    help="latent methods: each member starts from the best of K prior draws "
                         "(default: the model card's choice for the observation kind, else 1)")
+    p.add_argument("--residual-norm", dest="residual_norm", type=float, default=None, metavar="SIGMA",
+                   help="latent methods: measure the physics term in H^-SIGMA, 0 = plain residual (default: "
+                        "half the residual's order in the channel solved for when a channel is observed whole, "
+                        "else 0)")
     p.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda")
     p.add_argument("-o", "--output", required=True, help="solution fields file to write (.h5)")
     add_common(p)

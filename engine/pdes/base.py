@@ -23,6 +23,10 @@ class PDE(Protocol):
     equation: ClassVar[str]
     fields: ClassVar[tuple[str, ...]]  # channel order everywhere
     units: ClassVar[str]
+    # the residual's differential order in each channel (darcy: 1 in a, 2 in u): a solve for one
+    # channel measures the residual in H^(−order/2), where it is as sensitive to every scale of that
+    # channel's error (``smoothed_residual``, ``engine.solve.api.default_residual_norm``)
+    residual_orders: ClassVar[tuple[int, ...]]
 
     def sample_inputs(self, seeds: Sequence[int], grid: Grid) -> torch.Tensor:
         """Random coefficients (or Burgers initial conditions), float64, one per seed."""
@@ -38,6 +42,15 @@ class PDE(Protocol):
 
     def residual(self, x: torch.Tensor, grid: Grid) -> torch.Tensor:
         """Full-grid residual (B, n, n) of fields x (B, C, n, n); differentiable."""
+        ...
+
+    def smoothed_residual(self, r: torch.Tensor, grid: Grid, s: float) -> torch.Tensor:
+        """The residual r (B, n, n) made ready for the H^(−s) norm: ‖out‖₂ = ‖r‖_{H^(−s)}.
+
+        The equation's part becomes (−Δ_h)^(−s) r (−Δ_h with the problem's boundary conditions),
+        boundary rows stay as they are; s = 0 returns r. ConfigError for an s the PDE has no
+        operator for. Differentiable.
+        """
         ...
 
     def interior_mask(self, grid: Grid) -> torch.Tensor:

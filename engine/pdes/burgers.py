@@ -40,6 +40,7 @@ class Burgers:
     equation: ClassVar[str] = "u_t + u u_x = ν u_xx, periodic in x; rows = time t ∈ [0, 1]"
     fields: ClassVar[tuple[str, ...]] = ("u",)
     units: ClassVar[str] = "u: velocity; rows t ∈ [0,1], columns x ∈ [0,1) periodic"
+    residual_orders: ClassVar[tuple[int, ...]] = (2,)  # ν u_xx
 
     nu: float = 0.01  # viscosity ν
     ic_scale: float = 1.0  # multiplies the initial-condition GRF
@@ -62,6 +63,12 @@ class Burgers:
         u = x[:, 0]  # (B, n, n): rows t, cols x
         r_rows = self.step_residual(u[:, :-1], u[:, 1:], grid)
         return torch.cat([torch.zeros_like(u[:, :1]), r_rows], dim=1)
+
+    def smoothed_residual(self, r: torch.Tensor, grid: Grid, s: float) -> torch.Tensor:
+        # one channel: no task observes a whole channel and solves for another, so nothing needs it
+        if s != 0:
+            raise ConfigError(f"burgers measures its residual plainly (residual norm 0), got {s:g}")
+        return r
 
     # -- data -----------------------------------------------------------------------------------
     def sample_inputs(self, seeds: Sequence[int], grid: Grid) -> torch.Tensor:

@@ -28,6 +28,7 @@ class Darcy:
     equation: ClassVar[str] = "-∇·(a∇u) = f, u = 0 on the boundary"
     fields: ClassVar[tuple[str, ...]] = ("a", "u")
     units: ClassVar[str] = "a: permeability, u: pressure (units of f·L²/a)"
+    residual_orders: ClassVar[tuple[int, ...]] = (1, 2)  # ∇·(a∇u) = ∇a·∇u + aΔu
 
     forcing: float = 1.0  # f, constant source
     a_low: float = 3.0  # permeability where the GRF < 0
@@ -55,6 +56,9 @@ class Darcy:
         a, u = x[:, 0], x[:, 1]
         r_int = -fd.div_a_grad(a, u, grid.h) - self.forcing
         return elliptic.full_residual(r_int, u)
+
+    def smoothed_residual(self, r: torch.Tensor, grid: Grid, s: float) -> torch.Tensor:
+        return elliptic.smoothed_residual(r, grid, s)
 
     def interior_mask(self, grid: Grid) -> torch.Tensor:
         return elliptic.interior_mask(grid)

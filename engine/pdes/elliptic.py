@@ -34,6 +34,18 @@ def full_residual(r_int: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     return r
 
 
+def smoothed_residual(r: torch.Tensor, grid: Grid, s: float) -> torch.Tensor:
+    """(B, n, n): the full-grid residual r with (−Δ_h)^(−s) applied to its interior part (H^(−s) norm).
+
+    The boundary residual (u itself) is left as it is. See ``PDE.smoothed_residual``.
+    """
+    if s == 0:
+        return r
+    out = r.clone()
+    out[..., 1:-1, 1:-1] = fd.dirichlet_laplacian_power(r[..., 1:-1, 1:-1], grid.h, s)
+    return out
+
+
 def channel_mask(grid: Grid, n_channels: int, channel: int) -> torch.Tensor:
     m = torch.zeros(n_channels, grid.n, grid.n, dtype=torch.bool)
     m[channel] = True
@@ -144,6 +156,7 @@ class SourceProblem:
 
     fields: ClassVar[tuple[str, ...]] = ("f", "u")
     units: ClassVar[str] = "f: source, u: solution (units of f·L²)"
+    residual_orders: ClassVar[tuple[int, ...]] = (0, 2)
 
     @property
     def k2(self) -> float:
@@ -160,6 +173,9 @@ class SourceProblem:
 
     def residual(self, x: torch.Tensor, grid: Grid) -> torch.Tensor:
         return source_residual(x, grid, self.k2)
+
+    def smoothed_residual(self, r: torch.Tensor, grid: Grid, s: float) -> torch.Tensor:
+        return smoothed_residual(r, grid, s)
 
     def interior_mask(self, grid: Grid) -> torch.Tensor:
         return interior_mask(grid)

@@ -105,9 +105,10 @@ def misfit(x: torch.Tensor, obs: ObsTensors, inv_std: torch.Tensor) -> torch.Ten
     return d.square().flatten(1).sum(1) / obs.count.to(x.dtype)
 
 
-def residual_ms(pde: PDE, x: torch.Tensor, grid: Grid) -> torch.Tensor:
-    """(B·E,) mean of R(x)² over all nodes (interior and boundary), physical units."""
-    return pde.residual(x, grid).square().flatten(1).mean(1)
+def residual_ms(pde: PDE, x: torch.Tensor, grid: Grid, norm: float = 0.0) -> torch.Tensor:
+    """(B·E,) mean of R(x)² over all nodes (interior and boundary), physical units; with ``norm`` = s
+    the residual is measured in H^(−s) (``PDE.smoothed_residual``)."""
+    return pde.smoothed_residual(pde.residual(x, grid), grid, norm).square().flatten(1).mean(1)
 
 
 @functools.lru_cache(maxsize=16)

@@ -58,12 +58,13 @@ def coefficient_of(pde: PDE, x: torch.Tensor, ot: ObsTensors, coef_mask: torch.T
 
 def exact_solve(student: Any, pde: PDE, obs: Observations, *, ensemble: int, steps: int, lr: float,
                 seed: int, lam: float = 1.0, exact_fraction: float = EXACT_FRACTION, candidates: int = 1,
-                cuda_graphs: bool = True, on_progress: ProgressFn = no_progress,
+                residual_norm: float = 0.0, cuda_graphs: bool = True, on_progress: ProgressFn = no_progress,
                 cancel: CancelToken | None = None) -> MethodOutput:
     """piddm-exact (module docstring). members (B, E, C, N, N) and mean (B, C, N, N), float64.
 
     lam: λ of the soft phase; exact_fraction: share of ``steps`` in the exact phase (1 = exact only);
-    candidates, cuda_graphs: the soft phase's screened starts and CUDA graphs (``latent_solve``).
+    candidates, residual_norm, cuda_graphs: the soft phase's screened starts, residual norm and CUDA
+        graphs (``latent_solve``).
     """
     grid = student.grid
     coef_np = pde.coefficient_mask(grid).numpy()
@@ -80,7 +81,7 @@ def exact_solve(student: Any, pde: PDE, obs: Observations, *, ensemble: int, ste
             on_progress(dataclasses.replace(p, total=steps))
 
         soft = latent_solve(student, pde, obs, ensemble=ensemble, steps=n_soft, lam=lam, lr=lr, seed=seed,
-                            candidates=candidates, cuda_graphs=cuda_graphs, on_progress=soft_progress,
+                            candidates=candidates, residual_norm=residual_norm, cuda_graphs=cuda_graphs, on_progress=soft_progress,
                             cancel=cancel)
         start, soft_history, soft_nfe = soft.latents, soft.history[:-1], soft.nfe
 

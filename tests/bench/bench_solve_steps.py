@@ -4,13 +4,14 @@ One constant-learning-rate Adam solve of S steps passes through exactly the stat
 solves, so one run per learning rate gives the whole curve: the ensemble mean is taken after each
 of the marked step counts (``latent_solve(trace=...)``) and scored against the true fields. The
 cases are validation cases (``engine.bench_solve.VALIDATION_SEED``), never the bench's.
-``--candidates`` compares starts screened from K prior draws per member (``screened_latents``).
+``--candidates`` compares starts screened from K prior draws per member (``screened_latents``),
+``--residual-norms`` the physics term in H^(−σ) (``latent`` module docstring; default: the solve's).
 
     python tests/bench/bench_solve_steps.py --models resources/models/darcy --task inverse \\
-        --obs points:123 --lrs 0.05 0.1 0.2 --candidates 1 32 --steps 200 --cases 8 --ensemble 4 \\
-        [--device cuda] [-o out.json]
+        --obs points:123 --lrs 0.05 0.1 0.2 --candidates 1 32 [--residual-norms 0 0.5 1] --steps 200 \\
+        --cases 8 --ensemble 4 [--device cuda] [-o out.json]
 
-Prints one table per metric (rows: learning rate and K, columns: steps) and the seconds per step
+Prints one table per metric (rows: learning rate, K and σ, columns: steps) and the seconds per step
 (the screening's seconds apart).
 """
 
@@ -36,8 +37,8 @@ from engine.models import load_model  # noqa: E402
 from engine.solve import Observations, api, latent  # noqa: E402
 
 
-def curve(student, pde, obs: Observations, truth: np.ndarray, *, lr: float, candidates: int, steps: int,
-          marks: list[int], ensemble: int, lam: float, seed: int) -> tuple[dict[int, dict[str, float]], float, float]:
+def curve(student, pde, obs: Observations, truth: np.ndarray, *, lr: float, candidates: int, sigma: float,
+          steps: int, marks: list[int], ensemble: int, lam: float, seed: int) -> tuple[dict[int, dict[str, float]], float, float]:
     """({k: errors of the ensemble mean after k steps}, seconds per step, seconds to the first step)."""
     kept: dict[int, torch.Tensor] = {}
     t_first: list[float] = []
@@ -51,7 +52,7 @@ def curve(student, pde, obs: Observations, truth: np.ndarray, *, lr: float, cand
     t0 = time.perf_counter()
     with torch.no_grad():
         latent.latent_solve(student, pde, obs, ensemble=ensemble, steps=steps, lam=lam, lr=lr, seed=seed,
-                            candidates=candidates, trace=trace)
+                            candidates=candidates, residual_norm=sigma, trace=trace)
     start = t_first[0] - t0
     seconds = (time.perf_counter() - t0 - start) / steps
     b = len(obs)
@@ -71,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--obs", default="points:123")
     ap.add_argument("--lrs", type=float, nargs="+", default=[0.05, 0.1, 0.2])
     ap.add_argument("--candidates", type=int, nargs="+", default=[1])
+    ap.add_argument("--residual-norms", dest="sigmas", type=float, nargs="+", default=None,
+                    help="σ of the physics term's H^-σ norm (default: the solve's for these observations)")
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--marks", type=int, nargs="+", default=[25, 50, 70, 100, 150, 200])
     ap.add_argument("--cases", type=int, default=8)
@@ -88,23 +91,27 @@ def main(argv: list[str] | None = None) -> int:
     truth = held_out_cases(pde.name, args.cases, n, pdes.params_of(pde), seed=VALIDATION_SEED)
     obs = Observations.from_task(pde, truth, args.task, args.obs, seed=args.seed)
     obs.validate(pde, Grid(n))
+    sigmas = args.sigmas if args.sigmas is not None else [api.default_residual_norm(pde, obs)]
     # one short solve first: one-time allocations and kernel choices stay out of the timing
-    curve(model.student, pde, obs, truth, lr=args.lrs[0], candidates=max(args.candidates), steps=2, marks=[],
-          ensemble=args.ensemble, lam=lam, seed=args.seed)
+    curve(model.student, pde, obs, truth, lr=args.lrs[0], candidates=max(args.candidates), sigma=sigmas[0],
+          steps=2, marks=[], ensemble=args.ensemble, lam=lam, seed=args.seed)
 
     rows = {}
     for lr in args.lrs:
         for k in args.candidates:
-            errors, sec, start = curve(model.student, pde, obs, truth, lr=lr, candidates=k, steps=args.steps,
-                                       marks=marks, ensemble=args.ensemble, lam=lam, seed=args.seed)
-            rows[f"lr {lr:g} K {k}"] = {"lr": lr, "candidates": k, "errors": errors, "seconds_per_step": sec,
-                                        "seconds_to_first_step": start}
+            for sigma in sigmas:
+                errors, sec, start = curve(model.student, pde, obs, truth, lr=lr, candidates=k, sigma=sigma,
+                                           steps=args.steps, marks=marks, ensemble=args.ensemble, lam=lam,
+                                           seed=args.seed)
+                rows[f"lr {lr:g} K {k} σ {sigma:g}"] = {
+                    "lr": lr, "candidates": k, "residual_norm": sigma, "errors": errors, "seconds_per_step": sec,
+                    "seconds_to_first_step": start}
     print(f"{pde.name} {n}², {args.task} from {args.obs}, {args.cases} validation cases × ensemble "
           f"{args.ensemble}, λ = {lam:g}, {args.device}")
     for metric in next(iter(rows.values()))["errors"][marks[0]]:
-        print(f"\n{metric:>14} | " + " | ".join(f"{k:>6}" for k in marks))
+        print(f"\n{metric:>20} | " + " | ".join(f"{k:>6}" for k in marks))
         for name, row in rows.items():
-            print(f"{name:>14} | " + " | ".join(f"{row['errors'][k][metric]:6.4f}" for k in marks))
+            print(f"{name:>20} | " + " | ".join(f"{row['errors'][k][metric]:6.4f}" for k in marks))
     print("\nseconds to the first step / per step: "
           + ", ".join(f"{name} {r['seconds_to_first_step']:.3f} / {r['seconds_per_step']:.4f}" for name, r in rows.items()))
     if args.output:

@@ -46,6 +46,7 @@ def test_every_method_row_and_the_reference_rows_are_right(folder):
     assert table["piddm"]["rel_l2_u"]["mean"] > 1e-3  # a 2-step student is not the truth
     text = format_table(res)
     assert "obs full" in text and all(m in text for m in METHODS)
+    assert res["residual_norm"] == 1.0 and "σ 1" in text  # forward from the whole a: u measured in H^-1
 
 
 def test_inverse_points_scores_both_channels_and_exact_stays_at_tolerance(folder):
@@ -115,6 +116,31 @@ def test_bench_command_gives_the_guidance_baselines_their_own_step_count(folder,
                  "--methods", "piddm", "teacher", "-o", str(out)]) == 0
     res = json.loads(out.read_text())
     assert (res["steps"], res["guidance_steps"]) == (2, 3)
+    assert (res["candidates"], res["residual_norm"]) == (1, 0.0)  # from points: no screening, plain residual
     assert res["table"]["piddm"]["nfe"]["mean"] == 3  # steps + 1 generator evaluations
     assert res["table"]["teacher"]["nfe"]["mean"] == 5  # Heun: 2·3 − 1 denoiser evaluations
     assert "piddm" in capsys.readouterr().out
+
+
+def test_solve_command_records_the_residual_norm_it_used(folder, tmp_path):
+    import json
+
+    import h5py
+    import numpy as np
+
+    from engine import pdes
+    from engine.cli.main import main
+    from engine.grid import Grid
+    from engine.io.hdf5 import FieldsFile, write_fields
+
+    pde = pdes.get("darcy")
+    truth = pde.solve(pde.sample_inputs([5], Grid(16)), Grid(16)).numpy()
+    mask = np.zeros(truth.shape, bool)
+    mask[:, 0] = True  # the whole coefficient: a forward solve
+    write_fields(tmp_path / "obs.h5", FieldsFile(fields=truth, pde="darcy", channels=pde.fields, mask=mask))
+    for extra, sigma in (([], 1.0), (["--residual-norm", "0.5"], 0.5)):
+        out = tmp_path / f"sol{sigma}.h5"
+        assert main(["solve", "--model", str(folder / "piddm"), "--obs", str(tmp_path / "obs.h5"), "--ensemble", "2",
+                     "--steps", "2", "-o", str(out), *extra]) == 0
+        with h5py.File(out, "r") as h:
+            assert json.loads(h.attrs["solve"])["residual_norm"] == sigma

@@ -72,3 +72,31 @@ def test_numpy_slicing_agrees_for_random_fields():
             want[i - 1, j - 1] = (fe - fw + fn - fs) / h**2
     got = fd.div_a_grad(torch.from_numpy(a), torch.from_numpy(u), h).numpy()
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_sine_transform_is_the_dst_and_its_own_inverse():
+    m = 7
+    v = torch.randn(3, m, dtype=torch.float64)
+    j = np.arange(1, m + 1)
+    dst = np.sin(np.pi * np.outer(j, j) / (m + 1))  # S_k = Σ_j v_j sin(πjk/(m+1)), written out
+    np.testing.assert_allclose(fd.sine_transform(v, -1).numpy(), v.numpy() @ dst.T, atol=1e-12)
+    torch.testing.assert_close(fd.sine_transform(fd.sine_transform(v, -1), -1) * 2 / (m + 1), v)
+    # along another axis
+    w = torch.randn(m, 4, dtype=torch.float64)
+    np.testing.assert_allclose(fd.sine_transform(w, 0).numpy(), dst @ w.numpy(), atol=1e-12)
+
+
+def test_dirichlet_laplacian_power_inverts_the_sparse_laplacian():
+    from engine.pdes.elliptic import laplacian_matrix  # the reference solvers' matrix
+
+    m, h = 13, 1 / 14
+    r = torch.randn(2, m, m, dtype=torch.float64)
+    w = fd.dirichlet_laplacian_power(r, h, 1.0)
+    for b in range(2):  # −Δ_h w = r
+        np.testing.assert_allclose(laplacian_matrix(m, h) @ w[b].numpy().ravel(), r[b].numpy().ravel(), atol=1e-10)
+    half = fd.dirichlet_laplacian_power(r, h, 0.5)
+    torch.testing.assert_close(fd.dirichlet_laplacian_power(half, h, 0.5), w)  # powers compose
+    torch.testing.assert_close(fd.dirichlet_laplacian_power(r, h, 0.0), r)
+    # the interior of the 5-point Laplacian of a zero-padded w gives r back (fd.laplacian's own stencil)
+    padded = torch.nn.functional.pad(w, (1, 1, 1, 1))
+    torch.testing.assert_close(-fd.laplacian(padded, h), r)
