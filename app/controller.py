@@ -183,7 +183,8 @@ class Controller(QObject):
         try:
             for m in methods:
                 self._t0, self._first_preview = time.perf_counter(), None
-                opts = {"method": m, "ensemble": s.ensemble, "steps": s.steps, "lam": s.lam, "seed": s.seed}
+                opts = {"method": m, "ensemble": s.ensemble, "steps": s.steps, "lam": s.lam,
+                        "residual_norm": s.residual_norm, "seed": s.seed}
                 self.solve_runner = self.jobs.start(run_solve, s.model, s.pde_name, s.pde_params, values, mask,
                                                     opts, truth, solve_fn=self.solve_fn, name=f"solve {m}")
                 self.solve_runner.progress.connect(self.on_progress)

@@ -41,6 +41,7 @@ class AppState:
     compare_method: str = "classical"
     ensemble: int = 4
     lam: float | None = None
+    residual_norm: float | None = None  # σ of the latent solve's H^-σ physics term; None = the engine's choice
     steps: int = 50  # ensemble 4 × 50 steps: a 64² piddm solve in ~15 s on a busy 2-core CPU
     seed: int = 0
     results: dict[str, SolveOutcome] = field(default_factory=dict)

@@ -1,4 +1,4 @@
-"""Task controls: forward / inverse / reconstruct, method, ensemble, λ, steps; Solve / Cancel."""
+"""Task controls: forward / inverse / reconstruct, method, ensemble, λ, residual norm, steps; Solve / Cancel."""
 
 from __future__ import annotations
 
@@ -18,6 +18,9 @@ from PySide6.QtWidgets import (
 )
 
 from app.state import TASKS, AppState
+
+# the latent solve's physics term measured in H^-σ (engine.solve.latent); "auto" lets the engine choose
+RESIDUAL_NORMS = (("auto", None), ("plain (L²)", 0.0), ("H⁻½", 0.5), ("H⁻¹", 1.0))
 
 
 class TaskPanel(QWidget):
@@ -39,6 +42,13 @@ class TaskPanel(QWidget):
         self.lam.setRange(0.0, 1e4)
         self.lam.setSingleStep(0.01)
         self.lam.setSpecialValueText("auto")  # 0 → None: the engine's default λ
+        self.norm_box = QComboBox()
+        for text, sigma in RESIDUAL_NORMS:
+            self.norm_box.addItem(text, sigma)
+        self.norm_box.setToolTip(
+            "How the student methods measure the PDE residual. auto: in H⁻¹ / H⁻½ when a whole field is "
+            "given and the solve is for the other (every scale of the unknown field's error counts alike), "
+            "plainly from scattered points.")
         self.steps = QSpinBox()
         self.steps.setRange(1, 100_000)
         self.seed = QSpinBox()
@@ -60,6 +70,7 @@ class TaskPanel(QWidget):
         form.addRow(cmp_row)
         form.addRow("ensemble", self.ensemble)
         form.addRow("λ", self.lam)
+        form.addRow("residual norm", self.norm_box)
         form.addRow("steps", self.steps)
         form.addRow("seed", self.seed)
         lay = QVBoxLayout(self)
@@ -91,6 +102,8 @@ class TaskPanel(QWidget):
         self.task_box.blockSignals(False)
         self.ensemble.setValue(s.ensemble)
         self.lam.setValue(s.lam or 0.0)
+        sigmas = [sigma for _, sigma in RESIDUAL_NORMS]
+        self.norm_box.setCurrentIndex(sigmas.index(s.residual_norm) if s.residual_norm in sigmas else 0)
         self.steps.setValue(s.steps)
         self.seed.setValue(s.seed)
         self.set_methods(s.methods(), s.method, s.compare_method)
@@ -101,6 +114,7 @@ class TaskPanel(QWidget):
         s.compare_method = self.compare_method.currentText()
         s.ensemble = self.ensemble.value()
         s.lam = self.lam.value() or None
+        s.residual_norm = self.norm_box.currentData()
         s.steps = self.steps.value()
         s.seed = self.seed.value()
 

@@ -174,3 +174,21 @@ def test_settings_persist(qtbot, settings, aloop, monkeypatch):
     assert w2.state.ensemble == 13 and w2.task_panel.steps.value() == 77
     assert w2.size().height() == 700 and settings.value("window_state") is not None
     w2.close()
+
+
+def test_residual_norm_choice_reaches_the_solve(qtbot, make_window, dialogs):
+    seen = []
+
+    def recording_fake(model, pde, values, mask, opts, on_progress, cancel):
+        seen.append(opts)
+        raise EngineError("recorded")
+
+    w = make_window(16)
+    w.controller.solve_fn = recording_fake
+    w.task_panel.method_box.setCurrentText("dataspace")
+    assert w.task_panel.norm_box.currentText() == "auto"
+    for text, sigma in (("auto", None), ("H⁻¹", 1.0), ("plain (L²)", 0.0)):
+        w.task_panel.norm_box.setCurrentText(text)
+        with qtbot.waitSignal(w.controller.solve_failed, timeout=5000):
+            w.task_panel.solve_btn.click()
+        assert seen[-1]["residual_norm"] == sigma and w.state.residual_norm == sigma
