@@ -1,7 +1,8 @@
 """Finite differences on the vertex grid (batched, differentiable, any float dtype/device).
 
-All operators act on (..., n, n) tensors and return the interior (..., n-2, n-2) values.
+The stencils act on (..., n, n) tensors and return the interior (..., n-2, n-2) values.
 Second order: halving h divides the truncation error by 4 (tests check the rate).
+``dirichlet_laplacian_power`` maps interior values to interior values (zero boundary data), by sine transforms.
 """
 
 from __future__ import annotations
