@@ -102,12 +102,13 @@ def _pde_of(folder: Path, models: dict[str, Any]) -> tuple[Any, int]:
 def bench_solve(folder: str | Path, *, task: str = "forward", obs: str = "points:123", cases: int = 100,
                 seeds: int = 3, methods: list[str] | None = None, ensemble: int = 8, steps: int = 200,
                 guidance_steps: int | None = None, lam: float | None = None, lr: float | None = None,
-                candidates: int | None = None, residual_norm: float | None = None, device: str = "cpu", on_progress: ProgressFn = no_progress,
-                cancel: CancelToken | None = None) -> dict[str, Any]:
+                candidates: int | None = None, residual_norm: float | None = None, device: str = "cpu",
+                on_progress: ProgressFn = no_progress, cancel: CancelToken | None = None) -> dict[str, Any]:
     """Run every solve method on held-out cases of a model folder (module docstring).
 
     guidance_steps: Heun steps of diffusionpde/teacher (default ``steps``). lam / lr / candidates /
-    residual_norm: override the methods' defaults (None = defaults). Returns a dict for ``engine.bench.format_table``.
+    residual_norm: override the methods' defaults (None = defaults). Returns a dict for
+    ``engine.bench.format_table``.
     """
     folder = Path(folder)
     if task not in TASKS:

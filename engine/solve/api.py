@@ -102,10 +102,15 @@ def _check_model(pde: PDE, part: Any, grid: Grid) -> None:
         raise ConfigError(f"the model is for a {part.grid.n}x{part.grid.n} grid, the observations are {grid.n}x{grid.n}")
 
 
+def whole_channels(obs: Observations) -> np.ndarray:
+    """(C,) bool: the channels observed whole in every case."""
+    m = obs.mask
+    return m.reshape(m.shape[0], m.shape[1], -1).all(-1).all(0)
+
+
 def observation_kind(obs: Observations) -> str:
     """"full" when some channel is observed whole in every case, else "points" (scattered entries)."""
-    m = obs.mask
-    return "full" if bool(m.reshape(m.shape[0], m.shape[1], -1).all(-1).all(0).any()) else "points"
+    return "full" if bool(whole_channels(obs).any()) else "points"
 
 
 def default_candidates(model: Any, obs: Observations) -> int:
@@ -131,12 +136,9 @@ def default_residual_norm(pde: PDE, obs: Observations) -> float:
     keep the plain residual: on darcy 32² validation cases (31 points, 100 steps) σ = ½ was no better
     inverse and worse forward (rel_l2(u) 16.5 % vs 14.4 %), σ = 1 worse in both.
     """
-    m = obs.mask
-    whole = m.reshape(m.shape[0], m.shape[1], -1).all(-1).all(0)  # (C,) channel observed whole everywhere
-    unknown = [c for c in range(len(whole)) if not whole[c]]
-    if not whole.any() or len(unknown) != 1:
-        return 0.0
-    return pde.residual_orders[unknown[0]] / 2
+    whole = whole_channels(obs)
+    unknown = np.flatnonzero(~whole)
+    return pde.residual_orders[unknown[0]] / 2 if whole.any() and len(unknown) == 1 else 0.0
 
 
 def _guidance_weights(model: Any, task: str, grid: Grid, kind: str = "points") -> dict[str, float]:

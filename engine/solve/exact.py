@@ -81,7 +81,8 @@ def exact_solve(student: Any, pde: PDE, obs: Observations, *, ensemble: int, ste
             on_progress(dataclasses.replace(p, total=steps))
 
         soft = latent_solve(student, pde, obs, ensemble=ensemble, steps=n_soft, lam=lam, lr=lr, seed=seed,
-                            candidates=candidates, residual_norm=residual_norm, cuda_graphs=cuda_graphs, on_progress=soft_progress,
+                            candidates=candidates, residual_norm=residual_norm, cuda_graphs=cuda_graphs,
+                            on_progress=soft_progress,
                             cancel=cancel)
         start, soft_history, soft_nfe = soft.latents, soft.history[:-1], soft.nfe
 
