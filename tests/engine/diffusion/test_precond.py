@@ -8,7 +8,7 @@ import torch
 
 from engine.diffusion.loss import edm_loss, loss_weight, sigma_from_normal
 from engine.diffusion.precond import Denoiser, edm_coefficients
-from engine.diffusion.unet import UNet, count_parameters
+from engine.diffusion.unet import UNet, Upsample2x, count_parameters
 
 
 def test_coefficients_match_table_1():
@@ -38,6 +38,18 @@ def test_model_sizes():
     assert 1_500_000 < count_parameters(UNet(2, "small")) < 3_500_000
     out = UNet(1, "small")(torch.randn(2, 1, 32, 32), torch.zeros(2))
     assert out.shape == (2, 1, 32, 32)
+
+
+def test_upsample_matches_nearest_interpolation_and_its_gradient():
+    x = torch.randn(2, 3, 4, 6, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(2, 3, 8, 12, dtype=torch.float64)
+    ours = Upsample2x()(x)
+    ref = torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest")
+    assert torch.equal(ours, ref)
+    (g_ours,) = torch.autograd.grad((ours * w).sum(), x)
+    (g_ref,) = torch.autograd.grad((ref * w).sum(), x)
+    assert torch.allclose(g_ours, g_ref)
+    assert torch.allclose(g_ours[0, 0, 0, 0], w[0, 0, :2, :2].sum())  # each value fed a 2×2 block
 
 
 def test_loss_is_weighted_mse():
