@@ -41,7 +41,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             result = bench_solve(folder, task=args.task, obs=args.obs, cases=args.cases, seeds=args.seeds,
                                  methods=args.methods, ensemble=args.ensemble, steps=args.steps,
                                  guidance_steps=args.guidance_steps, candidates=args.candidates,
-                                 residual_norm=args.residual_norm,
+                                 residual_norm=args.residual_norm, precision=args.precision,
                                  device=args.device, on_progress=on_progress)
     if result["pde"] != args.pde:
         raise ConfigError(f"{folder} holds {result['pde']} models, not {args.pde}")
@@ -67,6 +67,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(default: the model card's choice for the observation kind, else 1)")
     p.add_argument("--residual-norm", dest="residual_norm", type=float, default=None, metavar="SIGMA",
                    help="latent methods: physics term in H^-SIGMA (default: by observation, as piddm solve)")
+    p.add_argument("--precision", default="auto", choices=["auto", "float32", "bf16"],
+                   help="the networks' arithmetic in solve tasks (default auto: bf16 on CUDA, float32 on the CPU)")
     p.add_argument("--guidance-steps", dest="guidance_steps", type=int,
                    help="Heun steps of diffusionpde and teacher (solve tasks; default: --steps)")
     p.add_argument("-n", "--n", type=int, default=256, help="samples per seed (generate)")

@@ -13,6 +13,7 @@ Methods (SPEC "Methods the app offers"):
 from __future__ import annotations
 
 import time
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,7 @@ METHODS = ("piddm", "piddm-ref", "piddm-exact", "distill", "diffusionpde", "teac
 STUDENT_METHODS = ("piddm", "piddm-ref", "piddm-exact", "distill")
 TEACHER_METHODS = ("diffusionpde", "teacher")
 MODEL_FREE = ("dataspace", "classical")
+PRECISIONS = ("auto", "float32", "bf16")  # of the networks' evaluations, see network_precision
 
 # λ defaults (dimensionless: the residual term is divided by the starting residual s, see latent.py).
 # One value serves every PDE because of that normalisation; per-PDE overrides go in LAMBDA_BY_PDE.
@@ -52,6 +54,7 @@ class SolveOptions:
     seed: int = 0
     device: str | None = None  # model-free methods only; model methods run where the model is
     cuda_graphs: bool = True  # on a GPU, replay each latent step as one CUDA graph (engine.solve.graphs)
+    precision: str = "auto"  # the networks' arithmetic: auto | float32 | bf16 (network_precision)
 
 
 @dataclass
@@ -141,6 +144,27 @@ def default_residual_norm(pde: PDE, obs: Observations) -> float:
     return pde.residual_orders[unknown[0]] / 2 if whole.any() and len(unknown) == 1 else 0.0
 
 
+def network_precision(device: torch.device, precision: str) -> AbstractContextManager:
+    """The autocast context the model methods run in: bf16 for "bf16", and for "auto" on CUDA.
+
+    "auto" evaluates the networks on a GPU in the precision they were trained in (teacher and
+    student train under bf16 autocast on CUDA), and in float32 elsewhere (bf16 is slow on CPUs).
+    Autocast lowers only matrix-product ops (convolutions, linear layers, attention) on float32
+    tensors: the denoiser casts its output back to float32, and the residuals (elementwise
+    stencils), the sine transforms and the optimiser stay float32; the reference solvers run in
+    float64, which autocast never touches. The weight-cast cache is off because the latent steps
+    are captured as CUDA graphs (torch's CUDA-graph notes).
+    """
+    bf16 = resolved_precision(device, precision) == "bf16"
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16, cache_enabled=False)
+
+
+def resolved_precision(device: str | torch.device, precision: str) -> str:
+    """"bf16" or "float32": what ``precision`` means for networks on ``device``."""
+    return "bf16" if precision == "bf16" or (precision == "auto" and torch.device(device).type == "cuda") \
+        else "float32"
+
+
 def _guidance_weights(model: Any, task: str, grid: Grid, kind: str = "points") -> dict[str, float]:
     """The card's ζ for this task and observation kind ("forward/full"), else for the task, else defaults.
 
@@ -167,18 +191,20 @@ def _run(model: Any, pde: PDE, obs: Observations, opts: SolveOptions, grid: Grid
     if m in STUDENT_METHODS:
         student = _part(model, "student", m)
         _check_model(pde, student, grid)
-        if m == "piddm-exact":
-            return exact.exact_solve(student, pde, obs, lam=lam, lr=opts.lr, candidates=candidates,
-                                     residual_norm=norm, cuda_graphs=opts.cuda_graphs, **common)
-        return latent.latent_solve(student, pde, obs, lam=lam, lr=opts.lr, candidates=candidates,
-                                   residual_norm=norm, refine=m == "piddm-ref", cuda_graphs=opts.cuda_graphs,
-                                   **common)
+        with network_precision(student.device, opts.precision):
+            if m == "piddm-exact":
+                return exact.exact_solve(student, pde, obs, lam=lam, lr=opts.lr, candidates=candidates,
+                                         residual_norm=norm, cuda_graphs=opts.cuda_graphs, **common)
+            return latent.latent_solve(student, pde, obs, lam=lam, lr=opts.lr, candidates=candidates,
+                                       residual_norm=norm, refine=m == "piddm-ref", cuda_graphs=opts.cuda_graphs,
+                                       **common)
     teacher = _part(model, "teacher", m)
     _check_model(pde, teacher, grid)
     w = _guidance_weights(model, infer_task(pde, obs, grid), grid, observation_kind(obs))
     w = guidance.weights_for_steps(w, opts.steps)
     zeta_pde = 0.0 if m == "teacher" else (opts.lam if opts.lam is not None else w["zeta_pde"])
-    return guidance.guided_sample(teacher, pde, obs, zeta_obs=w["zeta_obs"], zeta_pde=zeta_pde, **common)
+    with network_precision(teacher.device, opts.precision):
+        return guidance.guided_sample(teacher, pde, obs, zeta_obs=w["zeta_obs"], zeta_pde=zeta_pde, **common)
 
 
 def solve(model: Any, pde: PDE, obs: Observations, opts: SolveOptions, *, on_progress: ProgressFn = no_progress,
@@ -195,6 +221,8 @@ def solve(model: Any, pde: PDE, obs: Observations, opts: SolveOptions, *, on_pro
     if opts.ensemble < 1 or opts.steps < 1 or (opts.candidates is not None and opts.candidates < 1):
         raise ConfigError(f"ensemble, steps and candidates must be ≥ 1, got {opts.ensemble}, {opts.steps} "
                           f"and {opts.candidates}")
+    if opts.precision not in PRECISIONS:
+        raise ConfigError(f"unknown precision {opts.precision!r}; known: {', '.join(PRECISIONS)}")
     if opts.residual_norm is not None and not 0 <= opts.residual_norm <= 2:
         raise ConfigError(f"residual norm σ (H^-σ) must be in [0, 2], got {opts.residual_norm:g}")
     grid = Grid(int(obs.values.shape[-1]))

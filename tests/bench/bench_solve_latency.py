@@ -1,20 +1,32 @@
 """Interactive latency of a piddm solve (what the app feels like); not a test.
 
-An untrained `small` U-Net student costs exactly what a trained one does, so no model is needed:
+An untrained `small` U-Net student costs exactly what a trained one does, so no model is needed
+(its zero-initialised layers are drawn at random, so that every layer shapes the answer the variants
+are compared on):
 
-    python tests/bench/bench_solve_latency.py [grid] [device] [steps...]  # darcy inverse from 3% of u, ensemble 8
-    python tests/bench/bench_solve_latency.py 64 cuda                      # the "64² on a GPU" figure
+    python tests/bench/bench_solve_latency.py [--grid 32] [--device cpu]   # darcy inverse from 3% of u, ensemble 8
+    python tests/bench/bench_solve_latency.py --grid 64 --device cuda        # the "64² on a GPU" figure
+    python tests/bench/bench_solve_latency.py --grid 64 --device cuda --task forward --obs full --steps 100
 
 Steps default to 25 50 70 100 200; how many a solve needs to converge: tests/bench/bench_solve_steps.py.
 
-On a GPU it times the solve with its steps replayed as CUDA graphs (the default) and launched one
-by one, and prints how far apart the two answers are (they take the same steps).
+Variants, timed one after the other at each step count in the same run (on a GPU by default all
+four, on the CPU "graphs", which there is the plain solve):
+    graphs          each latent step replayed as one CUDA graph after one eager warm-up step (the default solve);
+    graphs-warmup3  the same after three warm-up steps (the default before WARMUP_STEPS was 1);
+    bf16            graphs with the network under bf16 autocast (SolveOptions.precision, "auto" on CUDA);
+    eager           kernels launched one by one, float32.
+Each line after the first variant says how far its answer is from the first one's. ``--cudnn-benchmark``
+lets cuDNN time its convolution algorithms (a process-wide switch, so a separate run). Warnings
+(a failed graph capture) are printed where they happen.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
+import warnings
 
 import numpy as np
 import torch
@@ -27,21 +39,33 @@ from engine.diffusion.unet import UNet
 from engine.distill.config import DistillConfig
 from engine.distill.generator import Student
 from engine.grid import Grid
-from engine.solve import Observations, SolveOptions, solve
+from engine.solve import Observations, SolveOptions, graphs, solve
+
+VARIANTS = {  # name: (SolveOptions fields, warm-up steps before the capture)
+    "graphs": (dict(precision="float32", cuda_graphs=True), 1),
+    "graphs-warmup3": (dict(precision="float32", cuda_graphs=True), 3),
+    "bf16": (dict(precision="bf16", cuda_graphs=True), 1),
+    "eager": (dict(precision="float32", cuda_graphs=False), 1),
+}
 
 
 def untrained_student(n: int, device: str = "cpu") -> Student:
     torch.manual_seed(0)
     pde = pdes.get("darcy")
-    return Student(denoiser=Denoiser(UNet(2, "small")).to(device).eval().requires_grad_(False),
+    net = UNet(2, "small")
+    for p in net.parameters():
+        if not p.any():
+            torch.nn.init.normal_(p, std=0.02)
+    return Student(denoiser=Denoiser(net).to(device).eval().requires_grad_(False),
                    normalizer=Normalizer([7.5, 0.005], [4.5, 0.003]), pde=pde, grid=Grid(n),
                    channels=pde.fields, sigma_max=80.0, residual_scale=1.0, config=DistillConfig(),
                    teacher_path=None, step=0, device=torch.device(device))
 
 
-def timed_solve(student: Student, obs: Observations, steps: int,
-                cuda_graphs: bool = True) -> tuple[float, float, np.ndarray]:
+def timed_solve(student: Student, obs: Observations, steps: int, variant: str) -> tuple[float, float, np.ndarray]:
     """(seconds to the first live preview, seconds to the end, mean) of an 8-member piddm solve."""
+    fields, warmup = VARIANTS[variant]
+    graphs.WARMUP_STEPS = warmup
     t0 = time.perf_counter()
     first: list[float] = []
 
@@ -49,30 +73,41 @@ def timed_solve(student: Student, obs: Observations, steps: int,
         if p.preview is not None and not first:
             first.append(time.perf_counter() - t0)
 
-    res = solve(student, student.pde, obs, SolveOptions(method="piddm", ensemble=8, steps=steps,
-                                                        cuda_graphs=cuda_graphs), on_progress=on_progress)
+    res = solve(student, student.pde, obs, SolveOptions(method="piddm", ensemble=8, steps=steps, **fields),
+                on_progress=on_progress)
     return first[0], time.perf_counter() - t0, res.mean
 
 
 def main() -> int:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 32
-    device = sys.argv[2] if len(sys.argv) > 2 else "cpu"
-    student = untrained_student(n, device)
-    truth = generate_fields("darcy", 1, n, 5, {})
-    obs = Observations.from_task(student.pde, truth, "inverse", "fraction:0.03", seed=0)
-    modes = (True, False) if device.startswith("cuda") else (True,)
-    for graphs in modes:
-        timed_solve(student, obs, 5, graphs)  # warm-up: one-time allocations and kernel selection
-    for steps in [int(a) for a in sys.argv[3:]] or (25, 50, 70, 100, 200):
-        means = []
-        for graphs in modes:
-            first, done, mean = timed_solve(student, obs, steps, graphs)
-            means.append(mean)
-            how = ", CUDA graphs" if graphs and len(modes) > 1 else ", eager" if len(modes) > 1 else ""
-            print(f"{n}², {device}{how}, ensemble 8, {steps} steps: first preview {first:.2f} s, done {done:.2f} s")
-        if len(means) > 1:
-            gap = np.abs(means[0] - means[1]).max() / np.abs(means[1]).max()
-            print(f"  graphs vs eager answers: max difference {gap:.1e} of the field's max")
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--grid", type=int, default=32)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--steps", type=int, nargs="+", default=[25, 50, 70, 100, 200])
+    p.add_argument("--task", default="inverse", choices=["forward", "inverse", "reconstruct"])
+    p.add_argument("--obs", default="fraction:0.03", help="full | points:K | fraction:F")
+    p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=None)
+    p.add_argument("--cudnn-benchmark", action="store_true", help="torch.backends.cudnn.benchmark = True")
+    args = p.parse_args()
+    warnings.simplefilter("always")
+    warnings.showwarning = lambda msg, cat, *a, **k: print(f"  warning: {cat.__name__}: {msg}")
+    torch.backends.cudnn.benchmark = args.cudnn_benchmark
+    cuda = args.device.startswith("cuda")
+    variants = args.variants or (list(VARIANTS) if cuda else ["graphs"])
+    student = untrained_student(args.grid, args.device)
+    truth = generate_fields("darcy", 1, args.grid, 5, {})
+    obs = Observations.from_task(student.pde, truth, args.task, args.obs, seed=0)
+    for v in variants:
+        timed_solve(student, obs, 5, v)  # warm-up: one-time allocations, kernel selection, cuFFT plans
+    where = f"{args.grid}², {args.device}{', cudnn.benchmark' if args.cudnn_benchmark else ''}"
+    print(f"darcy {args.task} from {args.obs}, ensemble 8, {where}")
+    for steps in args.steps:
+        first_mean = None
+        for v in variants:
+            first, done, mean = timed_solve(student, obs, steps, v)
+            gap = "" if first_mean is None else \
+                f", answer {np.abs(mean - first_mean).max() / np.abs(first_mean).max():.1e} of the field's max from {variants[0]}'s"
+            first_mean = mean if first_mean is None else first_mean
+            print(f"{steps:4d} steps, {v:15s}: first preview {first:.2f} s, done {done:.3f} s{gap}")
     return 0
 
 

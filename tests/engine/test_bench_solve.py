@@ -117,12 +117,13 @@ def test_bench_command_gives_the_guidance_baselines_their_own_step_count(folder,
     res = json.loads(out.read_text())
     assert (res["steps"], res["guidance_steps"]) == (2, 3)
     assert (res["candidates"], res["residual_norm"]) == (1, 0.0)  # from points: no screening, plain residual
+    assert res["precision"].startswith("float32 networks")  # auto on the CPU
     assert res["table"]["piddm"]["nfe"]["mean"] == 3  # steps + 1 generator evaluations
     assert res["table"]["teacher"]["nfe"]["mean"] == 5  # Heun: 2·3 − 1 denoiser evaluations
     assert "piddm" in capsys.readouterr().out
 
 
-def test_solve_command_records_the_residual_norm_it_used(folder, tmp_path):
+def test_solve_command_records_the_residual_norm_and_precision_it_used(folder, tmp_path):
     import json
 
     import h5py
@@ -138,9 +139,10 @@ def test_solve_command_records_the_residual_norm_it_used(folder, tmp_path):
     mask = np.zeros(truth.shape, bool)
     mask[:, 0] = True  # the whole coefficient: a forward solve
     write_fields(tmp_path / "obs.h5", FieldsFile(fields=truth, pde="darcy", channels=pde.fields, mask=mask))
-    for extra, sigma in (([], 1.0), (["--residual-norm", "0.5"], 0.5)):
+    for extra, sigma, precision in (([], 1.0, "float32"), (["--residual-norm", "0.5", "--precision", "bf16"], 0.5, "bf16")):
         out = tmp_path / f"sol{sigma}.h5"
         assert main(["solve", "--model", str(folder / "piddm"), "--obs", str(tmp_path / "obs.h5"), "--ensemble", "2",
                      "--steps", "2", "-o", str(out), *extra]) == 0
         with h5py.File(out, "r") as h:
-            assert json.loads(h.attrs["solve"])["residual_norm"] == sigma
+            recorded = json.loads(h.attrs["solve"])
+            assert (recorded["residual_norm"], recorded["precision"]) == (sigma, precision)

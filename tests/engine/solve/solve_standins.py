@@ -28,6 +28,8 @@ class Normalizer:
 class TinyStudent(torch.nn.Module):
     """One-step generator stand-in: a fixed random 2-layer conv net, x = decode(net(ε))."""
 
+    device = torch.device("cpu")
+
     def __init__(self, pde, grid: Grid, truth: torch.Tensor) -> None:
         super().__init__()
         c = len(pde.fields)
@@ -51,6 +53,7 @@ class TinyTeacher(torch.nn.Module):
     """EDM-denoiser stand-in: D(x; σ) = c_skip x + c_out F(c_in x) with a random conv F."""
 
     sigma_min, sigma_max, rho = 0.002, 80.0, 7.0
+    device = torch.device("cpu")
 
     def __init__(self, pde, grid: Grid, normalizer: Normalizer) -> None:
         super().__init__()

@@ -181,6 +181,23 @@ def test_same_seed_same_answer_and_cases_independent_of_batch(darcy):
     np.testing.assert_allclose(c.mean[0], a.mean[0], rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("method", ["piddm", "piddm-exact", "diffusionpde"])
+def test_bf16_networks_change_the_answer_only_slightly(darcy, method):
+    # "bf16" runs the networks under autocast (on the CPU here): a different answer proves it took
+    # effect, a close one that the rest (residual, optimiser, solver) stayed in full precision
+    model, pde, truth = darcy
+    obs = Observations.from_task(pde, truth, "inverse", "points:20", seed=0)
+    f32, bf16, auto = (solve(model, pde, obs, SolveOptions(method=method, precision=p, **FAST))
+                       for p in ("float32", "bf16", "auto"))
+    assert np.array_equal(auto.mean, f32.mean)  # auto is float32 on the CPU
+    unknown = ~obs.mask
+    gap = np.linalg.norm((bf16.mean - f32.mean)[unknown]) / np.linalg.norm(f32.mean[unknown])
+    assert 0 < gap < 0.02, gap
+    assert bf16.mean.dtype == np.float32 and np.isfinite(bf16.residual).all()
+    with pytest.raises(ConfigError, match="unknown precision 'half'"):
+        solve(model, pde, obs, SolveOptions(method=method, precision="half", **FAST))
+
+
 @pytest.mark.parametrize("name", pdes.names())
 def test_classical_equals_the_reference_solver(name):
     pde, grid, truth = make_case(name)
