@@ -36,7 +36,7 @@ from engine.io.checkpoint import FILENAME
 from engine.jobs import CancelToken, Progress, ProgressFn, check_cancel, no_progress
 from engine.metrics import residual_stats, truth_errors
 from engine.solve import METHODS, Observations, SolveOptions, solve
-from engine.solve.api import default_candidates, default_residual_norm, resolved_precision
+from engine.solve.api import default_candidates, default_residual_norm
 from engine.solve.observations import TASKS
 
 SOLVE_SEED = 7_000_003  # held-out solve cases (REFERENCE_SEED/HELD_OUT_SEED of engine.bench are taken)
@@ -102,7 +102,7 @@ def _pde_of(folder: Path, models: dict[str, Any]) -> tuple[Any, int]:
 def bench_solve(folder: str | Path, *, task: str = "forward", obs: str = "points:123", cases: int = 100,
                 seeds: int = 3, methods: list[str] | None = None, ensemble: int = 8, steps: int = 200,
                 guidance_steps: int | None = None, lam: float | None = None, lr: float | None = None,
-                candidates: int | None = None, residual_norm: float | None = None, precision: str = "auto",
+                candidates: int | None = None, residual_norm: float | None = None, precision: str = "float32",
                 device: str = "cpu", on_progress: ProgressFn = no_progress, cancel: CancelToken | None = None) -> dict[str, Any]:
     """Run every solve method on held-out cases of a model folder (module docstring).
 
@@ -167,6 +167,6 @@ def bench_solve(folder: str | Path, *, task: str = "forward", obs: str = "points
     return {"task": task, "obs": obs, "pde": pde.name, "grid": grid_n, "n": cases, "seeds": seeds,
             "ensemble": ensemble, "steps": steps, "candidates": k, "residual_norm": sigma,
             "guidance_steps": g_steps, "device": device,
-            "case_seed": SOLVE_SEED, "precision": f"{resolved_precision(device, precision)} networks, metrics in float64",
+            "case_seed": SOLVE_SEED, "precision": f"{precision} networks, metrics in float64",
             "rel_l2": "whole channel, every channel not wholly observed, on the ensemble mean",
             "table": table}

@@ -67,8 +67,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(default: the model card's choice for the observation kind, else 1)")
     p.add_argument("--residual-norm", dest="residual_norm", type=float, default=None, metavar="SIGMA",
                    help="latent methods: physics term in H^-SIGMA (default: by observation, as piddm solve)")
-    p.add_argument("--precision", default="auto", choices=["auto", "float32", "bf16"],
-                   help="the networks' arithmetic in solve tasks (default auto: bf16 on CUDA, float32 on the CPU)")
+    p.add_argument("--precision", default="float32", choices=["float32", "bf16"],
+                   help="the networks' arithmetic in solve tasks (default float32; bf16 runs them under autocast)")
     p.add_argument("--guidance-steps", dest="guidance_steps", type=int,
                    help="Heun steps of diffusionpde and teacher (solve tasks; default: --steps)")
     p.add_argument("-n", "--n", type=int, default=256, help="samples per seed (generate)")

@@ -34,7 +34,7 @@ METHODS = ("piddm", "piddm-ref", "piddm-exact", "distill", "diffusionpde", "teac
 STUDENT_METHODS = ("piddm", "piddm-ref", "piddm-exact", "distill")
 TEACHER_METHODS = ("diffusionpde", "teacher")
 MODEL_FREE = ("dataspace", "classical")
-PRECISIONS = ("auto", "float32", "bf16")  # of the networks' evaluations, see network_precision
+PRECISIONS = ("float32", "bf16")  # of the networks' evaluations, see network_precision
 
 # λ defaults (dimensionless: the residual term is divided by the starting residual s, see latent.py).
 # One value serves every PDE because of that normalisation; per-PDE overrides go in LAMBDA_BY_PDE.
@@ -54,7 +54,7 @@ class SolveOptions:
     seed: int = 0
     device: str | None = None  # model-free methods only; model methods run where the model is
     cuda_graphs: bool = True  # on a GPU, replay each latent step as one CUDA graph (engine.solve.graphs)
-    precision: str = "auto"  # the networks' arithmetic: auto | float32 | bf16 (network_precision)
+    precision: str = "float32"  # the networks' arithmetic: float32 | bf16 (network_precision)
 
 
 @dataclass
@@ -145,24 +145,22 @@ def default_residual_norm(pde: PDE, obs: Observations) -> float:
 
 
 def network_precision(device: torch.device, precision: str) -> AbstractContextManager:
-    """The autocast context the model methods run in: bf16 for "bf16", and for "auto" on CUDA.
+    """The autocast context the model methods run in: bf16 networks for "bf16", else none.
 
-    "auto" evaluates the networks on a GPU in the precision they were trained in (teacher and
-    student train under bf16 autocast on CUDA), and in float32 elsewhere (bf16 is slow on CPUs).
     Autocast lowers only matrix-product ops (convolutions, linear layers, attention) on float32
     tensors: the denoiser casts its output back to float32, and the residuals (elementwise
     stencils), the sine transforms and the optimiser stay float32; the reference solvers run in
     float64, which autocast never touches. The weight-cast cache is off because the latent steps
     are captured as CUDA graphs (torch's CUDA-graph notes).
+
+    float32 is the default because bf16 was slower where it was measured, though as accurate: on
+    one H200 an 8-member darcy 64² solve took 0.65 s for 100 steps against 0.55 s (the step is a few
+    hundred small kernels, and autocast adds a cast before each convolution), and 2000-step
+    diffusionpde 26.4 s per case against 16.1 s; on 8 held-out darcy 64² cases piddm's errors
+    agreed to 0.1 % (inverse from 123 points: error rate 12.43 % against 12.41 %; forward from the
+    whole a: rel_l2(u) 10.48 % both; ``resources/bench/solve-precision-darcy-64-h200.json``).
     """
-    bf16 = resolved_precision(device, precision) == "bf16"
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16, cache_enabled=False)
-
-
-def resolved_precision(device: str | torch.device, precision: str) -> str:
-    """"bf16" or "float32": what ``precision`` means for networks on ``device``."""
-    return "bf16" if precision == "bf16" or (precision == "auto" and torch.device(device).type == "cuda") \
-        else "float32"
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16", cache_enabled=False)
 
 
 def _guidance_weights(model: Any, task: str, grid: Grid, kind: str = "points") -> dict[str, float]:

@@ -14,7 +14,7 @@ Variants, timed one after the other at each step count in the same run (on a GPU
 four, on the CPU "graphs", which there is the plain solve):
     graphs          each latent step replayed as one CUDA graph after one eager warm-up step (the default solve);
     graphs-warmup3  the same after three warm-up steps (the default before WARMUP_STEPS was 1);
-    bf16            graphs with the network under bf16 autocast (SolveOptions.precision, "auto" on CUDA);
+    bf16            graphs with the network under bf16 autocast (SolveOptions.precision="bf16");
     eager           kernels launched one by one, float32.
 Each line after the first variant says how far its answer is from the first one's. ``--cudnn-benchmark``
 lets cuDNN time its convolution algorithms (a process-wide switch, so a separate run). Warnings

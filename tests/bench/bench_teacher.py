@@ -11,9 +11,10 @@ on the CPU), so ``utilisation`` = samples/s × FLOP/sample ÷ that measured peak
         --channels-last --compile --steps 60 --warmup 30      # the GPU fast path
 
 torch.compile's inductor settings come from its environment variables and are recorded in the
-JSON, e.g. ``TORCHINDUCTOR_FORCE_LAYOUT_OPT=1`` (channels-last layout decided for the backward
-graph too; without it a backward graph holds no forward convolution, keeps its layout choice off and
-convolution_backward copies the channels-last activations it is given: pytorch issue 189239).
+JSON, with whether the layout optimisation was forced into the backward graph (the trainer does so
+on CUDA: ``engine.diffusion.train.force_layout_optimization``; ``TORCHINDUCTOR_FORCE_LAYOUT_OPT=0``
+turns it off: a backward graph then holds no forward convolution, keeps its layout choice off and
+convolution_backward copies the channels-last activations it is given).
 
 ``--profile K`` then trains a fresh run for 20 steps, resumes it for K more under torch.profiler and
 prints its table of the ops that took the most device time (CPU time on the CPU) to stderr: where
@@ -124,11 +125,17 @@ def main() -> None:
                        args.device if args.device not in ("auto",) else "cpu")
     flops, peak = flops_per_sample(args.model, args.grid), matmul_peak(dev)
     rate = statistics.median(rates)
+    forced_layout = None  # the trainer forces it on CUDA (engine.diffusion.train.force_layout_optimization)
+    if args.compile:
+        import torch._inductor.config as inductor_config
+
+        forced_layout = bool(inductor_config.force_layout_optimization)
     print(json.dumps({
         "model": args.model, "grid": args.grid, "batch": args.batch, "device": cfg.device,
         "channels_last": args.channels_last, "compile": args.compile,
         "compile_mode": args.compile_mode if args.compile else None,
         "inductor_env": {k: v for k, v in sorted(os.environ.items()) if k.startswith("TORCHINDUCTOR_") and not k.endswith("_DIR")},
+        "inductor_force_layout_optimization": forced_layout,
         "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() and args.device != "cpu" else None,
         "torch_threads": torch.get_num_threads(), "n_params": res.n_params, "timed_steps": every * len(rates),
         "samples_per_s_median": rate,

@@ -117,7 +117,7 @@ def test_bench_command_gives_the_guidance_baselines_their_own_step_count(folder,
     res = json.loads(out.read_text())
     assert (res["steps"], res["guidance_steps"]) == (2, 3)
     assert (res["candidates"], res["residual_norm"]) == (1, 0.0)  # from points: no screening, plain residual
-    assert res["precision"].startswith("float32 networks")  # auto on the CPU
+    assert res["precision"].startswith("float32 networks")  # the default
     assert res["table"]["piddm"]["nfe"]["mean"] == 3  # steps + 1 generator evaluations
     assert res["table"]["teacher"]["nfe"]["mean"] == 5  # Heun: 2·3 − 1 denoiser evaluations
     assert "piddm" in capsys.readouterr().out

@@ -187,9 +187,7 @@ def test_bf16_networks_change_the_answer_only_slightly(darcy, method):
     # effect, a close one that the rest (residual, optimiser, solver) stayed in full precision
     model, pde, truth = darcy
     obs = Observations.from_task(pde, truth, "inverse", "points:20", seed=0)
-    f32, bf16, auto = (solve(model, pde, obs, SolveOptions(method=method, precision=p, **FAST))
-                       for p in ("float32", "bf16", "auto"))
-    assert np.array_equal(auto.mean, f32.mean)  # auto is float32 on the CPU
+    f32, bf16 = (solve(model, pde, obs, SolveOptions(method=method, precision=p, **FAST)) for p in ("float32", "bf16"))
     unknown = ~obs.mask
     gap = np.linalg.norm((bf16.mean - f32.mean)[unknown]) / np.linalg.norm(f32.mean[unknown])
     assert 0 < gap < 0.02, gap
