@@ -123,3 +123,18 @@ def test_compiled_network_trains_the_same_model(tiny_cfg, tmp_path):
     train_teacher(tiny_cfg(steps=4), tmp_path / "eager")
     train_teacher(tiny_cfg(steps=4, compile=True), tmp_path / "compiled")
     assert _close_losses(tmp_path / "eager", tmp_path / "compiled")
+
+
+@pytest.mark.parametrize(("env", "forced"), [(None, True), ("1", True), ("0", False)])
+def test_compiled_training_on_cuda_forces_the_layout_choice_unless_told_not_to(monkeypatch, env, forced):
+    import torch._inductor.config as inductor_config
+
+    from engine.diffusion.train import force_layout_optimization
+
+    if env is None:
+        monkeypatch.delenv("TORCHINDUCTOR_FORCE_LAYOUT_OPT", raising=False)
+    else:
+        monkeypatch.setenv("TORCHINDUCTOR_FORCE_LAYOUT_OPT", env)
+    with inductor_config.patch(force_layout_optimization=False):  # restored afterwards
+        force_layout_optimization()
+        assert inductor_config.force_layout_optimization is forced
