@@ -8,7 +8,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, QThread, QTimer, Signal, Slot
 
 from engine.jobs import Cancelled, CancelToken
 
@@ -27,9 +27,9 @@ def _last_line(tb: str) -> str:
 
 
 # The worker's progress goes through a deque that the GUI thread drains on a timer, not through a
-# Qt signal per report: a solve reports every step (with a preview), and a Python thread emitting
-# queued signals at that rate while the GUI thread lays out text was seen to deadlock (GIL against a
-# Qt mutex) once in a test run. Three signals per job (the outcome, thread end) remain.
+# Qt signal per report: a solve reports every step (with a preview), and every Qt call on the worker
+# thread is a chance for the GIL-against-Qt-mutex deadlock described in _Worker.run. Three signals
+# per job (the outcome, thread end) remain.
 PROGRESS_POLL_MS = 30
 
 
@@ -55,6 +55,14 @@ class _Worker(QObject):
         else:
             self.finished.emit(result)
         finally:
+            # Back to the GUI thread before this one ends, so that the worker is destroyed there. A
+            # QObject of a Python class destroyed on a worker thread asks Python for overrides while
+            # holding Qt's connection lock: with the GUI thread holding the GIL and waiting for that
+            # lock (any connect(), e.g. building a combo box) both wait forever — seen in a test run
+            # (the worker's deleteLater on its own thread against QComboBox's constructor).
+            app = QCoreApplication.instance()
+            if app is not None:
+                self.moveToThread(app.thread())
             QThread.currentThread().quit()  # quit from inside run(): thread-safe, no finished→quit wiring
 
 
@@ -90,7 +98,6 @@ class JobRunner(QObject):
         self._worker.finished.connect(self.finished)
         self._worker.failed.connect(self.failed)
         self._worker.cancelled.connect(self.cancelled)
-        self._thread.finished.connect(self._worker.deleteLater)
         self._thread.finished.connect(self._on_thread_finished)
         self.finished.connect(self._on_finished)
         self.failed.connect(self._on_failed)
@@ -111,6 +118,7 @@ class JobRunner(QObject):
     def _on_thread_finished(self) -> None:
         # QThread.finished is emitted from the ending thread: wait for it before letting go
         self._thread.wait()
+        self._worker.deleteLater()  # on the GUI thread, where run() handed it back
         self._poll.stop()
         self._drain()
         self.thread_done.emit()

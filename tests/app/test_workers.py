@@ -37,6 +37,21 @@ def test_progress_arrives_on_gui_thread_in_order(qtbot):
     assert seen == [(i, True) for i in range(1, 6)]
 
 
+def test_the_worker_is_destroyed_on_the_gui_thread(qtbot):
+    # destroyed on its own thread it would take Qt's connection lock and then ask for the GIL,
+    # which the GUI thread may hold while waiting for that lock (a deadlock seen in a test run)
+    from PySide6.QtCore import QCoreApplication
+
+    destroyed_on = []
+    job = JobRunner(counting, 3)
+    job._worker.destroyed.connect(lambda: destroyed_on.append(threading.get_ident()))
+    with qtbot.waitSignal(job.thread_done, timeout=5000):
+        job.start()
+    assert job._worker.thread() is QCoreApplication.instance().thread()
+    qtbot.waitUntil(lambda: bool(destroyed_on), timeout=2000)
+    assert destroyed_on == [threading.get_ident()]
+
+
 def test_every_report_is_handed_on_before_the_outcome(qtbot):
     """A burst of reports right before the job returns (faster than the GUI's poll) all arrive, in
     order, before any listener of ``finished`` runs."""
