@@ -156,7 +156,7 @@ def network_precision(device: torch.device, precision: str) -> AbstractContextMa
     float32 is the default because bf16 was slower where it was measured, though as accurate: on
     one H200 an 8-member darcy 64² solve took 0.65 s for 100 steps against 0.55 s (presumably because
     the step is a few hundred small kernels and autocast adds casts to them), and 2000-step
-    diffusionpde 26.4 s per case against 16.1 s; on 8 held-out darcy 64² cases piddm's errors
+    diffusionpde 26.4 s per case against 16.1 s in float32 (an earlier run); on 8 held-out darcy 64² cases piddm's errors
     agreed to 0.1 % (inverse from 123 points: error rate 12.43 % against 12.41 %; forward from the
     whole a: rel_l2(u) 10.48 % both; ``resources/bench/solve-precision-darcy-64-h200.json``).
     """
