@@ -8,15 +8,15 @@
 # PARTS (default "throughput models latency"), run in the order given:
 #   throughput  teacher training throughput, base U-Net at 64²: eager bf16 at batch 128, eager
 #               channels-last at batch 512, compiled channels-last and the fast path (--compile,
-#               default layout) at batch 512, each with its FLOP/sample and the measured bf16 peak
+#               NCHW model, layout choice forced into the backward graph by the trainer) at batch 512, each with its FLOP/sample and the measured bf16 peak
 #               in the same run (teacher-*.json);
 #   fast        the fast path alone (teacher-fast.json);
-#   prewarm     starts the compiles of the layout part's three teacher variants in the background
+#   prewarm     starts the compiles of the layout part's teacher variants in the background
 #               (CPU work, cached on disk by inductor), so that other parts run meanwhile;
-#   layout      the fast path (default layout), with TORCHINDUCTOR_FORCE_LAYOUT_OPT=1 (layout decided
-#               for the backward graph too) and with TORCHINDUCTOR_LAYOUT_OPTIMIZATION=0 (every tensor
-#               NCHW), timed one after the other (teacher-fast.json, teacher-fast-forcelayout.json,
-#               teacher-fast-nolayout.json), then the profile of the best (teacher-profile-layout.txt);
+#   layout      the fast path as the trainer runs it (layout choice forced into the backward graph)
+#               and with TORCHINDUCTOR_FORCE_LAYOUT_OPT=0 (inductor's own choice, the trainer's
+#               default before), timed one after the other (teacher-fast.json,
+#               teacher-fast-unforced.json), then the profile of the faster (teacher-profile-layout.txt);
 #   precision   the networks in bf16 against float32 (SolveOptions.precision) on held-out darcy 64²
 #               cases: inverse from 123 points and forward from the whole a (precision-*.json);
 #   autotune    the fast path with torch.compile's max-autotune-no-cudagraphs mode (teacher-autotune.json);
@@ -86,9 +86,10 @@ part_fast() {
     teacher_bench "${LIMIT[1]}" "${BATCH[1]}" teacher-fast.json --compile
 }
 # The layout part's variants: "VARIABLE=value output-file" (LAYOUT=default sets nothing inductor reads).
+# Every tensor NCHW (TORCHINDUCTOR_LAYOUT_OPTIMIZATION=0) was measured once, no faster than the
+# unforced choice (resources/bench/teacher-layout-base-64-h200.json), and is left out.
 LAYOUTS=("LAYOUT=default teacher-fast.json"
-         "TORCHINDUCTOR_FORCE_LAYOUT_OPT=1 teacher-fast-forcelayout.json"
-         "TORCHINDUCTOR_LAYOUT_OPTIMIZATION=0 teacher-fast-nolayout.json")
+         "TORCHINDUCTOR_FORCE_LAYOUT_OPT=0 teacher-fast-unforced.json")
 PREWARM_PIDS=()
 part_prewarm() {
     # Compiling is CPU work and inductor caches it on disk: the three variants compile side by side
@@ -111,10 +112,9 @@ quiet() {  # wait for the background compiles: the timed parts need the machine 
     fi
 }
 part_layout() {
-    # A compiled backward graph holds no forward convolution, so inductor leaves its layout choice
-    # off there and convolution_backward copies every channels-last activation it is given (the
-    # elementwise copies under aten::convolution_backward in teacher-profile-base-64-h200.txt):
-    # forcing the choice into the backward graph, or keeping every tensor NCHW, should remove them.
+    # A compiled backward graph holds no forward convolution, so inductor on its own leaves its
+    # layout choice off there and convolution_backward copies every channels-last activation it is
+    # given; the trainer forces the choice (engine.diffusion.train.force_layout_optimization).
     quiet
     local v best="" best_rate=0
     for v in "${LAYOUTS[@]}"; do

@@ -101,12 +101,15 @@ def main() -> int:
     where = f"{args.grid}², {args.device}{', cudnn.benchmark' if args.cudnn_benchmark else ''}"
     print(f"darcy {args.task} from {args.obs}, ensemble 8, {where}")
     for steps in args.steps:
-        first_mean = None
+        reference = None  # the first variant's answer
         for v in variants:
             first, done, mean = timed_solve(student, obs, steps, v)
-            gap = "" if first_mean is None else \
-                f", answer {np.abs(mean - first_mean).max() / np.abs(first_mean).max():.1e} of the field's max from {variants[0]}'s"
-            first_mean = mean if first_mean is None else first_mean
+            gap = ""
+            if reference is None:
+                reference = mean
+            else:
+                gap = f", answer {np.abs(mean - reference).max() / np.abs(reference).max():.1e} of the field's max " \
+                      f"from {variants[0]}'s"
             print(f"{steps:4d} steps, {v:15s}: first preview {first:.2f} s, done {done:.3f} s{gap}")
     return 0
 
