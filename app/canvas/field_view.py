@@ -55,6 +55,9 @@ class FieldView(QWidget):
         self.cbar = pg.ColorBarItem(colorMap=pg.colormap.get(CMAPS.get(kind, "viridis")), interactive=False,
                                     width=12)
         self.cbar.setImageItem(self.image, insert_in=self.plot)
+        # ColorBarItem fixes its axis at 45 px, which silently drops every tick label wider than that
+        # ("0.0002"): the bar of a small error field showed only its 0. Let the axis grow to its labels.
+        self.cbar.axis.setWidth(None)
         self.readout = QLabel(" ")
         self.readout.setMinimumWidth(10)
         self.log_box = QCheckBox("log scale") if log_option else None

@@ -97,3 +97,33 @@ def test_load_npy_and_hover(make_window, tmp_path):
     scene = cv.graphics.mapToScene(node_pos(cv, 2, 3))
     cv._on_mouse_moved(scene)
     assert "x=0.200" in cv.readout.text() and "y=0.133" in cv.readout.text() and "=35" in cv.readout.text()
+
+
+def test_colour_bar_labels_small_values(qtbot):
+    """A field of small values (an error map, ~1e-4) gets labelled colour-bar ticks, not just a bare bar.
+
+    pyqtgraph's ColorBarItem fixes its axis at 45 px and drops every label wider than that, so the
+    "|u − classical solve|" bar used to show no value but 0.
+    """
+    from PySide6.QtGui import QPainter, QPixmap
+
+    from app.canvas.field_view import FieldView
+
+    v = FieldView("error", "error")
+    qtbot.addWidget(v)
+    v.resize(400, 380)
+    v.show()
+    field = np.linspace(0.0, 3e-4, 16 * 16).reshape(16, 16)
+    v.set_field(field)
+    for _ in range(3):  # the axis widens to its labels on the next layout pass
+        qtbot.wait(20)
+        v.graphics.grab()
+    axis = v.cbar.axis
+    pix = QPixmap(10, 10)
+    painter = QPainter(pix)
+    try:
+        labels = [spec[2] for spec in axis.generateDrawSpecs(painter)[2]]
+    finally:
+        painter.end()
+    assert len(labels) >= 3, labels
+    assert any(float(t) >= 1e-4 for t in labels), labels
