@@ -27,19 +27,18 @@ import argparse
 import sys
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from engine import pdes
-from engine.data.dataset import Normalizer
-from engine.data.generate import generate_fields
-from engine.diffusion.precond import Denoiser
-from engine.diffusion.unet import UNet
-from engine.distill.config import DistillConfig
-from engine.distill.generator import Student
-from engine.grid import Grid
-from engine.solve import Observations, SolveOptions, graphs, solve
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine" / "solve"))
+
+from solve_standins import untrained_darcy_student  # noqa: E402
+
+from engine.data.generate import generate_fields  # noqa: E402
+from engine.distill.generator import Student  # noqa: E402
+from engine.solve import Observations, SolveOptions, graphs, solve  # noqa: E402
 
 VARIANTS = {  # name: (SolveOptions fields, warm-up steps before the capture)
     "graphs": (dict(precision="float32", cuda_graphs=True), 1),
@@ -47,19 +46,6 @@ VARIANTS = {  # name: (SolveOptions fields, warm-up steps before the capture)
     "bf16": (dict(precision="bf16", cuda_graphs=True), 1),
     "eager": (dict(precision="float32", cuda_graphs=False), 1),
 }
-
-
-def untrained_student(n: int, device: str = "cpu") -> Student:
-    torch.manual_seed(0)
-    pde = pdes.get("darcy")
-    net = UNet(2, "small")
-    for p in net.parameters():
-        if not p.any():
-            torch.nn.init.normal_(p, std=0.02)
-    return Student(denoiser=Denoiser(net).to(device).eval().requires_grad_(False),
-                   normalizer=Normalizer([7.5, 0.005], [4.5, 0.003]), pde=pde, grid=Grid(n),
-                   channels=pde.fields, sigma_max=80.0, residual_scale=1.0, config=DistillConfig(),
-                   teacher_path=None, step=0, device=torch.device(device))
 
 
 def timed_solve(student: Student, obs: Observations, steps: int, variant: str) -> tuple[float, float, np.ndarray]:
@@ -93,7 +79,7 @@ def main() -> int:
     torch.backends.cudnn.benchmark = args.cudnn_benchmark
     cuda = args.device.startswith("cuda")
     variants = args.variants or (list(VARIANTS) if cuda else ["graphs"])
-    student = untrained_student(args.grid, args.device)
+    student = untrained_darcy_student(args.grid, "small", args.device)
     truth = generate_fields("darcy", 1, args.grid, 5, {})
     obs = Observations.from_task(student.pde, truth, args.task, args.obs, seed=0)
     for v in variants:

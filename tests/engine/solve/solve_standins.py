@@ -81,3 +81,28 @@ def make_model(name: str, n: int = N):
     teacher = TinyTeacher(pde, grid, student.normalizer)
     return SimpleNamespace(student=student, teacher=teacher, pde=pde, grid=grid, card={})
 
+
+
+def untrained_darcy_student(n: int, size: str = "tiny", device: str = "cpu"):
+    """A real darcy ``Student`` with a fresh U-Net of ``size`` whose zero-initialised layers are drawn at
+    random (std 0.02), so that every layer shapes its output: a fresh U-Net's last layer is zero.
+
+    Costs exactly what a trained student of that size costs (the latency bench) and exercises every
+    kernel a trained one does (the CUDA-graph test).
+    """
+    from engine.data.dataset import Normalizer as DataNormalizer
+    from engine.diffusion.precond import Denoiser
+    from engine.diffusion.unet import UNet
+    from engine.distill.config import DistillConfig
+    from engine.distill.generator import Student
+
+    torch.manual_seed(0)
+    pde = pdes.get("darcy")
+    net = UNet(2, size)
+    for p in net.parameters():
+        if not p.any():
+            torch.nn.init.normal_(p, std=0.02)
+    return Student(denoiser=Denoiser(net).to(device).eval().requires_grad_(False),
+                   normalizer=DataNormalizer([7.5, 0.005], [4.5, 0.003]), pde=pde, grid=Grid(n),
+                   channels=pde.fields, sigma_max=80.0, residual_scale=1.0, config=DistillConfig(),
+                   teacher_path=None, step=0, device=torch.device(device))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from solve_standins import make_case, make_model
+from solve_standins import make_case, make_model, untrained_darcy_student
 
 from engine import pdes
 from engine.errors import ConfigError
@@ -289,23 +289,8 @@ def test_tuned_guidance_weights_keep_their_total_pull_at_any_step_count(darcy, m
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_latent_steps_replayed_as_cuda_graphs_take_the_same_steps():
-    from engine.data.dataset import Normalizer
-    from engine.diffusion.precond import Denoiser
-    from engine.diffusion.unet import UNet
-    from engine.distill.config import DistillConfig
-    from engine.distill.generator import Student
-    from engine.grid import Grid
-
-    torch.manual_seed(0)
-    pde, dev = pdes.get("darcy"), torch.device("cuda")
-    net = UNet(2, "tiny")
-    for p in net.parameters():  # not the identity map of a fresh U-Net: every layer takes part
-        if not p.any():
-            torch.nn.init.normal_(p, std=0.02)
-    student = Student(denoiser=Denoiser(net).to(dev).eval().requires_grad_(False),
-                      normalizer=Normalizer([7.5, 0.005], [4.5, 0.003]), pde=pde, grid=Grid(16),
-                      channels=pde.fields, sigma_max=80.0, residual_scale=1.0, config=DistillConfig(),
-                      teacher_path=None, step=0, device=dev)
+    student = untrained_darcy_student(16, "tiny", "cuda")
+    pde = student.pde
     _, _, truth = make_case("darcy")
     obs = Observations.from_task(pde, truth.numpy(), "inverse", "points:20", seed=0)
     runs = [latent_solve(student, pde, obs, ensemble=2, steps=12, lam=1.0, lr=0.05, seed=0, refine=True,
