@@ -29,7 +29,9 @@
 #               Heun-40 pairs and bench) -> <pde>.tar (the bundle, ~14 MB) and summary.json;
 #   latency     interactive latency of an 8-member piddm solve at 64² on the GPU: CUDA graphs after one
 #               and three warm-up steps, bf16, eager; bf16 with cudnn.benchmark; a forward solve from
-#               the whole a (its sine transforms under capture) (latency.txt).
+#               the whole a (its sine transforms under capture) (latency.txt);
+#   compiled    the same latency with the student's network through torch.compile, against the
+#               plain graphs in the same process (latency-compiled.txt; the compile is timed apart).
 # Small results go to results.tar, the log to log.txt (both in $OUT). Each step has a time limit
 # (never past DEADLINE, seconds since the start, default 565), so one that hangs (a compile) cannot
 # take the others' time; the training budgets are what is left before DEADLINE.
@@ -193,6 +195,13 @@ part_latency() {
       limited 40 "$PY" "${lat[@]}" --steps "${LAT_STEPS[1]}" --task forward --obs full --variants graphs bf16 eager
     } > "$R/latency.txt" 2>&1
     cat "$R/latency.txt"
+}
+part_compiled() {
+    quiet
+    step "latency, compiled student"
+    limited 300 "$PY" tests/bench/bench_solve_latency.py --grid "$LAT" --device "$DEVICE" \
+        --steps "${LAT_STEPS[@]}" --variants graphs compiled > "$R/latency-compiled.txt" 2>&1
+    cat "$R/latency-compiled.txt"
 }
 
 for part in $PARTS; do

@@ -15,7 +15,10 @@ four, on the CPU "graphs", which there is the plain solve):
     graphs          each latent step replayed as one CUDA graph after one eager warm-up step (the default solve);
     graphs-warmup3  the same after three warm-up steps (the default before WARMUP_STEPS was 1);
     bf16            graphs with the network under bf16 autocast (SolveOptions.precision="bf16");
-    eager           kernels launched one by one, float32.
+    eager           kernels launched one by one, float32;
+    compiled        graphs with the student's network through torch.compile (inductor fuses its
+                    elementwise kernels; the compile, once per shape, happens in the warm-up solve and
+                    is reported apart). Not in the default set: ask for it with --variants.
 Each line after the first variant says how far its answer is from the first one's. ``--cudnn-benchmark``
 lets cuDNN time its convolution algorithms (a process-wide switch, so a separate run). Warnings
 (a failed graph capture) are printed where they happen.
@@ -24,6 +27,7 @@ lets cuDNN time its convolution algorithms (a process-wide switch, so a separate
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 import warnings
@@ -45,7 +49,18 @@ VARIANTS = {  # name: (SolveOptions fields, warm-up steps before the capture)
     "graphs-warmup3": (dict(precision="float32", cuda_graphs=True), 3),
     "bf16": (dict(precision="bf16", cuda_graphs=True), 1),
     "eager": (dict(precision="float32", cuda_graphs=False), 1),
+    "compiled": (dict(precision="float32", cuda_graphs=True), 1),  # the student's network torch.compile'd
 }
+
+
+_COMPILED: dict[int, Student] = {}
+
+
+def compiled_copy(student: Student) -> Student:
+    """The same student with its denoiser wrapped in torch.compile (made once, then reused)."""
+    if id(student) not in _COMPILED:
+        _COMPILED[id(student)] = dataclasses.replace(student, denoiser=torch.compile(student.denoiser))
+    return _COMPILED[id(student)]
 
 
 def timed_solve(student: Student, obs: Observations, steps: int, variant: str) -> tuple[float, float, np.ndarray]:
@@ -59,6 +74,8 @@ def timed_solve(student: Student, obs: Observations, steps: int, variant: str) -
         if p.preview is not None and not first:
             first.append(time.perf_counter() - t0)
 
+    if variant == "compiled":
+        student = compiled_copy(student)
     res = solve(student, student.pde, obs, SolveOptions(method="piddm", ensemble=8, steps=steps, **fields),
                 on_progress=on_progress)
     return first[0], time.perf_counter() - t0, res.mean
@@ -78,12 +95,15 @@ def main() -> int:
     warnings.showwarning = lambda msg, cat, *a, **k: print(f"  warning: {cat.__name__}: {msg}")
     torch.backends.cudnn.benchmark = args.cudnn_benchmark
     cuda = args.device.startswith("cuda")
-    variants = args.variants or (list(VARIANTS) if cuda else ["graphs"])
+    variants = args.variants or ([v for v in VARIANTS if v != "compiled"] if cuda else ["graphs"])
     student = untrained_darcy_student(args.grid, "small", args.device)
     truth = generate_fields("darcy", 1, args.grid, 5, {})
     obs = Observations.from_task(student.pde, truth, args.task, args.obs, seed=0)
     for v in variants:
+        t0 = time.perf_counter()
         timed_solve(student, obs, 5, v)  # warm-up: one-time allocations, kernel selection, cuFFT plans
+        if v == "compiled":
+            print(f"compiled variant: warm-up solve with the compile took {time.perf_counter() - t0:.1f} s")
     where = f"{args.grid}², {args.device}{', cudnn.benchmark' if args.cudnn_benchmark else ''}"
     print(f"darcy {args.task} from {args.obs}, ensemble 8, {where}")
     for steps in args.steps:
