@@ -29,12 +29,11 @@ from engine.pdes.burgers import Burgers
 from engine.pdes.darcy import Darcy
 from engine.pdes.elliptic import (
     SourceProblem,
+    ThreadOwnedLU,
     div_a_grad_matrix,
     embed,
-    factorize,
     solve_many,
     source_operator_lu,
-    thread_map,
 )
 
 
@@ -65,6 +64,8 @@ class _ReferenceSolve(torch.autograd.Function):
             x, factors = pde.solve(c64, grid), None
         else:
             x, factors = _elliptic_forward(pde, c64, grid)
+        if isinstance(factors, ThreadOwnedLU) and not ctx.needs_input_grad[0]:
+            factors.release()  # no backward will come: free them now, not with the output's graph
         ctx.pde, ctx.grid, ctx.factors = pde, grid, factors
         ctx.save_for_backward(x)
         return x.to(c.device, c.dtype)
@@ -84,28 +85,28 @@ class _ReferenceSolve(torch.autograd.Function):
 # --- elliptic problems: A(c) u_int = b(c), u = 0 on the boundary ----------------------------------
 
 
-def _elliptic_forward(pde: PDE, c: torch.Tensor, grid: Grid) -> tuple[torch.Tensor, list | SuperLU]:
+def _elliptic_forward(pde: PDE, c: torch.Tensor, grid: Grid) -> tuple[torch.Tensor, ThreadOwnedLU | SuperLU]:
     """Solve every sample, keeping the LU factors: one per sample for darcy (A depends on a), the
     cached operator of the source problems (A is the same for every f)."""
     n, m = grid.n, grid.n - 2
     if isinstance(pde, Darcy):  # one factorisation per sample, on every core
-        factors = thread_map(lambda a: factorize(div_a_grad_matrix(a, grid.h)), list(c.numpy()))
+        factors = ThreadOwnedLU([div_a_grad_matrix(a, grid.h) for a in c.numpy()])
         rhs = np.full(m * m, pde.forcing)
-        u = np.stack([embed(f.solve(rhs), n) for f in factors])
+        u = np.stack([embed(s, n) for s in factors.solve_each([rhs] * len(factors))])
     else:
         factors = source_operator_lu(n, grid.h, float(pde.k2))
         u = solve_many(factors, c[:, 1:-1, 1:-1].reshape(len(c), -1).numpy(), n)
     return torch.stack([c, torch.from_numpy(u)], dim=1), factors
 
 
-def _elliptic_adjoint(pde: PDE, x: torch.Tensor, g: torch.Tensor, grid: Grid, factors: list | SuperLU) -> torch.Tensor:
+def _elliptic_adjoint(pde: PDE, x: torch.Tensor, g: torch.Tensor, grid: Grid,
+                      factors: ThreadOwnedLU | SuperLU) -> torch.Tensor:
     """dL/dc for elliptic problems; x = [c, u] (B, 2, N, N), g = dL/dx (B, 2, N, N)."""
     # Adjoint on the interior rows: Aᵀ λ_int = (∂L/∂u)_int (A symmetric: reuse the LU factors). The
     # boundary rows of R are u itself, so their λ never reaches c and is not needed here.
     g_int = g[:, 1, 1:-1, 1:-1].reshape(len(g), -1).numpy()
-    if isinstance(factors, list):
-        sols = thread_map(lambda b: embed(factors[b].solve(g_int[b], trans="T"), grid.n), list(range(len(g))))
-        lam = torch.from_numpy(np.stack(sols))
+    if isinstance(factors, ThreadOwnedLU):
+        lam = torch.from_numpy(np.stack([embed(s, grid.n) for s in factors.solve_each(list(g_int), trans="T")]))
     else:
         lam = torch.from_numpy(solve_many(factors, g_int, grid.n, trans="T"))
     return pde.inputs_of(g) - pde.inputs_of(_residual_vjp(pde, x, lam, grid))

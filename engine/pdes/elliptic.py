@@ -8,8 +8,10 @@ check the two against each other (solver output has residual at round-off).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import ClassVar
@@ -117,6 +119,60 @@ def thread_map(fn, items: list) -> list:
         return [fn(x) for x in items]
     with ThreadPoolExecutor(workers) as pool:
         return list(pool.map(fn, items))
+
+
+_LU_OWNERS: list[ThreadPoolExecutor] = []  # single-thread executors of ThreadOwnedLU, made on first use
+_LU_OWNERS_LOCK = threading.Lock()
+
+
+def _lu_owners(count: int) -> list[ThreadPoolExecutor]:
+    with _LU_OWNERS_LOCK:
+        while len(_LU_OWNERS) < count:
+            _LU_OWNERS.append(ThreadPoolExecutor(1, thread_name_prefix=f"lu-{len(_LU_OWNERS)}"))
+        return _LU_OWNERS[:count]
+
+
+class ThreadOwnedLU:
+    """Sparse LU factors of several matrices, made in parallel and kept for later solves.
+
+    scipy's SuperLU books its memory per thread and releases only what the releasing thread
+    booked: a factor made on a pool thread and dropped on another leaks all of it (scipy issue
+    #15921; here the darcy adjoint solve lost ~50 MB per 32² piddm-exact solve, and an OOM ended a
+    long benchmark). So factor i is made on its own long-lived worker thread (i mod W), each held
+    only in a one-item box, and ``release`` (or garbage collection) has that same thread empty the
+    box. Solves may run on any thread.
+    """
+
+    def __init__(self, matrices: list) -> None:
+        self._owners = _lu_owners(max(1, min(len(matrices), os.cpu_count() or 1, 8)))
+        self._boxes: list[list[spla.SuperLU]] = [[] for _ in matrices]
+        done = [self._owner(i).submit(lambda box, mat: box.append(factorize(mat)), self._boxes[i], m)
+                for i, m in enumerate(matrices)]
+        for d in done:
+            d.result()
+
+    def _owner(self, i: int) -> ThreadPoolExecutor:
+        return self._owners[i % len(self._owners)]
+
+    def __len__(self) -> int:
+        return len(self._boxes)
+
+    def solve_each(self, rhs: list[np.ndarray], trans: str = "N") -> list[np.ndarray]:
+        """[LU_i⁻¹ rhs_i] (trans="T": the transposed systems), on the owners' threads in parallel."""
+        jobs = [self._owner(i).submit(lambda box, b: box[0].solve(b, trans=trans), box, b)
+                for i, (box, b) in enumerate(zip(self._boxes, rhs, strict=True))]
+        return [j.result() for j in jobs]
+
+    def release(self) -> None:
+        """Free every factor on the thread that made it (idempotent)."""
+        boxes, self._boxes = self._boxes, []
+        for i, box in enumerate(boxes):
+            if box:
+                with contextlib.suppress(RuntimeError):  # at interpreter exit executors take no more work
+                    self._owner(i).submit(box.clear)
+
+    def __del__(self) -> None:
+        self.release()
 
 
 def embed(u_int: np.ndarray, n: int) -> np.ndarray:
