@@ -2,7 +2,8 @@
 
 Two phases over the ``steps`` budget. First the piddm latent solve (``latent``, soft physics) runs
 for (1 − EXACT_FRACTION)·steps: a generator step costs one network evaluation, and it brings ε
-close to the observations. Then, from those latents (same Adam settings, fresh moments), the
+close to the observations. Then, from those latents (Adam with fresh moments; its rate ``exact_lr``,
+which ``api.default_exact_lr`` lowers when a whole channel is observed), the
 exact phase runs for the remaining steps, each of which also costs a reference solve and its
 adjoint. On darcy 64² validation cases (4 cases, ensemble 4, 100 steps, 3 % points) 80 soft +
 20 exact steps were as accurate as 100 exact steps (inverse rel_l2(a) 0.344 vs 0.363, forward
@@ -57,12 +58,13 @@ def coefficient_of(pde: PDE, x: torch.Tensor, ot: ObsTensors, coef_mask: torch.T
 
 
 def exact_solve(student: Any, pde: PDE, obs: Observations, *, ensemble: int, steps: int, lr: float,
-                seed: int, lam: float = 1.0, exact_fraction: float = EXACT_FRACTION, candidates: int = 1,
-                residual_norm: float = 0.0, cuda_graphs: bool = True, on_progress: ProgressFn = no_progress,
+                seed: int, lam: float = 1.0, exact_fraction: float = EXACT_FRACTION, exact_lr: float | None = None,
+                candidates: int = 1, residual_norm: float = 0.0, cuda_graphs: bool = True, on_progress: ProgressFn = no_progress,
                 cancel: CancelToken | None = None) -> MethodOutput:
     """piddm-exact (module docstring). members (B, E, C, N, N) and mean (B, C, N, N), float64.
 
     lam: λ of the soft phase; exact_fraction: share of ``steps`` in the exact phase (1 = exact only);
+    exact_lr: Adam's rate in the exact phase (None = lr);
     candidates, residual_norm, cuda_graphs: the soft phase's screened starts, residual norm and CUDA
         graphs (``latent_solve``).
     """
@@ -89,7 +91,8 @@ def exact_solve(student: Any, pde: PDE, obs: Observations, *, ensemble: int, ste
     def exact_progress(p: Progress) -> None:
         on_progress(dataclasses.replace(p, step=p.step + n_soft, total=steps))
 
-    out = _exact_phase(student, pde, obs, ensemble=ensemble, steps=n_exact, lr=lr, seed=seed, start=start,
+    out = _exact_phase(student, pde, obs, ensemble=ensemble, steps=n_exact, lr=lr if exact_lr is None else exact_lr,
+                       seed=seed, start=start,
                        on_progress=exact_progress, cancel=cancel)
     out.history = soft_history + [{**h, "step": h["step"] + n_soft} for h in out.history]
     out.nfe += soft_nfe

@@ -82,3 +82,27 @@ def test_exact_learns_from_observed_coefficient_points():
     first, last = ex.history[0]["misfit"], ex.history[-1]["misfit"]
     assert first > 0
     assert last < 0.8 * first
+
+
+def test_exact_phase_rate_depends_on_the_observation_kind(monkeypatch):
+    """Through ``solve``: a whole observed channel gets the lowered exact-phase rate, points the full one,
+    and that rate is what the exact phase's Adam runs at (a different rate, a different answer)."""
+    from engine.solve import api, exact
+
+    model = make_model("darcy")
+    pde, grid, truth = make_case("darcy")
+    seen = []
+    real = exact.exact_solve
+    monkeypatch.setattr(exact, "exact_solve", lambda *a, **kw: seen.append(kw) or real(*a, **kw))
+    for spec in ("full", "points:30"):
+        obs = Observations.from_task(pde, truth.numpy(), "inverse", spec, seed=0)
+        solve(model, pde, obs, SolveOptions(method="piddm-exact", ensemble=2, steps=5, lr=0.04))
+    assert seen[0]["exact_lr"] == pytest.approx(0.04 * api.EXACT_LR_SCALE["full"])
+    assert seen[1]["exact_lr"] == pytest.approx(0.04)
+    assert api.EXACT_LR_SCALE["full"] < 1.0
+
+    obs = Observations.from_task(pde, truth.numpy(), "inverse", "full", seed=0)
+    kw = dict(ensemble=2, steps=10, lr=0.05, seed=0)
+    runs = [real(model.student, pde, obs, exact_lr=r, **kw) for r in (0.05, 0.005, 0.05)]
+    assert np.array_equal(runs[0].members, runs[2].members)  # deterministic, so the difference is the rate's
+    assert not np.allclose(runs[0].members, runs[1].members)
