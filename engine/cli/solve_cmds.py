@@ -13,7 +13,13 @@ from engine.metrics import residual_stats
 
 def cmd_solve(args: argparse.Namespace) -> int:
     from engine.solve import Observations, SolveOptions, solve
-    from engine.solve.api import METHODS, MODEL_FREE, default_candidates, default_residual_norm
+    from engine.solve.api import (
+        METHODS,
+        MODEL_FREE,
+        default_candidates,
+        default_exact_lr,
+        default_residual_norm,
+    )
 
     if args.method not in METHODS:  # argparse choices would list them; keep the one-line error style
         from engine.errors import ConfigError
@@ -52,7 +58,9 @@ def cmd_solve(args: argparse.Namespace) -> int:
                                       "candidates": args.candidates or default_candidates(model, obs),
                                       "residual_norm": (args.residual_norm if args.residual_norm is not None
                                                         else default_residual_norm(pde, obs)),
-                                      "precision": args.precision})}))
+                                      "precision": args.precision}
+                                   | ({"exact_lr": default_exact_lr(obs, args.lr)} if args.method == "piddm-exact"
+                                      else {}))}))
     emit(out, args.json, f"{res.method}: {len(obs)} case(s) in {res.seconds:.2f} s, residual_mse "
          f"{stats['residual_mse']:.3e}, misfit {res.misfit:.3e}; wrote {args.output}")
     return 0

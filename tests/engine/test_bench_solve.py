@@ -146,3 +146,9 @@ def test_solve_command_records_the_residual_norm_and_precision_it_used(folder, t
         with h5py.File(out, "r") as h:
             recorded = json.loads(h.attrs["solve"])
             assert (recorded["residual_norm"], recorded["precision"]) == (sigma, precision)
+            assert "exact_lr" not in recorded  # piddm has no exact phase
+    out = tmp_path / "exact.h5"
+    assert main(["solve", "--model", str(folder / "piddm"), "--obs", str(tmp_path / "obs.h5"), "--ensemble", "2",
+                 "--steps", "2", "--method", "piddm-exact", "--lr", "0.04", "-o", str(out)]) == 0
+    with h5py.File(out, "r") as h:
+        assert json.loads(h.attrs["solve"])["exact_lr"] == pytest.approx(0.004)  # a whole channel: a tenth
