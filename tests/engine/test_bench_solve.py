@@ -123,7 +123,7 @@ def test_bench_command_gives_the_guidance_baselines_their_own_step_count(folder,
     assert "piddm" in capsys.readouterr().out
 
 
-def test_solve_command_records_the_residual_norm_and_precision_it_used(folder, tmp_path):
+def test_solve_command_records_the_residual_norm_precision_and_exact_rate_it_used(folder, tmp_path):
     import json
 
     import h5py
