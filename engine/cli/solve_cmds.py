@@ -17,8 +17,8 @@ def cmd_solve(args: argparse.Namespace) -> int:
         METHODS,
         MODEL_FREE,
         default_candidates,
-        default_exact_lr,
         default_residual_norm,
+        exact_phase_settings,
     )
 
     if args.method not in METHODS:  # argparse choices would list them; keep the one-line error style
@@ -59,8 +59,7 @@ def cmd_solve(args: argparse.Namespace) -> int:
                                       "residual_norm": (args.residual_norm if args.residual_norm is not None
                                                         else default_residual_norm(pde, obs)),
                                       "precision": args.precision}
-                                   | ({"exact_lr": default_exact_lr(obs, args.lr)} if args.method == "piddm-exact"
-                                      else {}))}))
+                                   | (exact_phase_settings(obs, args.lr) if args.method == "piddm-exact" else {}))}))
     emit(out, args.json, f"{res.method}: {len(obs)} case(s) in {res.seconds:.2f} s, residual_mse "
          f"{stats['residual_mse']:.3e}, misfit {res.misfit:.3e}; wrote {args.output}")
     return 0

@@ -144,25 +144,29 @@ def default_residual_norm(pde: PDE, obs: Observations) -> float:
     return pde.residual_orders[unknown[0]] / 2 if whole.any() and len(unknown) == 1 else 0.0
 
 
-EXACT_LR_SCALE = {"full": 0.1, "points": 1.0}  # piddm-exact's exact-phase rate / lr, by observation kind
+# piddm-exact's exact phase by observation kind: its Adam rate / lr, and whether it continues the
+# soft phase's Adam moments (see exact_phase_settings)
+EXACT_PHASE = {"full": {"lr_scale": 0.1, "continue_moments": True},
+               "points": {"lr_scale": 1.0, "continue_moments": False}}
 
 
-def default_exact_lr(obs: Observations, lr: float) -> float:
-    """Adam's rate in piddm-exact's exact phase (``exact`` module docstring): lr × EXACT_LR_SCALE[kind].
+def exact_phase_settings(obs: Observations, lr: float) -> dict[str, Any]:
+    """piddm-exact's exact phase (``exact`` module docstring) for these observations: {"exact_lr",
+    "continue_moments"} from EXACT_PHASE[observation_kind(obs)].
 
-    The exact phase starts from the soft phase's latents with fresh Adam moments, and Adam's first
-    steps move every latent entry by about the rate whatever its gradient. With a whole channel
-    observed the soft phase (H^(−σ) residual) already ends near the answer and a full-rate kick
-    undoes part of it: on darcy validation cases (8, ensemble 4) a tenth of the rate lowered the
-    coefficient's error rate from the whole u at 32² from 8.3 % to 6.0 % (100 steps) and 7.3 % to
-    5.1 % (200 steps), at 64² from 7.1 % to 5.7 % (200 steps). From scattered points no rate won
-    everywhere (a tenth against the full rate — 32², 31 points: inverse error rate 12.4 % both at 100
-    steps, 10.8 % against 11.8 % at 200; forward rel_l2(u) 20.4 % against 17.3 % at 100, 16.6 % against
-    16.5 % at 200; 64², 123 points, 200 steps: inverse 7.6 % against 7.3 %, forward 7.0 % against
-    6.8 %), so points keep the full rate.
-    Every row: ``resources/bench/exact-lr-validation-darcy-cpu.json``.
+    The exact phase starts from the soft phase's latents. A fresh Adam's first steps move every
+    latent entry by about the rate whatever its gradient, and with a whole channel observed the soft
+    phase (H^(−σ) residual) already ends near the answer, so a fresh full-rate start undoes part of
+    it. Darcy validation cases (8, ensemble 4, error rate of the coefficient from the whole u; fresh
+    moments at the full rate / fresh at a tenth / continued at a tenth): 32², 200 steps 7.3 / 5.1 /
+    3.9 %; 32², 100 steps 8.3 / 6.0 / 5.8 %; 64², 200 steps 7.1 / 5.7 / 4.9 %. From scattered
+    points neither change won everywhere (32², 31 points, forward rel_l2(u) at 100 steps: fresh full
+    rate 17.3 %, fresh tenth 20.4 %, continued full rate 19.9 %; 64², 123 points, 200 steps: a tenth
+    7.0 % against 6.8 % forward, 7.6 % against 7.3 % inverse error rate), so points keep a fresh
+    Adam at the full rate. Every row: ``resources/bench/exact-lr-validation-darcy-cpu.json``.
     """
-    return lr * EXACT_LR_SCALE[observation_kind(obs)]
+    phase = EXACT_PHASE[observation_kind(obs)]
+    return {"exact_lr": lr * phase["lr_scale"], "continue_moments": phase["continue_moments"]}
 
 
 def network_precision(device: torch.device, precision: str) -> AbstractContextManager:
@@ -212,8 +216,8 @@ def _run(model: Any, pde: PDE, obs: Observations, opts: SolveOptions, grid: Grid
         _check_model(pde, student, grid)
         with network_precision(student.device, opts.precision):
             if m == "piddm-exact":
-                return exact.exact_solve(student, pde, obs, lam=lam, lr=opts.lr,
-                                         exact_lr=default_exact_lr(obs, opts.lr), candidates=candidates,
+                return exact.exact_solve(student, pde, obs, lam=lam, lr=opts.lr, **exact_phase_settings(obs, opts.lr),
+                                         candidates=candidates,
                                          residual_norm=norm, cuda_graphs=opts.cuda_graphs, **common)
             return latent.latent_solve(student, pde, obs, lam=lam, lr=opts.lr, candidates=candidates,
                                        residual_norm=norm, refine=m == "piddm-ref", cuda_graphs=opts.cuda_graphs,

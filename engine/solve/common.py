@@ -26,6 +26,8 @@ class MethodOutput:
     exact_solution : True when the solution channel is S(coefficient) (piddm-exact, classical):
         observed solution entries are then not overwritten, which would break the residual.
     latents : the final latents of a latent method, for a method that continues from them.
+    adam_moments : the latent method's final Adam state of ε ("step", "exp_avg", "exp_avg_sq"), for a
+        method that continues its optimisation (piddm-exact's exact phase).
     """
 
     members: np.ndarray
@@ -34,6 +36,7 @@ class MethodOutput:
     mean: np.ndarray | None = None
     exact_solution: bool = False
     latents: torch.Tensor | None = None  # (B·E, C, N, N) final ε of latent methods (warm starts)
+    adam_moments: dict[str, Any] | None = None
 
 
 SEED_STRIDE = 1009  # member seeds of one case: e < SEED_STRIDE keeps them apart from the next case's

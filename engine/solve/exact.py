@@ -2,10 +2,11 @@
 
 Two phases over the ``steps`` budget. First the piddm latent solve (``latent``, soft physics) runs
 for (1 − EXACT_FRACTION)·steps: a generator step costs one network evaluation, and it brings ε
-close to the observations. Then, from those latents (Adam with fresh moments; its rate ``exact_lr``,
-which ``api.default_exact_lr`` lowers when a whole channel is observed), the
-exact phase runs for the remaining steps, each of which also costs a reference solve and its
-adjoint. On darcy 64² validation cases (4 cases, ensemble 4, 100 steps, 3 % points) 80 soft +
+close to the observations. Then, from those latents, the exact phase runs for the remaining steps,
+each of which also costs a reference solve and its adjoint. Its Adam runs at ``exact_lr`` and either
+starts with fresh moments or continues the soft phase's (``continue_moments``): a fresh Adam's first
+steps move every latent entry by about the rate whatever its gradient, which undoes part of a good
+soft fit (``api.exact_phase_settings`` chooses both by the observation kind). On darcy 64² validation cases (4 cases, ensemble 4, 100 steps, 3 % points) 80 soft +
 20 exact steps were as accurate as 100 exact steps (inverse rel_l2(a) 0.344 vs 0.363, forward
 rel_l2(u) 0.144 vs 0.150) for a fifth of the solver work, which dominates on a GPU.
 
@@ -59,12 +60,13 @@ def coefficient_of(pde: PDE, x: torch.Tensor, ot: ObsTensors, coef_mask: torch.T
 
 def exact_solve(student: Any, pde: PDE, obs: Observations, *, ensemble: int, steps: int, lr: float,
                 seed: int, lam: float = 1.0, exact_fraction: float = EXACT_FRACTION, exact_lr: float | None = None,
-                candidates: int = 1, residual_norm: float = 0.0, cuda_graphs: bool = True, on_progress: ProgressFn = no_progress,
+                continue_moments: bool = False, candidates: int = 1, residual_norm: float = 0.0, cuda_graphs: bool = True, on_progress: ProgressFn = no_progress,
                 cancel: CancelToken | None = None) -> MethodOutput:
     """piddm-exact (module docstring). members (B, E, C, N, N) and mean (B, C, N, N), float64.
 
     lam: λ of the soft phase; exact_fraction: share of ``steps`` in the exact phase (1 = exact only);
-    exact_lr: Adam's rate in the exact phase (None = lr);
+    exact_lr: Adam's rate in the exact phase (None = lr); continue_moments: the exact phase's Adam
+        continues the soft phase's step count and moments instead of starting afresh;
     candidates, residual_norm, cuda_graphs: the soft phase's screened starts, residual norm and CUDA
         graphs (``latent_solve``).
     """
@@ -77,7 +79,7 @@ def exact_solve(student: Any, pde: PDE, obs: Observations, *, ensemble: int, ste
                             history=[{"step": 0, "misfit": 0.0, "residual_mse": 0.0}])
     n_exact = min(steps, max(1, round(exact_fraction * steps)))
     n_soft = steps - n_exact
-    start, soft_history, soft_nfe = None, [], 0
+    start, moments, soft_history, soft_nfe = None, None, [], 0
     if n_soft:
         def soft_progress(p: Progress) -> None:
             on_progress(dataclasses.replace(p, total=steps))
@@ -87,12 +89,13 @@ def exact_solve(student: Any, pde: PDE, obs: Observations, *, ensemble: int, ste
                             on_progress=soft_progress,
                             cancel=cancel)
         start, soft_history, soft_nfe = soft.latents, soft.history[:-1], soft.nfe
+        moments = soft.adam_moments if continue_moments else None
 
     def exact_progress(p: Progress) -> None:
         on_progress(dataclasses.replace(p, step=p.step + n_soft, total=steps))
 
     out = _exact_phase(student, pde, obs, ensemble=ensemble, steps=n_exact, lr=lr if exact_lr is None else exact_lr,
-                       seed=seed, start=start,
+                       seed=seed, start=start, moments=moments,
                        on_progress=exact_progress, cancel=cancel)
     out.history = soft_history + [{**h, "step": h["step"] + n_soft} for h in out.history]
     out.nfe += soft_nfe
@@ -101,8 +104,11 @@ def exact_solve(student: Any, pde: PDE, obs: Observations, *, ensemble: int, ste
 
 def _exact_phase(student: Any, pde: PDE, obs: Observations, *, ensemble: int, steps: int, lr: float,
                  seed: int, start: torch.Tensor | None, on_progress: ProgressFn,
-                 cancel: CancelToken | None) -> MethodOutput:
-    """The exact phase from ``start`` (or the seeded latents): members and the re-solved mean."""
+                 cancel: CancelToken | None, moments: dict | None = None) -> MethodOutput:
+    """The exact phase from ``start`` (or the seeded latents): members, the re-solved mean and the final ε.
+
+    moments: an Adam state of ``start`` to continue (``MethodOutput.adam_moments``), else fresh moments.
+    """
     grid, b, e = student.grid, len(obs), ensemble
     eps = (initial_latents(student, b, e, seed) if start is None else start.detach().clone()).requires_grad_(True)
     dev = eps.device
@@ -110,6 +116,10 @@ def _exact_phase(student: Any, pde: PDE, obs: Observations, *, ensemble: int, st
     coef_mask = pde.coefficient_mask(grid).to(dev)
     inv_std = inverse_std(student.normalizer, tuple(eps.shape[1:]), dev).double()
     opt = torch.optim.Adam([eps], lr=lr)
+    if moments is not None:  # Adam fills an empty state on its first step; a filled one is continued
+        opt.state[eps].update(step=torch.tensor(moments["step"], dtype=torch.float32),
+                              exp_avg=moments["exp_avg"].to(dev, eps.dtype).clone(),
+                              exp_avg_sq=moments["exp_avg_sq"].to(dev, eps.dtype).clone())
     report = Reporter(on_progress, cancel, steps)
     for step in range(steps + 1):
         with torch.set_grad_enabled(step < steps):
@@ -132,4 +142,4 @@ def _exact_phase(student: Any, pde: PDE, obs: Observations, *, ensemble: int, st
     cbar_fields = torch.where(ot.mask[::e].cpu() & coef_mask.cpu(), ot.values[::e].cpu(), members.mean(1))
     mean = solve_fields(pde, pde.inputs_of(cbar_fields), grid)
     return MethodOutput(members=members.numpy(), nfe=steps + 1, history=report.history,
-                        mean=mean.numpy(), exact_solution=True)
+                        mean=mean.numpy(), exact_solution=True, latents=eps.detach())

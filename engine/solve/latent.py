@@ -181,7 +181,11 @@ def latent_solve(student: Any, pde: PDE, obs: Observations, *, ensemble: int, st
         report(step, seen, case0_mean(xm, e))
     members = xm.detach().to("cpu", torch.float64).reshape((b, e) + tuple(xm.shape[1:])).numpy()
     nfe = total + 1 + (candidates if candidates > 1 else 0)
-    return MethodOutput(members=members, nfe=nfe, history=report.history, latents=eps.detach())
+    state = opt.state[eps]
+    moments = {"step": float(state["step"]), "exp_avg": state["exp_avg"].detach().clone(),
+               "exp_avg_sq": state["exp_avg_sq"].detach().clone()}
+    return MethodOutput(members=members, nfe=nfe, history=report.history, latents=eps.detach(),
+                        adam_moments=moments)
 
 
 __all__ = ["initial_latents", "latent_solve", "screened_latents"]

@@ -151,4 +151,5 @@ def test_solve_command_records_the_residual_norm_precision_and_exact_rate_it_use
     assert main(["solve", "--model", str(folder / "piddm"), "--obs", str(tmp_path / "obs.h5"), "--ensemble", "2",
                  "--steps", "2", "--method", "piddm-exact", "--lr", "0.04", "-o", str(out)]) == 0
     with h5py.File(out, "r") as h:
-        assert json.loads(h.attrs["solve"])["exact_lr"] == pytest.approx(0.004)  # a whole channel: a tenth
+        recorded = json.loads(h.attrs["solve"])
+        assert (recorded["exact_lr"], recorded["continue_moments"]) == (pytest.approx(0.004), True)  # a whole channel

@@ -84,9 +84,9 @@ def test_exact_learns_from_observed_coefficient_points():
     assert last < 0.8 * first
 
 
-def test_exact_phase_rate_depends_on_the_observation_kind(monkeypatch):
-    """Through ``solve``: a whole observed channel gets the lowered exact-phase rate, points the full one,
-    and that rate is what the exact phase's Adam runs at (a different rate, a different answer)."""
+def test_exact_phase_settings_depend_on_the_observation_kind(monkeypatch):
+    """Through ``solve``: a whole observed channel gets the lowered exact-phase rate and continued Adam
+    moments, points the full rate and fresh moments; each setting changes the answer."""
     from engine.solve import api, exact
 
     model = make_model("darcy")
@@ -97,12 +97,33 @@ def test_exact_phase_rate_depends_on_the_observation_kind(monkeypatch):
     for spec in ("full", "points:30"):
         obs = Observations.from_task(pde, truth.numpy(), "inverse", spec, seed=0)
         solve(model, pde, obs, SolveOptions(method="piddm-exact", ensemble=2, steps=5, lr=0.04))
-    assert seen[0]["exact_lr"] == pytest.approx(0.04 * api.EXACT_LR_SCALE["full"])
-    assert seen[1]["exact_lr"] == pytest.approx(0.04)
-    assert api.EXACT_LR_SCALE["full"] < 1.0
+    assert (seen[0]["exact_lr"], seen[0]["continue_moments"]) == (pytest.approx(0.004), True)
+    assert (seen[1]["exact_lr"], seen[1]["continue_moments"]) == (pytest.approx(0.04), False)
+    assert api.EXACT_PHASE["full"]["lr_scale"] == 0.1
 
     obs = Observations.from_task(pde, truth.numpy(), "inverse", "full", seed=0)
     kw = dict(ensemble=2, steps=10, lr=0.05, seed=0)
-    runs = [real(model.student, pde, obs, exact_lr=r, **kw) for r in (0.05, 0.005, 0.05)]
-    assert np.array_equal(runs[0].members, runs[2].members)  # deterministic, so the difference is the rate's
+    runs = [real(model.student, pde, obs, exact_lr=r, continue_moments=c, **kw)
+            for r, c in ((0.05, False), (0.005, False), (0.05, True), (0.05, False))]
+    assert np.array_equal(runs[0].members, runs[3].members)  # deterministic, so differences are the settings'
     assert not np.allclose(runs[0].members, runs[1].members)
+    assert not np.allclose(runs[0].members, runs[2].members)
+
+
+def test_continued_moments_do_not_kick_the_latents():
+    """A fresh Adam's first step moves every latent entry by about the rate; continuing the soft phase's
+    moments (their gradient scale already known) moves them by less — the reason for continuing them."""
+    model = make_model("darcy")
+    pde, grid, truth = make_case("darcy")
+    obs = Observations.from_task(pde, truth.numpy(), "inverse", "full", seed=0)
+    soft = latent_solve(model.student, pde, obs, ensemble=2, steps=20, lam=1.0, lr=0.05, seed=0)
+    assert soft.adam_moments["step"] == 20.0
+
+    def first_move(moments):
+        out = _exact_phase(model.student, pde, obs, ensemble=2, steps=1, lr=0.05, seed=0, start=soft.latents,
+                           moments=moments, on_progress=lambda p: None, cancel=None)
+        return (out.latents - soft.latents).abs().mean().item()
+
+    fresh, continued = first_move(None), first_move(soft.adam_moments)
+    assert fresh == pytest.approx(0.05, rel=0.1)  # |Δε| = lr·|m̂|/(√v̂ + eps) = lr on the first step
+    assert continued < 0.8 * fresh  # 0.55 × here
