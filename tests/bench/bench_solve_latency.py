@@ -92,6 +92,7 @@ def main() -> int:
     p.add_argument("--cudnn-benchmark", action="store_true", help="torch.backends.cudnn.benchmark = True")
     args = p.parse_args()
     warnings.simplefilter("always")
+    warnings.simplefilter("ignore", DeprecationWarning)  # torch.compile's own imports; not about the solve
     warnings.showwarning = lambda msg, cat, *a, **k: print(f"  warning: {cat.__name__}: {msg}")
     torch.backends.cudnn.benchmark = args.cudnn_benchmark
     cuda = args.device.startswith("cuda")
