@@ -216,8 +216,8 @@ def _run(model: Any, pde: PDE, obs: Observations, opts: SolveOptions, grid: Grid
         _check_model(pde, student, grid)
         with network_precision(student.device, opts.precision):
             if m == "piddm-exact":
-                return exact.exact_solve(student, pde, obs, lam=lam, lr=opts.lr, **exact_phase_settings(obs, opts.lr),
-                                         candidates=candidates,
+                return exact.exact_solve(student, pde, obs, lam=lam, lr=opts.lr, candidates=candidates,
+                                         **exact_phase_settings(obs, opts.lr),
                                          residual_norm=norm, cuda_graphs=opts.cuda_graphs, **common)
             return latent.latent_solve(student, pde, obs, lam=lam, lr=opts.lr, candidates=candidates,
                                        residual_norm=norm, refine=m == "piddm-ref", cuda_graphs=opts.cuda_graphs,

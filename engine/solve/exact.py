@@ -6,9 +6,10 @@ close to the observations. Then, from those latents, the exact phase runs for th
 each of which also costs a reference solve and its adjoint. Its Adam runs at ``exact_lr`` and either
 starts with fresh moments or continues the soft phase's (``continue_moments``): a fresh Adam's first
 steps move every latent entry by about the rate whatever its gradient, which undoes part of a good
-soft fit (``api.exact_phase_settings`` chooses both by the observation kind). On darcy 64² validation cases (4 cases, ensemble 4, 100 steps, 3 % points) 80 soft +
-20 exact steps were as accurate as 100 exact steps (inverse rel_l2(a) 0.344 vs 0.363, forward
-rel_l2(u) 0.144 vs 0.150) for a fifth of the solver work, which dominates on a GPU.
+soft fit (``api.exact_phase_settings`` chooses both by the observation kind). On darcy 64²
+validation cases (4 cases, ensemble 4, 100 steps, 3 % points) 80 soft + 20 exact steps were as
+accurate as 100 exact steps (inverse rel_l2(a) 0.344 vs 0.363, forward rel_l2(u) 0.144 vs 0.150)
+for a fifth of the solver work, which dominates on a GPU.
 
 In the exact phase, for each member, optimise ε (Adam; from the soft phase's latents, or from
 piddm's per-member seeds when ``exact_fraction`` = 1) on
@@ -60,7 +61,8 @@ def coefficient_of(pde: PDE, x: torch.Tensor, ot: ObsTensors, coef_mask: torch.T
 
 def exact_solve(student: Any, pde: PDE, obs: Observations, *, ensemble: int, steps: int, lr: float,
                 seed: int, lam: float = 1.0, exact_fraction: float = EXACT_FRACTION, exact_lr: float | None = None,
-                continue_moments: bool = False, candidates: int = 1, residual_norm: float = 0.0, cuda_graphs: bool = True, on_progress: ProgressFn = no_progress,
+                continue_moments: bool = False, candidates: int = 1, residual_norm: float = 0.0,
+                cuda_graphs: bool = True, on_progress: ProgressFn = no_progress,
                 cancel: CancelToken | None = None) -> MethodOutput:
     """piddm-exact (module docstring). members (B, E, C, N, N) and mean (B, C, N, N), float64.
 
@@ -94,8 +96,8 @@ def exact_solve(student: Any, pde: PDE, obs: Observations, *, ensemble: int, ste
     def exact_progress(p: Progress) -> None:
         on_progress(dataclasses.replace(p, step=p.step + n_soft, total=steps))
 
-    out = _exact_phase(student, pde, obs, ensemble=ensemble, steps=n_exact, lr=lr if exact_lr is None else exact_lr,
-                       seed=seed, start=start, moments=moments,
+    out = _exact_phase(student, pde, obs, ensemble=ensemble, steps=n_exact, seed=seed, start=start,
+                       lr=lr if exact_lr is None else exact_lr, moments=moments,
                        on_progress=exact_progress, cancel=cancel)
     out.history = soft_history + [{**h, "step": h["step"] + n_soft} for h in out.history]
     out.nfe += soft_nfe
