@@ -159,11 +159,13 @@ def exact_phase_settings(obs: Observations, lr: float) -> dict[str, Any]:
     phase (H^(−σ) residual) already ends near the answer, so a fresh full-rate start undoes part of
     it. Darcy validation cases (8, ensemble 4, error rate of the coefficient from the whole u; fresh
     moments at the full rate / fresh at a tenth / continued at a tenth): 32², 200 steps 7.3 / 5.1 /
-    3.9 %; 32², 100 steps 8.3 / 6.0 / 5.8 %; 64², 200 steps 7.1 / 5.7 / 4.9 %. From scattered
+    3.9 %; 32², 100 steps 8.3 / 6.0 / 5.8 %; 64², 200 steps 7.1 / 5.7 / 4.9 %; checked afterwards on
+    the bundled 64² source problems (rel_l2 of f from the whole u, 200 steps, fresh full rate against
+    continued tenth): poisson 58 % → 34 %, helmholtz 63 % → 52 %. From scattered
     points neither change won everywhere (32², 31 points, forward rel_l2(u) at 100 steps: fresh full
     rate 17.3 %, fresh tenth 20.4 %, continued full rate 19.9 %; 64², 123 points, 200 steps: a tenth
     7.0 % against 6.8 % forward, 7.6 % against 7.3 % inverse error rate), so points keep a fresh
-    Adam at the full rate. Every row: ``resources/bench/exact-lr-validation-darcy-cpu.json``.
+    Adam at the full rate. Every row: ``resources/bench/exact-phase-validation-cpu.json``.
     """
     phase = EXACT_PHASE[observation_kind(obs)]
     return {"exact_lr": lr * phase["lr_scale"], "continue_moments": phase["continue_moments"]}
