@@ -8,8 +8,8 @@
 # PARTS (default "throughput models latency"), run in the order given:
 #   throughput  teacher training throughput, base U-Net at 64²: eager bf16 at batch 128, eager
 #               channels-last at batch 512, compiled channels-last and the fast path (--compile,
-#               NCHW model, layout choice forced into the backward graph by the trainer) at batch 512, each with its FLOP/sample and the measured bf16 peak
-#               in the same run (teacher-*.json);
+#               NCHW model, layout choice forced into the backward graph by the trainer) at batch
+#               512, each with its FLOP/sample and the measured bf16 peak in the same run (teacher-*.json);
 #   fast        the fast path alone (teacher-fast.json);
 #   prewarm     starts the compiles of the layout part's teacher variants in the background
 #               (CPU work, cached on disk by inductor), so that other parts run meanwhile;
