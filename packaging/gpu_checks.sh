@@ -27,6 +27,8 @@
 #   models      the bundled 64² set of each of PDES (default darcy) made again with the time left
 #               before DEADLINE (make_models.py: 5,000 samples, teacher, PIDDM and λ = 0 students,
 #               Heun-40 pairs and bench) -> <pde>.tar (the bundle, ~14 MB) and summary.json;
+#               CURVE=K benches the teacher after each K-th of its training (<pde>-teacher-curve.json),
+#               TEACHER_SHARE / ABLATION_SHARE / OVERHEAD change how the time left is shared out;
 #   latency     interactive latency of an 8-member piddm solve at 64² on the GPU: CUDA graphs after one
 #               and three warm-up steps, bf16, eager; bf16 with cudnn.benchmark; a forward solve from
 #               the whole a (its sine transforms under capture) (latency.txt);
@@ -55,11 +57,11 @@ PARTS=${PARTS:-throughput models latency}
 PDES=${PDES:-darcy}
 left() { echo $((DEADLINE - SECONDS)); }
 if [[ -n "${QUICK:-}" ]]; then  # tiny sizes: checks that every command runs, measures nothing
-    TEACHER=(--model tiny --grid 16 --steps 4 --warmup 2) BATCH=(8 16) LIMIT=(120 300 300) OVERHEAD=40
+    TEACHER=(--model tiny --grid 16 --steps 4 --warmup 2) BATCH=(8 16) LIMIT=(120 300 300) OVERHEAD=${OVERHEAD:-40}
     MODELS=(--grid 16 --model tiny --n-data 64 --pairs 32 --batch 16 --sampler-steps 4 --bench-n 8 --bench-seeds 1)
     LAT=16 SOLVE=(--cases 1 --ensemble 2 --steps 4) DPS=8 DPS_CASES=1 LAT_STEPS=(4 8)
 else
-    TEACHER=(--model base --grid 64 --steps 60 --warmup 40) BATCH=(128 512) LIMIT=(60 150 240) OVERHEAD=150
+    TEACHER=(--model base --grid 64 --steps 60 --warmup 40) BATCH=(128 512) LIMIT=(60 150 240) OVERHEAD=${OVERHEAD:-150}
     MODELS=(--grid 64 --model small --n-data 5000 --teacher-batch 256 --teacher-ema 300 --pairs 2048
             --refresh 500 --batch 128 --distill-lr 3e-4 --student-ema 200 --sampler-steps 40
             --bench-n 256 --bench-seeds 3)
@@ -173,7 +175,12 @@ part_dps2000() {
 }
 part_models() {
     # Training minutes from the time left (data, pairs, bench and latency take about OVERHEAD s per
-    # set): teacher 48 %, PIDDM student 44 %, λ = 0 student 8 %.
+    # set): teacher TEACHER_SHARE (default 48 %), λ = 0 student ABLATION_SHARE (8 %), PIDDM student
+    # the rest. CURVE=K benches the teacher after each K-th of its budget (<pde>-teacher-curve.json).
+    local teacher_share=${TEACHER_SHARE:-0.48} ablation_share=${ABLATION_SHARE:-0.08}
+    local distill_share curve=()
+    distill_share=$(awk -v t="$teacher_share" -v a="$ablation_share" 'BEGIN { print 1 - t - a }')
+    [[ -n "${CURVE:-}" ]] && curve=(--teacher-curve "$CURVE")
     read -ra SETS <<< "$PDES"
     TRAIN=$(( ($(left) - OVERHEAD * ${#SETS[@]}) / ${#SETS[@]} ))
     if (( TRAIN < 30 )); then
@@ -182,9 +189,9 @@ part_models() {
     fi
     minutes() { awk -v s="$TRAIN" -v f="$1" 'BEGIN { printf "%.2f", s * f / 60 }'; }
     step "models of $PDES: $TRAIN s of training each"
-    "$PY" packaging/make_models.py --pdes "${SETS[@]}" --sweep --device "$DEVICE" "${MODELS[@]}" \
-        --teacher-minutes "$(minutes 0.48)" --distill-minutes "$(minutes 0.44)" \
-        --ablation-minutes "$(minutes 0.08)" --work runs/gpu/work --out runs/gpu/models --tar "$OUT"
+    "$PY" packaging/make_models.py --pdes "${SETS[@]}" --sweep --device "$DEVICE" "${MODELS[@]}" "${curve[@]}" \
+        --teacher-minutes "$(minutes "$teacher_share")" --distill-minutes "$(minutes "$distill_share")" \
+        --ablation-minutes "$(minutes "$ablation_share")" --work runs/gpu/work --out runs/gpu/models --tar "$OUT"
 }
 part_latency() {
     quiet

@@ -14,6 +14,7 @@ Work happens in --work; bundles are written to --out/<pde>/{teacher,piddm,distil
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 import sys
@@ -62,6 +63,31 @@ def slim(src: Path, dst: Path, card: dict) -> None:
     (dst / "card.json").write_text(json.dumps(card, indent=2, default=str))
 
 
+def teacher_curve(tcfg: TeacherConfig, work: Path, parts: int, args: argparse.Namespace, out: Path):
+    """Train the teacher in ``parts`` equal slices of its budget (each a resume of the last, which
+    follows the uninterrupted run), benching its EMA weights after each: quality against training time."""
+    points, seconds = [], 0.0
+    for k in range(1, parts + 1):
+        cfg = dataclasses.replace(tcfg, minutes=tcfg.minutes * k / parts)
+        tres = train_teacher(cfg, work / "teacher", resume=k > 1)
+        seconds += tres.seconds  # a result's seconds are its own part's
+        tres = dataclasses.replace(tres, seconds=seconds, samples_per_s=tres.step * tcfg.batch_size / seconds)
+        # Only the teacher is in ``work`` yet, so the bench has the held-out data and teacher rows.
+        bench = bench_generate(work, n=args.bench_n, seeds=1, sampler_steps=args.sampler_steps, device=args.device)
+        data, teacher = (bench["table"][row] for row in ("held-out data", f"teacher (Heun {args.sampler_steps})"))
+        ratios = {m: teacher[m]["mean"] / data[m]["mean"] for m in teacher if m.startswith(("mmse_", "smse_"))}
+        points.append({"seconds": tres.seconds, "steps": tres.step, "loss": tres.loss, "ratios_to_data": ratios,
+                       "table": bench["table"]})
+        log(f"{tcfg.pde}: teacher after {tres.seconds:.0f} s ({tres.step} steps, loss {tres.loss:.4f}): "
+            + ", ".join(f"{m} {r:.2f}×" for m, r in ratios.items()))
+    out.mkdir(parents=True, exist_ok=True)
+    record = {"pde": tcfg.pde, "grid": tcfg.grid_n, "model": tcfg.model, "batch": tcfg.batch_size, "lr": tcfg.lr,
+              "ema_halflife_steps": tcfg.ema_halflife_steps, "n_data": args.n_data, "bench_n": args.bench_n,
+              "sampler_steps": args.sampler_steps, "points": points}
+    (out / f"{tcfg.pde}-teacher-curve.json").write_text(json.dumps(record, indent=2) + "\n")
+    return tres
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pdes", nargs="+", default=["darcy", "poisson", "helmholtz", "burgers"])
@@ -74,6 +100,9 @@ def main() -> int:
     ap.add_argument("--teacher-ema", type=float, default=100, help="EMA half-life of the teacher, in steps")
     ap.add_argument("--teacher-minutes", type=float, nargs="+", default=[1.5],
                     help="one budget for all PDEs, or one per PDE")
+    ap.add_argument("--teacher-curve", type=int, default=0, metavar="K",
+                    help="train the teacher in K equal parts, benching it after each (its quality against "
+                         "training time, in <tar>/<pde>-teacher-curve.json)")
     ap.add_argument("--distill-minutes", type=float, default=0.2)
     ap.add_argument("--ablation-minutes", type=float, help="budget of the λ = 0 student (default --distill-minutes)")
     ap.add_argument("--distill-lr", type=float, help="student lr (default 2e-4 on a GPU, 1e-4 on the CPU)")
@@ -106,7 +135,10 @@ def main() -> int:
                              batch_size=args.teacher_batch or args.batch, lr=1e-3 if args.device != "cpu" else 5e-4,
                              warmup_steps=100, steps=10**9, minutes=t_min, ema_halflife_steps=args.teacher_ema,
                              report_every=50, device=args.device)
-        tres = train_teacher(tcfg, work / "teacher")
+        if args.teacher_curve:
+            tres = teacher_curve(tcfg, work, args.teacher_curve, args, Path(args.tar or work))
+        else:
+            tres = train_teacher(tcfg, work / "teacher")
         log(f"{pde}: teacher {tres.step} steps in {tres.seconds:.0f} s, {tres.samples_per_s:.0f} samples/s, loss {tres.loss:.4f}")
         ablation = args.distill_minutes if args.ablation_minutes is None else args.ablation_minutes
         students = [("distill", 0.0, 0.5, ablation), ("piddm", args.lam, 0.5, args.distill_minutes)]
