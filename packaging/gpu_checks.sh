@@ -33,7 +33,8 @@
 #               and three warm-up steps, bf16, eager; bf16 with cudnn.benchmark; a forward solve from
 #               the whole a (its sine transforms under capture) (latency.txt);
 #   compiled    the same latency with the student's network through torch.compile, against the
-#               plain graphs in the same process (latency-compiled.txt; the compile is timed apart).
+#               plain graphs in the same process (latency-compiled.txt; the compile is timed apart),
+#               with the bundled darcy student if present (each answer's error against the truth too).
 # Small results go to results.tar, the log to log.txt (both in $OUT). Each step has a time limit
 # (never past DEADLINE, seconds since the start, default 565), so one that hangs (a compile) cannot
 # take the others' time; the training budgets are what is left before DEADLINE.
@@ -204,9 +205,12 @@ part_latency() {
     cat "$R/latency.txt"
 }
 part_compiled() {
+    # The bundled darcy student when it is there (its answers are then scored against the truth too).
     quiet
     step "latency, compiled student"
-    limited 300 "$PY" tests/bench/bench_solve_latency.py --grid "$LAT" --device "$DEVICE" \
+    local student=(--grid "$LAT")
+    [[ -z "${QUICK:-}" && -d resources/models/darcy/piddm ]] && student=(--models resources/models/darcy/piddm)
+    limited 300 "$PY" tests/bench/bench_solve_latency.py "${student[@]}" --device "$DEVICE" \
         --steps "${LAT_STEPS[@]}" --variants graphs compiled > "$R/latency-compiled.txt" 2>&1
     cat "$R/latency-compiled.txt"
 }

@@ -2,11 +2,13 @@
 
 An untrained `small` U-Net student costs exactly what a trained one does, so no model is needed
 (its zero-initialised layers are drawn at random, so that every layer shapes the answer the variants
-are compared on):
+are compared on); ``--models FOLDER`` times a trained student instead (a distillation run or a bundled
+piddm folder; --grid is then its grid) and adds each answer's error against the truth:
 
     python tests/bench/bench_solve_latency.py [--grid 32] [--device cpu]   # darcy inverse from 3% of u, ensemble 8
     python tests/bench/bench_solve_latency.py --grid 64 --device cuda        # the "64² on a GPU" figure
     python tests/bench/bench_solve_latency.py --grid 64 --device cuda --task forward --obs full --steps 100
+    python tests/bench/bench_solve_latency.py --models resources/models/darcy/piddm --device cuda --variants graphs compiled
 
 Steps default to 25 50 70 100 200; how many a solve needs to converge: tests/bench/bench_solve_steps.py.
 
@@ -40,8 +42,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine" / "solve")
 
 from solve_standins import untrained_darcy_student  # noqa: E402
 
+from engine import pdes  # noqa: E402
 from engine.data.generate import generate_fields  # noqa: E402
-from engine.distill.generator import Student  # noqa: E402
+from engine.distill.generator import Student, load_student  # noqa: E402
+from engine.metrics import truth_errors  # noqa: E402
 from engine.solve import Observations, SolveOptions, graphs, solve  # noqa: E402
 
 VARIANTS = {  # name: (SolveOptions fields, warm-up steps before the capture)
@@ -78,6 +82,7 @@ def main() -> int:
     p.add_argument("--obs", default="fraction:0.03", help="full | points:K | fraction:F")
     p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=None)
     p.add_argument("--cudnn-benchmark", action="store_true", help="torch.backends.cudnn.benchmark = True")
+    p.add_argument("--models", help="a trained darcy student's folder (default: an untrained one at --grid)")
     args = p.parse_args()
     warnings.simplefilter("always")
     warnings.simplefilter("ignore", DeprecationWarning)  # torch.compile's own imports; not about the solve
@@ -85,10 +90,16 @@ def main() -> int:
     torch.backends.cudnn.benchmark = args.cudnn_benchmark
     cuda = args.device.startswith("cuda")
     variants = args.variants or ([v for v in VARIANTS if v != "compiled"] if cuda else ["graphs"])
-    plain = untrained_darcy_student(args.grid, "small", args.device)
+    if args.models:
+        plain = load_student(args.models, args.device)
+        if plain.pde.name != "darcy":
+            p.error(f"{args.models} is a {plain.pde.name} student; the latency bench solves darcy")
+        args.grid = plain.grid.n
+    else:
+        plain = untrained_darcy_student(args.grid, "small", args.device)
     compiled = dataclasses.replace(plain, denoiser=torch.compile(plain.denoiser))  # compiles on first use
     student_of = {v: compiled if v == "compiled" else plain for v in variants}
-    truth = generate_fields("darcy", 1, args.grid, 5, {})
+    truth = generate_fields("darcy", 1, args.grid, 5, pdes.params_of(plain.pde))
     obs = Observations.from_task(plain.pde, truth, args.task, args.obs, seed=0)
     for v in variants:
         t0 = time.perf_counter()
@@ -107,6 +118,9 @@ def main() -> int:
             else:
                 gap = f", answer {np.abs(mean - reference).max() / np.abs(reference).max():.1e} of the field's max " \
                       f"from {variants[0]}'s"
+            if args.models:  # a trained student: how good the answer is, not only how far from the first
+                errors = truth_errors(plain.pde, mean, truth.astype(np.float32), obs.mask)
+                gap += ", " + ", ".join(f"{k} {e:.3f}" for k, e in errors.items())
             print(f"{steps:4d} steps, {v:15s}: first preview {first:.2f} s, done {done:.3f} s{gap}")
     return 0
 
