@@ -8,6 +8,7 @@ therefore reproduces the teacher's first denoising estimate; distillation then t
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -49,6 +50,19 @@ class Student:
     step: int
     device: torch.device
     path: Path = field(default_factory=Path)
+    # The network through torch.compile, made by the first ``compiled()`` and kept for later solves.
+    compiled_denoiser: torch.nn.Module | None = field(default=None, repr=False, compare=False)
+
+    def compiled(self) -> Student:
+        """This student with its network through torch.compile: the same function, fused kernels.
+
+        The compile happens on the first call of the network (about a minute for the `small`
+        U-Net, once per input shape) and is kept on this student, so later solves reuse it; on a
+        GPU a 64² latent step then costs about 0.75× the plain one (README, latency).
+        """
+        if self.compiled_denoiser is None:
+            self.compiled_denoiser = torch.compile(self.denoiser)
+        return dataclasses.replace(self, denoiser=self.compiled_denoiser)
 
     @property
     def latent_shape(self) -> tuple[int, int, int]:

@@ -55,6 +55,7 @@ class SolveOptions:
     device: str | None = None  # model-free methods only; model methods run where the model is
     cuda_graphs: bool = True  # on a GPU, replay each latent step as one CUDA graph (engine.solve.graphs)
     precision: str = "float32"  # the networks' arithmetic: float32 | bf16 (network_precision)
+    compile_network: bool = False  # latent methods: the student's network through torch.compile (Student.compiled)
 
 
 @dataclass
@@ -216,6 +217,8 @@ def _run(model: Any, pde: PDE, obs: Observations, opts: SolveOptions, grid: Grid
     if m in STUDENT_METHODS:
         student = _part(model, "student", m)
         _check_model(pde, student, grid)
+        if opts.compile_network:
+            student = student.compiled()
         with network_precision(student.device, opts.precision):
             if m == "piddm-exact":
                 return exact.exact_solve(student, pde, obs, lam=lam, lr=opts.lr, candidates=candidates,

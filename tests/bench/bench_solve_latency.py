@@ -18,9 +18,10 @@ four, on the CPU "graphs", which there is the plain solve):
     graphs-warmup3  the same after three warm-up steps (the default before WARMUP_STEPS was 1);
     bf16            graphs with the network under bf16 autocast (SolveOptions.precision="bf16");
     eager           kernels launched one by one, float32;
-    compiled        graphs with the student's network through torch.compile (inductor fuses its
-                    elementwise kernels; the compile, once per shape, happens in the warm-up solve and
-                    is reported apart). Not in the default set: ask for it with --variants.
+    compiled        graphs with the student's network through torch.compile (SolveOptions.compile_network,
+                    `piddm solve --compile`: inductor fuses its elementwise kernels; the compile, once
+                    per shape, happens in the warm-up solve and is reported apart). Not in the default
+                    set: ask for it with --variants.
 Each line after the first variant says how far its answer is from the first one's. ``--cudnn-benchmark``
 lets cuDNN time its convolution algorithms (a process-wide switch, so a separate run). Warnings
 (a failed graph capture) are printed where they happen.
@@ -29,7 +30,6 @@ lets cuDNN time its convolution algorithms (a process-wide switch, so a separate
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import time
 import warnings
@@ -53,7 +53,7 @@ VARIANTS = {  # name: (SolveOptions fields, warm-up steps before the capture)
     "graphs-warmup3": (dict(precision="float32", cuda_graphs=True), 3),
     "bf16": (dict(precision="bf16", cuda_graphs=True), 1),
     "eager": (dict(precision="float32", cuda_graphs=False), 1),
-    "compiled": (dict(precision="float32", cuda_graphs=True), 1),  # the student's network torch.compile'd
+    "compiled": (dict(precision="float32", cuda_graphs=True, compile_network=True), 1),
 }
 
 
@@ -97,13 +97,11 @@ def main() -> int:
         args.grid = plain.grid.n
     else:
         plain = untrained_darcy_student(args.grid, "small", args.device)
-    compiled = dataclasses.replace(plain, denoiser=torch.compile(plain.denoiser))  # compiles on first use
-    student_of = {v: compiled if v == "compiled" else plain for v in variants}
     truth = generate_fields("darcy", 1, args.grid, 5, pdes.params_of(plain.pde))
     obs = Observations.from_task(plain.pde, truth, args.task, args.obs, seed=0)
     for v in variants:
         t0 = time.perf_counter()
-        timed_solve(student_of[v], obs, 5, v)  # warm-up: one-time allocations, kernel selection, cuFFT plans
+        timed_solve(plain, obs, 5, v)  # warm-up: one-time allocations, kernel selection, cuFFT plans
         if v == "compiled":
             print(f"compiled variant: warm-up solve with the compile took {time.perf_counter() - t0:.1f} s")
     where = f"{args.grid}², {args.device}{', cudnn.benchmark' if args.cudnn_benchmark else ''}"
@@ -111,7 +109,7 @@ def main() -> int:
     for steps in args.steps:
         reference = None  # the first variant's answer
         for v in variants:
-            first, done, mean = timed_solve(student_of[v], obs, steps, v)
+            first, done, mean = timed_solve(plain, obs, steps, v)
             gap = ""
             if reference is None:
                 reference = mean

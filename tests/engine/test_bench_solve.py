@@ -123,11 +123,12 @@ def test_bench_command_gives_the_guidance_baselines_their_own_step_count(folder,
     assert "piddm" in capsys.readouterr().out
 
 
-def test_solve_command_records_the_residual_norm_precision_and_exact_rate_it_used(folder, tmp_path):
+def test_solve_command_records_the_residual_norm_precision_and_exact_rate_it_used(folder, tmp_path, monkeypatch):
     import json
 
     import h5py
     import numpy as np
+    import torch
 
     from engine import pdes
     from engine.cli.main import main
@@ -139,13 +140,17 @@ def test_solve_command_records_the_residual_norm_precision_and_exact_rate_it_use
     mask = np.zeros(truth.shape, bool)
     mask[:, 0] = True  # the whole coefficient: a forward solve
     write_fields(tmp_path / "obs.h5", FieldsFile(fields=truth, pde="darcy", channels=pde.fields, mask=mask))
-    for extra, sigma, precision in (([], 1.0, "float32"), (["--residual-norm", "0.5", "--precision", "bf16"], 0.5, "bf16")):
+    compiled = []  # a real compile is the slow solve test's; here only that --compile reaches it
+    monkeypatch.setattr(torch, "compile", lambda net: compiled.append(net) or net)
+    for extra, sigma, precision in (([], 1.0, "float32"),
+                                    (["--residual-norm", "0.5", "--precision", "bf16", "--compile"], 0.5, "bf16")):
         out = tmp_path / f"sol{sigma}.h5"
         assert main(["solve", "--model", str(folder / "piddm"), "--obs", str(tmp_path / "obs.h5"), "--ensemble", "2",
                      "--steps", "2", "-o", str(out), *extra]) == 0
         with h5py.File(out, "r") as h:
             recorded = json.loads(h.attrs["solve"])
             assert (recorded["residual_norm"], recorded["precision"]) == (sigma, precision)
+            assert recorded["compile"] == ("--compile" in extra) and len(compiled) == int("--compile" in extra)
             assert "exact_lr" not in recorded  # piddm has no exact phase
     out = tmp_path / "exact.h5"
     assert main(["solve", "--model", str(folder / "piddm"), "--obs", str(tmp_path / "obs.h5"), "--ensemble", "2",

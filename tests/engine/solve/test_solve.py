@@ -320,3 +320,43 @@ def test_a_whole_observed_channel_takes_its_own_tuned_weights(darcy, monkeypatch
     assert seen[-1] == 100.0
     recon = Observations.from_task(pde, truth, "reconstruct", "points:20", seed=0)
     assert observation_kind(recon) == "points" and observation_kind(obs) == "full"
+
+
+def _solve_pair(student, **opts):
+    pde = student.pde
+    truth = make_case("darcy", n=student.grid.n)[2].numpy()
+    obs = Observations.from_task(pde, truth, "inverse", "points:20", seed=0)
+    return obs, [solve(student, pde, obs, SolveOptions(method="piddm", compile_network=c, **FAST, **opts))
+                 for c in (False, True)]
+
+
+def test_a_compiled_network_is_made_once_per_student_and_the_solve_runs_through_it(monkeypatch):
+    # What torch.compile makes is inductor's to test (the slow test below); here: the option reaches the
+    # latent solve, the compile is made once and kept on the student for later solves, and it is used.
+    made = []
+
+    class Recorded(torch.nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.net, self.calls = net, 0
+
+        def forward(self, *args):
+            self.calls += 1
+            return self.net(*args)
+
+    monkeypatch.setattr(torch, "compile", lambda net: made.append(Recorded(net)) or made[-1])
+    student = untrained_darcy_student(16)
+    obs, (plain, first) = _solve_pair(student)
+    again = solve(student, student.pde, obs, SolveOptions(method="piddm", compile_network=True, **FAST))
+    assert len(made) == 1 and made[0].net is student.denoiser and made[0].calls > 0
+    assert student.compiled_denoiser is made[0] and student.denoiser is made[0].net  # the student itself unchanged
+    assert np.array_equal(first.mean, plain.mean) and np.array_equal(again.mean, plain.mean)
+
+
+@pytest.mark.slow
+def test_the_compiled_network_gives_the_plain_answer():
+    student = untrained_darcy_student(16)
+    obs, (plain, compiled) = _solve_pair(student)
+    unknown = ~obs.mask
+    gap = np.linalg.norm((compiled.mean - plain.mean)[unknown]) / np.linalg.norm(plain.mean[unknown])
+    assert gap < 1e-4, gap
