@@ -28,7 +28,8 @@
 #               before DEADLINE (make_models.py: 5,000 samples, teacher, PIDDM and λ = 0 students,
 #               Heun-40 pairs and bench) -> <pde>.tar (the bundle, ~14 MB) and summary.json;
 #               CURVE=K benches the teacher after each K-th of its training (<pde>-teacher-curve.json),
-#               TEACHER_SHARE / ABLATION_SHARE / OVERHEAD change how the time left is shared out;
+#               TEACHER_SHARE / ABLATION_SHARE / OVERHEAD change how the time left is shared out,
+#               TEACHER_COMPILE=1 compiles the teacher's network (its compile inside its share);
 #   latency     interactive latency of an 8-member piddm solve at 64² on the GPU: CUDA graphs after one
 #               and three warm-up steps, bf16, eager; bf16 with cudnn.benchmark; a forward solve from
 #               the whole a (its sine transforms under capture) (latency.txt);
@@ -179,9 +180,10 @@ part_models() {
     # set): teacher TEACHER_SHARE (default 48 %), λ = 0 student ABLATION_SHARE (8 %), PIDDM student
     # the rest. CURVE=K benches the teacher after each K-th of its budget (<pde>-teacher-curve.json).
     local teacher_share=${TEACHER_SHARE:-0.48} ablation_share=${ABLATION_SHARE:-0.08}
-    local distill_share curve=()
+    local distill_share extra=()  # --teacher-curve, --teacher-compile
     distill_share=$(awk -v t="$teacher_share" -v a="$ablation_share" 'BEGIN { print 1 - t - a }')
-    [[ -n "${CURVE:-}" ]] && curve=(--teacher-curve "$CURVE")
+    [[ -n "${CURVE:-}" ]] && extra=(--teacher-curve "$CURVE")
+    [[ -n "${TEACHER_COMPILE:-}" ]] && extra+=(--teacher-compile)
     read -ra SETS <<< "$PDES"
     TRAIN=$(( ($(left) - OVERHEAD * ${#SETS[@]}) / ${#SETS[@]} ))
     if (( TRAIN < 30 )); then
@@ -190,7 +192,7 @@ part_models() {
     fi
     minutes() { awk -v s="$TRAIN" -v f="$1" 'BEGIN { printf "%.2f", s * f / 60 }'; }
     step "models of $PDES: $TRAIN s of training each"
-    "$PY" packaging/make_models.py --pdes "${SETS[@]}" --sweep --device "$DEVICE" "${MODELS[@]}" "${curve[@]}" \
+    "$PY" packaging/make_models.py --pdes "${SETS[@]}" --sweep --device "$DEVICE" "${MODELS[@]}" "${extra[@]}" \
         --teacher-minutes "$(minutes "$teacher_share")" --distill-minutes "$(minutes "$distill_share")" \
         --ablation-minutes "$(minutes "$ablation_share")" --work runs/gpu/work --out runs/gpu/models --tar "$OUT"
 }
