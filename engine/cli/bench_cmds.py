@@ -76,9 +76,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sampler-steps", dest="sampler_steps", type=int, default=18, help="teacher Heun steps")
     p.add_argument("--refine", type=int, default=10, help="PIDDM-ref refinement steps (generate)")
     p.add_argument("--lambda-infer", dest="lambda_infer", type=float, default=REFINE_LAMBDA,
-                   help=f"PIDDM-ref residual weight (default {REFINE_LAMBDA:g})")
+                   help=f"PIDDM-ref residual weight (generate; default {REFINE_LAMBDA:g})")
     p.add_argument("--refine-lr", dest="refine_lr", type=float, default=REFINE_LR,
-                   help=f"PIDDM-ref Adam learning rate (default {REFINE_LR:g})")
+                   help=f"PIDDM-ref Adam learning rate (generate; default {REFINE_LR:g})")
     p.add_argument("--device", default="cpu")
     p.add_argument("--student-weights", dest="student_weights", default="ema", choices=["ema", "model"],
                    help="generate: the students' EMA weights or their raw last-step weights (run folders only)")
