@@ -30,6 +30,9 @@
 #               CURVE=K benches the teacher after each K-th of its training (<pde>-teacher-curve.json),
 #               TEACHER_SHARE / ABLATION_SHARE / OVERHEAD change how the time left is shared out,
 #               TEACHER_COMPILE=1 compiles the teacher's network (its compile inside its share);
+#               TEACHER_FROM=resources/models keeps that set's teachers and distills only the PIDDM
+#               students again (with TEACHER_SHARE=0 ABLATION_SHARE=0, the λ = 0 students kept too),
+#               LAM=λ_train for them; the set's old PIDDM student is benched beside the new one;
 #   latency     interactive latency of an 8-member piddm solve at 64² on the GPU: CUDA graphs after one
 #               and three warm-up steps, bf16, eager; bf16 with cudnn.benchmark; a forward solve from
 #               the whole a (its sine transforms under capture) (latency.txt);
@@ -184,6 +187,8 @@ part_models() {
     distill_share=$(awk -v t="$teacher_share" -v a="$ablation_share" 'BEGIN { print 1 - t - a }')
     [[ -n "${CURVE:-}" ]] && extra=(--teacher-curve "$CURVE")
     [[ -n "${TEACHER_COMPILE:-}" ]] && extra+=(--teacher-compile)
+    [[ -n "${TEACHER_FROM:-}" ]] && extra+=(--teacher-from "$TEACHER_FROM")
+    [[ -n "${LAM:-}" ]] && extra+=(--lam "$LAM")
     read -ra SETS <<< "$PDES"
     TRAIN=$(( ($(left) - OVERHEAD * ${#SETS[@]}) / ${#SETS[@]} ))
     if (( TRAIN < 30 )); then

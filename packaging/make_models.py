@@ -9,6 +9,11 @@ first half), optionally a λ sweep (--sweep PDE ...), then ``bench_generate`` on
 bundled copy of each model keeps only the EMA weights in half precision plus a model card.
 Work happens in --work; bundles are written to --out/<pde>/{teacher,piddm,distill}/ and, with
 --tar, packed one tar per PDE. A --deadline (seconds) skips the optional steps once passed.
+
+With --teacher-from SET (a bundled set, e.g. resources/models) the teacher of SET/<pde> is kept and
+only its students are distilled again (--ablation-minutes 0 keeps SET's λ = 0 student too); SET's
+PIDDM student is benched beside the new one as ``bundled-piddm``, and the cards keep SET's tuned
+guidance weights (they belong to the teacher, which did not change).
 """
 
 from __future__ import annotations
@@ -88,6 +93,24 @@ def teacher_curve(tcfg: TeacherConfig, work: Path, parts: int, args: argparse.Na
     return tres
 
 
+def reuse_set(src: Path, work: Path) -> dict:
+    """Copy a bundled set's teacher (and its students, for comparison) into ``work``; its teacher card."""
+    if not (src / "teacher" / "card.json").is_file():
+        raise SystemExit(f"{src}: no bundled teacher there (expected teacher/card.json)")
+    shutil.copytree(src / "teacher", work / "teacher")
+    if (src / "piddm").is_dir():
+        shutil.copytree(src / "piddm", work / "bundled-piddm")
+    return json.loads((src / "teacher" / "card.json").read_text())
+
+
+def kept_card(src: Path, base_card: dict) -> None:
+    """Re-card a model kept unchanged from a reused set: the new set's bench, its own training record."""
+    card = json.loads((src / "card.json").read_text())
+    card["bench_generate"] = base_card["bench_generate"]
+    card["software_version"] = base_card["software_version"]
+    (src / "card.json").write_text(json.dumps(card, indent=2, default=str))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pdes", nargs="+", default=["darcy", "poisson", "helmholtz", "burgers"])
@@ -107,7 +130,11 @@ def main() -> int:
                     help="torch.compile the teacher's network (the compile is inside its budget: on an H200 1.7× "
                          "the samples/s once compiled, after a cold compile of about 80 s)")
     ap.add_argument("--distill-minutes", type=float, default=0.2)
-    ap.add_argument("--ablation-minutes", type=float, help="budget of the λ = 0 student (default --distill-minutes)")
+    ap.add_argument("--ablation-minutes", type=float,
+                    help="budget of the λ = 0 student (default --distill-minutes; 0 with --teacher-from keeps "
+                         "the set's)")
+    ap.add_argument("--teacher-from", type=Path, metavar="SET",
+                    help="keep the teacher of SET/<pde> (a bundled set) and distill only the students")
     ap.add_argument("--distill-lr", type=float, help="student lr (default 2e-4 on a GPU, 1e-4 on the CPU)")
     ap.add_argument("--student-ema", type=float, default=50, help="EMA half-life of the students, in steps")
     ap.add_argument("--refresh", type=int, default=0, help="steps between pair refreshes (0 = never)")
@@ -132,19 +159,39 @@ def main() -> int:
         work = Path(args.work) / pde
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
-        gen = generate_dataset(pde, args.n_data, args.grid, 0, work / "data.h5")
-        log(f"{pde}: {gen.n} samples in {gen.seconds:.1f} s ({gen.samples_per_s:.0f}/s), residual {gen.residual_mse:.2e}")
-        tcfg = TeacherConfig(pde=pde, grid_n=args.grid, dataset=str(work / "data.h5"), model=args.model,
-                             batch_size=args.teacher_batch or args.batch, lr=1e-3 if args.device != "cpu" else 5e-4,
-                             warmup_steps=100, steps=10**9, minutes=t_min, ema_halflife_steps=args.teacher_ema,
-                             report_every=50, device=args.device, compile=args.teacher_compile)
-        if args.teacher_curve:
-            tres = teacher_curve(tcfg, work, args.teacher_curve, args, Path(args.tar or work))
-        else:
-            tres = train_teacher(tcfg, work / "teacher")
-        log(f"{pde}: teacher {tres.step} steps in {tres.seconds:.0f} s, {tres.samples_per_s:.0f} samples/s, loss {tres.loss:.4f}")
         ablation = args.distill_minutes if args.ablation_minutes is None else args.ablation_minutes
         students = [("distill", 0.0, 0.5, ablation), ("piddm", args.lam, 0.5, args.distill_minutes)]
+        if args.teacher_from:
+            old = reuse_set(args.teacher_from / pde, work)
+            tuned = args.teacher_from / pde / "piddm" / "card.json"  # tune_guidance writes the students' cards
+            tuned = json.loads(tuned.read_text()) if tuned.is_file() else {}
+            carried = {k: tuned[k] for k in ("guidance", "guidance_tuning") if k in tuned}
+            record = {k: old[k] for k in ("model_size", "data", "teacher_training")}
+            log(f"{pde}: teacher of {args.teacher_from / pde} kept ({old['teacher_training']['steps']} steps)")
+            if ablation == 0 and (args.teacher_from / pde / "distill").is_dir():
+                shutil.copytree(args.teacher_from / pde / "distill", work / "distill")
+                students = students[1:]
+        else:
+            gen = generate_dataset(pde, args.n_data, args.grid, 0, work / "data.h5")
+            log(f"{pde}: {gen.n} samples in {gen.seconds:.1f} s ({gen.samples_per_s:.0f}/s), "
+                f"residual {gen.residual_mse:.2e}")
+            tcfg = TeacherConfig(pde=pde, grid_n=args.grid, dataset=str(work / "data.h5"), model=args.model,
+                                 batch_size=args.teacher_batch or args.batch,
+                                 lr=1e-3 if args.device != "cpu" else 5e-4, warmup_steps=100, steps=10**9,
+                                 minutes=t_min, ema_halflife_steps=args.teacher_ema, report_every=50,
+                                 device=args.device, compile=args.teacher_compile)
+            if args.teacher_curve:
+                tres = teacher_curve(tcfg, work, args.teacher_curve, args, Path(args.tar or work))
+            else:
+                tres = train_teacher(tcfg, work / "teacher")
+            log(f"{pde}: teacher {tres.step} steps in {tres.seconds:.0f} s, {tres.samples_per_s:.0f} samples/s, "
+                f"loss {tres.loss:.4f}")
+            carried = {}
+            record = {"data": {"n": gen.n, "seed": 0, "held_out_fraction": tcfg.holdout_fraction,
+                               "generator": f"piddm generate --pde {pde} --n {gen.n} --grid {args.grid} --seed 0"},
+                      "teacher_training": {"seconds": tres.seconds, "steps": tres.step, "batch": tcfg.batch_size,
+                                           "samples_per_s": tres.samples_per_s, "final_loss": tres.loss,
+                                           "compiled": args.teacher_compile}}
         if pde in args.sweep:
             for lam in (0.01, 0.1, 1.0):
                 for warm in (0.0, 0.5):
@@ -176,19 +223,22 @@ def main() -> int:
         tparams = sum(v.numel() for v in load_checkpoint(work / "teacher")["ema"].values())
         hardware = torch.cuda.get_device_name() if torch.cuda.is_available() and args.device != "cpu" else "CPU"
         base_card = {"pde": pde, "grid": args.grid, "model_size": args.model, "parameters": tparams,
-                     "software_version": __version__, "hardware": hardware,
-                     "data": {"n": gen.n, "seed": 0, "held_out_fraction": tcfg.holdout_fraction,
-                              "generator": f"piddm generate --pde {pde} --n {gen.n} --grid {args.grid} --seed 0"},
-                     "teacher_training": {"seconds": tres.seconds, "steps": tres.step, "batch": tcfg.batch_size,
-                                          "samples_per_s": tres.samples_per_s, "final_loss": tres.loss,
-                                          "compiled": args.teacher_compile},
-                     "bench_generate": bench["table"], "recipe": "packaging/make_models.py"}
-        slim(work / "teacher", Path(args.out) / pde / "teacher",
-             {**base_card, "kind": "teacher", "name": "teacher", "training": base_card["teacher_training"]})
-        for name in ("distill", "piddm"):
-            r = results[name]
-            slim(work / name, Path(args.out) / pde / name,
+                     "software_version": __version__, "hardware": hardware, **record,
+                     "bench_generate": bench["table"], "recipe": "packaging/make_models.py", **carried}
+        dst = Path(args.out) / pde
+        kept = sorted({"teacher", "distill"} - set(results)) if args.teacher_from else []
+        for name in kept:  # unchanged from the reused set
+            shutil.copytree(work / name, dst / name, dirs_exist_ok=True)
+            kept_card(dst / name, base_card)
+        if "teacher" not in kept:
+            slim(work / "teacher", dst / "teacher",
+                 {**base_card, "kind": "teacher", "name": "teacher", "training": base_card["teacher_training"]})
+        for name, r in results.items():
+            if name not in ("distill", "piddm"):
+                continue
+            slim(work / name, dst / name,
                  {**base_card, "kind": "student", "name": name, "lambda": 0.0 if name == "distill" else args.lam,
+                  "physics_on": args.physics_on,
                   "training": {"seconds": r.seconds, "pair_seconds": r.pair_seconds, "steps": r.step,
                                "pairs": args.pairs, "sampler_steps": args.sampler_steps,
                                "residual_scale": r.residual_scale}})
@@ -197,7 +247,7 @@ def main() -> int:
             with tarfile.open(Path(args.tar) / f"{pde}.tar", "w") as tf:
                 tf.add(Path(args.out) / pde, arcname=pde)
                 tf.add(work / "bench.json", arcname=f"{pde}/bench.json")
-        summary[pde] = {"bench": bench, "teacher_seconds": tres.seconds}
+        summary[pde] = {"bench": bench, "teacher_seconds": record["teacher_training"]["seconds"]}
         log(f"{pde}: bundled")
     if args.tar:
         (Path(args.tar) / "summary.json").write_text(json.dumps(summary, indent=2))
