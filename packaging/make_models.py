@@ -111,7 +111,7 @@ def kept_card(src: Path, base_card: dict) -> None:
     (src / "card.json").write_text(json.dumps(card, indent=2, default=str))
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pdes", nargs="+", default=["darcy", "poisson", "helmholtz", "burgers"])
     ap.add_argument("--grid", type=int, default=64)
@@ -151,7 +151,7 @@ def main() -> int:
     ap.add_argument("--out", default="resources/models")
     ap.add_argument("--tar", help="also pack each PDE's bundle as <dir>/<pde>.tar")
     ap.add_argument("--deadline", type=float, default=0, help="seconds after which optional steps are skipped")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     budgets = args.teacher_minutes * len(args.pdes) if len(args.teacher_minutes) == 1 else args.teacher_minutes
     late = lambda: args.deadline and time.perf_counter() - T0 > args.deadline  # noqa: E731
     summary = {}
@@ -166,7 +166,7 @@ def main() -> int:
             tuned = args.teacher_from / pde / "piddm" / "card.json"  # tune_guidance writes the students' cards
             tuned = json.loads(tuned.read_text()) if tuned.is_file() else {}
             carried = {k: tuned[k] for k in ("guidance", "guidance_tuning") if k in tuned}
-            record = {k: old[k] for k in ("model_size", "data", "teacher_training")}
+            record = {k: old[k] for k in ("grid", "model_size", "data", "teacher_training")}
             log(f"{pde}: teacher of {args.teacher_from / pde} kept ({old['teacher_training']['steps']} steps)")
             if ablation == 0 and (args.teacher_from / pde / "distill").is_dir():
                 shutil.copytree(args.teacher_from / pde / "distill", work / "distill")

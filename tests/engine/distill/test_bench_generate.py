@@ -118,3 +118,29 @@ def test_bundle_runs_gives_run_folders_the_bundled_form(models, tmp_path, packag
     bench.write_text(json.dumps(bad))
     with pytest.raises(SystemExit, match="64"):
         bundle.main([str(models), "--bench", str(bench), "--out", str(tmp_path / "other")])
+
+
+def test_make_models_teacher_from_keeps_the_teacher_and_redistills(models, tmp_path, packaging_script):
+    """make_models.py --teacher-from SET: teacher and λ = 0 student kept byte for byte, a new PIDDM
+    student with the asked λ, the set's tuned guidance carried, the old student benched beside it."""
+    bench = tmp_path / "bench.json"
+    bench.write_text(json.dumps(bench_generate(models, n=2, seeds=1, sampler_steps=2, refine_steps=0, n_reference=4)))
+    old = tmp_path / "set" / "darcy"
+    assert packaging_script("bundle_runs").main([str(models), "--bench", str(bench), "--out", str(old)]) == 0
+    card = json.loads((old / "piddm" / "card.json").read_text())
+    guidance = {"forward": {"zeta_obs": 30.0, "zeta_pde": 0.01}}
+    (old / "piddm" / "card.json").write_text(json.dumps({**card, "guidance": guidance}))
+    make = packaging_script("make_models")
+    new = tmp_path / "new"
+    assert make.main(["--teacher-from", str(tmp_path / "set"), "--pdes", "darcy", "--model", "tiny", "--lam", "0.01",
+                      "--distill-minutes", "0.005", "--ablation-minutes", "0", "--pairs", "8", "--batch", "4",
+                      "--sampler-steps", "2", "--bench-n", "2", "--bench-seeds", "1", "--sweep", "--device", "cpu",
+                      "--work", str(tmp_path / "work"), "--out", str(new)]) == 0
+    for kept in ("teacher", "distill"):
+        assert (new / "darcy" / kept / "checkpoint.pt").read_bytes() == (old / kept / "checkpoint.pt").read_bytes()
+    card = json.loads((new / "darcy" / "piddm" / "card.json").read_text())
+    assert (card["lambda"], card["grid"], card["guidance"]) == (0.01, 16, guidance)
+    assert card["teacher_training"] == json.loads((old / "teacher" / "card.json").read_text())["teacher_training"]
+    assert any(row.startswith("bundled-piddm (λ=0.1,") for row in card["bench_generate"])
+    with pytest.raises(SystemExit, match="no bundled teacher"):
+        make.main(["--teacher-from", str(tmp_path / "new"), "--pdes", "poisson", "--work", str(tmp_path / "w2")])
