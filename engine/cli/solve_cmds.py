@@ -73,7 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="piddm | piddm-ref | piddm-exact | distill | diffusionpde | teacher | dataspace | classical")
     p.add_argument("--ensemble", type=int, default=8, help="latent starts per case (default 8)")
     p.add_argument("--steps", type=int, default=200, help="optimiser / sampler steps (default 200)")
-    p.add_argument("--lambda", dest="lam", type=float, default=None, help="physics weight (default: per method)")
+    p.add_argument("--lambda", dest="lam", type=float, default=None, help="physics weight (default: per method, PDE and observation kind; engine.solve.api)")
     p.add_argument("--lr", type=float, default=0.05, help="latent learning rate (default 0.05)")
     p.add_argument("--candidates", type=int, default=None,
                    help="latent methods: each member starts from the best of K prior draws "

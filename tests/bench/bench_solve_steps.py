@@ -86,11 +86,11 @@ def main(argv: list[str] | None = None) -> int:
 
     model = load_model(Path(args.models) / "piddm", args.device)
     pde, n = model.pde, model.grid.n
-    lam = args.lam if args.lam is not None else api.default_lambda("piddm", pde)
     marks = sorted({k for k in args.marks if 0 <= k <= args.steps} | {args.steps})
     truth = held_out_cases(pde.name, args.cases, n, pdes.params_of(pde), seed=VALIDATION_SEED)
     obs = Observations.from_task(pde, truth, args.task, args.obs, seed=args.seed)
     obs.validate(pde, Grid(n))
+    lam = args.lam if args.lam is not None else api.default_lambda("piddm", pde, obs)
     sigmas = args.sigmas if args.sigmas is not None else [api.default_residual_norm(pde, obs)]
     # one short solve first: one-time allocations and kernel choices stay out of the timing
     curve(model.student, pde, obs, truth, lr=args.lrs[0], candidates=max(args.candidates), sigma=sigmas[0],

@@ -159,6 +159,21 @@ def test_default_residual_norm_is_half_the_order_of_the_channel_solved_for(darcy
         solve(burgers_model, bpde, bobs, SolveOptions(method="piddm", ensemble=2, steps=2, residual_norm=1.0))
 
 
+def test_default_lambda_overrides_only_scattered_observations():
+    """LAMBDA_BY_PDE applies from points or a row (burgers); a whole observed channel keeps λ = 1."""
+    from engine.solve.api import DEFAULT_LAMBDA, LAMBDA_BY_PDE, default_lambda
+
+    cases = {("poisson", "piddm", "inverse", "points:20"): LAMBDA_BY_PDE[("piddm", "poisson")],
+             ("poisson", "piddm", "inverse", "full"): DEFAULT_LAMBDA["piddm"],
+             ("poisson", "distill", "inverse", "points:20"): DEFAULT_LAMBDA["distill"],
+             ("burgers", "piddm", "inverse", "full"): LAMBDA_BY_PDE[("piddm", "burgers")],
+             ("darcy", "piddm", "forward", "points:20"): DEFAULT_LAMBDA["piddm"]}
+    for (name, method, task, spec), lam in cases.items():
+        p, _, t = make_case(name)
+        assert default_lambda(method, p, Observations.from_task(p, t.numpy(), task, spec, seed=0)) == lam
+    assert LAMBDA_BY_PDE[("piddm", "poisson")] != DEFAULT_LAMBDA["piddm"]  # else the cases above prove nothing
+
+
 def test_ensemble_std_is_zero_where_observed_and_positive_elsewhere(darcy):
     model, pde, truth = darcy
     obs = Observations.from_task(pde, truth, "reconstruct", "points:20", seed=0)
