@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from app import dialogs, io_actions
+from app.canvas.field_view import FieldView
 from app.controller import Controller
 from app.panels.inputs_panel import InputsPanel
 from app.panels.model_panel import ModelPanel, bundled_models
@@ -179,6 +180,8 @@ class MainWindow(QMainWindow):
         self.model_panel.grid_box.setEnabled(s.model is None)
         self.training.set_pde(s.pde_name)
         self.task_panel.set_methods(s.methods(), s.method, s.compare_method)
+        for view in self.findChildren(FieldView):  # burgers' rows are time
+            view.set_axes(s.pde.axes)
 
     def _on_solved(self, outcomes) -> None:
         self.tabs.setCurrentWidget(self.compare if len(outcomes) > 1 else self.results)

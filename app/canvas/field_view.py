@@ -38,8 +38,7 @@ class FieldView(QWidget):
         self.plot.hideButtons()
         for ax in ("left", "bottom"):
             self.plot.getAxis(ax).setStyle(tickLength=-4)
-        self.plot.setLabel("bottom", "x")
-        self.plot.setLabel("left", "y" if kind != "burgers" else "t")
+        self.set_axes(("y", "x"))
         self.image = self._make_image()
         self.plot.addItem(self.image)
         self.overlay = pg.ImageItem()
@@ -81,6 +80,11 @@ class FieldView(QWidget):
     @property
     def log_scale(self) -> bool:
         return self.log_box is not None and self.log_box.isChecked()
+
+    def set_axes(self, axes: tuple[str, str]) -> None:
+        """Name the vertical (rows) and horizontal (columns) axes: the PDE's ``axes``, burgers ("t", "x")."""
+        self.plot.setLabel("left", axes[0])
+        self.plot.setLabel("bottom", axes[1])
 
     def set_title(self, title: str) -> None:
         self.title = title

@@ -27,6 +27,7 @@ class PDE(Protocol):
     # channel measures the residual in H^(−order/2), where it is as sensitive to every scale of that
     # channel's error (``smoothed_residual``, ``engine.solve.api.default_residual_norm``)
     residual_orders: ClassVar[tuple[int, ...]]
+    axes: ClassVar[tuple[str, str]]  # what the rows and the columns of a field run along: ("y", "x")
 
     def sample_inputs(self, seeds: Sequence[int], grid: Grid) -> torch.Tensor:
         """Random coefficients (or Burgers initial conditions), float64, one per seed."""

@@ -209,6 +209,7 @@ class SourceProblem:
     fields: ClassVar[tuple[str, ...]] = ("f", "u")
     units: ClassVar[str] = "f: source, u: solution (units of f·L²)"
     residual_orders: ClassVar[tuple[int, ...]] = (0, 2)
+    axes: ClassVar[tuple[str, str]] = ("y", "x")
 
     @property
     def k2(self) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 import time
@@ -192,3 +193,16 @@ def test_residual_norm_choice_reaches_the_solve(qtbot, make_window, dialogs):
         with qtbot.waitSignal(w.controller.solve_failed, timeout=5000):
             w.task_panel.solve_btn.click()
         assert seen[-1]["residual_norm"] == sigma and w.state.residual_norm == sigma
+
+
+def test_axes_follow_the_pde(qtbot, make_window):
+    """Every field view names its axes after the PDE: burgers' rows are time, the others' y."""
+    from app.canvas.field_view import FieldView
+
+    w = make_window(16)
+    views = w.findChildren(FieldView)
+    assert len(views) >= 4 and {v.plot.getAxis("left").labelText for v in views} == {"y"}
+    with qtbot.waitSignal(w.controller.model_changed, timeout=20_000):
+        asyncio.ensure_future(w.controller.change_pde("burgers"))
+    views = w.findChildren(FieldView)  # the results' channel views are made anew for the new channels
+    assert {(v.plot.getAxis("left").labelText, v.plot.getAxis("bottom").labelText) for v in views} == {("t", "x")}
