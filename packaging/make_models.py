@@ -104,10 +104,10 @@ def reuse_set(src: Path, work: Path) -> dict:
 
 
 def kept_card(src: Path, base_card: dict) -> None:
-    """Re-card a model kept unchanged from a reused set: the new set's bench, its own training record."""
+    """Re-card a model kept unchanged from a reused set: the new set's bench; its own training record and
+    the software version that made it stay."""
     card = json.loads((src / "card.json").read_text())
     card["bench_generate"] = base_card["bench_generate"]
-    card["software_version"] = base_card["software_version"]
     (src / "card.json").write_text(json.dumps(card, indent=2, default=str))
 
 
