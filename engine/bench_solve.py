@@ -142,6 +142,7 @@ def bench_solve(folder: str | Path, *, task: str = "forward", obs: str = "points
         return SolveOptions(method=m, ensemble=ensemble, steps=st, seed=s, device=device, precision=precision, **kw)
 
     rows: dict[str, list[dict[str, float]]] = {}
+    settings: dict[str, dict[str, Any]] = {}  # per method, what its solves used (seed 0's)
     for s in range(seeds):
         ob = Observations.from_task(pde, truth, task, obs, seed=s)
         for m in methods:
@@ -158,6 +159,7 @@ def bench_solve(folder: str | Path, *, task: str = "forward", obs: str = "points
                    "residual_mse": residual_stats(pde, res.mean)["residual_mse"],
                    "seconds_per_case": sec / cases, "nfe": float(res.nfe)}
             rows.setdefault(m, []).append(row)
+            settings.setdefault(m, res.settings)
             done += 1
             on_progress(Progress("bench", done, total, metrics={k: v for k, v in row.items()},
                                  message=f"seed {s} · {m}"))
@@ -169,4 +171,4 @@ def bench_solve(folder: str | Path, *, task: str = "forward", obs: str = "points
             "guidance_steps": g_steps, "device": device,
             "case_seed": SOLVE_SEED, "precision": f"{precision} networks, metrics in float64",
             "rel_l2": "whole channel, every channel not wholly observed, on the ensemble mean",
-            "table": table}
+            "settings": settings, "table": table}

@@ -97,6 +97,11 @@ def describe(info: Any, model: Any = None) -> str:
     if screened:  # engine.solve.api.default_candidates: why a solve's NFE includes K draws per member
         rows.append(("start screening", ", ".join(
             f"best of {k} draws ({'whole channel' if kind == 'full' else kind})" for kind, k in screened.items())))
+    tuned = {k: v for k, v in (card.get("solve") or {}).items() if isinstance(v, dict)}
+    if tuned:  # engine.solve.api.tuned_settings: what "auto" means for this student's latent solves
+        rows.append(("latent solve", "<br>".join(
+            f"{k.replace('/full', ', whole channel').replace('/points', ', points')}: "
+            f"lr {_num(v.get('lr', '?'))}, λ {_num(v.get('lam', '?'))}" for k, v in sorted(tuned.items()))))
     if "hardware" in card:
         rows.append(("trained on", card["hardware"]))
     rows.append(("path", _short_path(getattr(info, "path", ""))))

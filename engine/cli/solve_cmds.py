@@ -13,13 +13,7 @@ from engine.metrics import residual_stats
 
 def cmd_solve(args: argparse.Namespace) -> int:
     from engine.solve import Observations, SolveOptions, solve
-    from engine.solve.api import (
-        METHODS,
-        MODEL_FREE,
-        default_candidates,
-        default_residual_norm,
-        exact_phase_settings,
-    )
+    from engine.solve.api import METHODS, MODEL_FREE
 
     if args.method not in METHODS:  # argparse choices would list them; keep the one-line error style
         from engine.errors import ConfigError
@@ -53,13 +47,8 @@ def cmd_solve(args: argparse.Namespace) -> int:
     write_fields(args.output, FieldsFile(
         fields=res.mean, pde=pde.name, channels=pde.fields, pde_params=pdes.params_of(pde), method=res.method,
         seed=args.seed, mask=obs.mask, std=res.std, residual=res.residual,
-        extra={"solve": json.dumps({k: out[k] for k in ("ensemble", "seconds", "nfe", "misfit")}
-                                   | {"steps": args.steps, "lambda": args.lam, "lr": args.lr,
-                                      "candidates": args.candidates or default_candidates(model, obs),
-                                      "residual_norm": (args.residual_norm if args.residual_norm is not None
-                                                        else default_residual_norm(pde, obs)),
-                                      "precision": args.precision, "compile": args.compile}
-                                   | (exact_phase_settings(obs, args.lr) if args.method == "piddm-exact" else {}))}))
+        extra={"solve": json.dumps({k: out[k] for k in ("ensemble", "seconds", "nfe", "misfit")} | res.settings
+                                   | {"precision": args.precision, "compile": args.compile})}))
     emit(out, args.json, f"{res.method}: {len(obs)} case(s) in {res.seconds:.2f} s, residual_mse "
          f"{stats['residual_mse']:.3e}, misfit {res.misfit:.3e}; wrote {args.output}")
     return 0
@@ -73,8 +62,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="piddm | piddm-ref | piddm-exact | distill | diffusionpde | teacher | dataspace | classical")
     p.add_argument("--ensemble", type=int, default=8, help="latent starts per case (default 8)")
     p.add_argument("--steps", type=int, default=200, help="optimiser / sampler steps (default 200)")
-    p.add_argument("--lambda", dest="lam", type=float, default=None, help="physics weight (default: per method, PDE and observation kind; engine.solve.api)")
-    p.add_argument("--lr", type=float, default=0.05, help="latent learning rate (default 0.05)")
+    p.add_argument("--lambda", dest="lam", type=float, default=None, help="physics weight (default: the model card's tuned λ for the task, else per method; engine.solve.api)")
+    p.add_argument("--lr", type=float, default=None,
+                   help="latent learning rate (default: the model card's tuned rate for the task, else 0.05)")
     p.add_argument("--candidates", type=int, default=None,
                    help="latent methods: each member starts from the best of K prior draws "
                         "(default: the model card's choice for the observation kind, else 1)")

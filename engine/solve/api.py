@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -36,28 +36,13 @@ TEACHER_METHODS = ("diffusionpde", "teacher")
 MODEL_FREE = ("dataspace", "classical")
 PRECISIONS = ("float32", "bf16")  # of the networks' evaluations, see network_precision
 
-# λ defaults (dimensionless: the residual term is divided by the starting residual s, see latent.py).
-# One value serves every PDE because of that normalisation; per-PDE overrides for scattered
-# observations (points, rows: observation_kind "points") go in LAMBDA_BY_PDE.
+# λ defaults (dimensionless: the residual term is divided by the starting residual s, see latent.py),
+# used where the student's card holds no tuned value for the task and observation kind (default_lambda).
 DEFAULT_LAMBDA = {"piddm": 1.0, "distill": 1.0, "piddm-ref": 1.0, "piddm-exact": 1.0, "dataspace": 1.0}
-# The bundled poisson, helmholtz and burgers PIDDM students carry the physics in the generator
-# already; a solve's own physics term at λ = 1 then holds them near their starting samples. On the
-# validation cases (VALIDATION_SEED, 4 cases, ensemble 4, 100 steps; poisson and helmholtz from 123
-# points, burgers from its whole first / last row) rel_l2 f / u of piddm:
-#   poisson forward    λ = 1 0.298 / 0.274   0.1 0.218 / 0.206   0.01 0.177 / 0.159   0 0.178 / 0.143
-#   poisson inverse          0.807 / 0.291       0.697 / 0.247        0.618 / 0.207     0.617 / 0.202
-#   helmholtz forward        0.336 / 0.354       0.237 / 0.262        0.196 / 0.225     0.224 / 0.206
-#   helmholtz inverse        0.623 / 0.254       0.598 / 0.250        0.586 / 0.248     0.587 / 0.249
-#   burgers forward (u)      0.182                                    0.165             0.155
-#   burgers inverse (u)      1.120                                    0.505             0.542
-# λ = 0.01 is as good as none and, in the forward solves, keeps the answers' residual 2–3× lower than λ = 0.
-# With a whole channel observed the physics term is what ties the other channel to it, and λ = 1 stays:
-# on the 8 bench cases poisson's f from the whole u, rel_l2 0.150 at λ = 1 against 0.309 at 0.01.
-# darcy keeps λ = 1 everywhere: from 123 points λ = 0.01 changed rel_l2 a / u little (forward 0.229 / 0.089
-# against 0.239 / 0.089, inverse 0.246 / 0.075 against 0.264 / 0.083) for 1.6–4× the answers' residual.
-LAMBDA_BY_PDE: dict[tuple[str, str], float] = {("piddm", "poisson"): 0.01, ("piddm", "helmholtz"): 0.01,
-                                                ("piddm", "burgers"): 0.01}
-
+DEFAULT_LR = 0.05  # Adam's rate on the latent ε per step, where the card holds no tuned value (default_lr)
+# The plain latent solve, whose λ the cards' tuned settings give (engine.solve.tuning); the rate they give
+# serves every student method, since it is a property of the student's latent map.
+TUNED_LAMBDA_METHODS = ("piddm", "distill")
 
 @dataclass(frozen=True)
 class SolveOptions:
@@ -65,7 +50,7 @@ class SolveOptions:
     ensemble: int = 8  # E latent starts per case
     steps: int = 200  # optimiser / sampler steps
     lam: float | None = None  # physics weight λ; None = the method's per-PDE default (diffusionpde: ζ_pde)
-    lr: float = 0.05
+    lr: float | None = None  # latent methods; None = the card's tuned rate, else DEFAULT_LR
     candidates: int | None = None  # latent methods: start from the best of K draws; None = the model card's
     residual_norm: float | None = None  # latent methods: physics term in H^(−σ); None = default_residual_norm
     seed: int = 0
@@ -85,6 +70,7 @@ class SolveResult:
     seconds: float
     nfe: int
     history: list[dict] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)  # what the solve used (``settings_record``)
 
     @property
     def misfit(self) -> float:
@@ -92,11 +78,30 @@ class SolveResult:
         return float(self.history[-1].get("misfit", float("nan"))) if self.history else float("nan")
 
 
-def default_lambda(method: str, pde: PDE, obs: Observations) -> float:
-    """The method's physics weight λ for these observations (the comments above DEFAULT_LAMBDA)."""
-    if observation_kind(obs) == "points" and (method, pde.name) in LAMBDA_BY_PDE:
-        return LAMBDA_BY_PDE[(method, pde.name)]
+def tuned_settings(model: Any, pde: PDE, obs: Observations) -> dict[str, float]:
+    """The student card's latent-solve settings for this task and observation kind, card["solve"]["<task>/<kind>"]
+    ({"lr", "lam"}, chosen on validation cases by ``engine.solve.tuning``), or {}.
+
+    Why per student: on the bundled poisson 64² PIDDM student the inverse solve from points wants a
+    rate 2.5× smaller than darcy's, and its physics term λ = 0.01 (a student that already carries the
+    physics is held near its starting samples by λ = 1); see ``engine.solve.tuning``.
+    """
+    card = getattr(model, "card", None) or {}
+    key = f"{infer_task(pde, obs, Grid(int(obs.values.shape[-1])))}/{observation_kind(obs)}"
+    return dict((card.get("solve") or {}).get(key) or {})
+
+
+def default_lambda(method: str, pde: PDE, obs: Observations, model: Any = None) -> float:
+    """The method's physics weight λ: the card's tuned one for the plain latent solve, else DEFAULT_LAMBDA."""
+    if method in TUNED_LAMBDA_METHODS and (lam := tuned_settings(model, pde, obs).get("lam")) is not None:
+        return float(lam)
     return DEFAULT_LAMBDA.get(method, 1.0)
+
+
+def default_lr(method: str, pde: PDE, obs: Observations, model: Any = None) -> float:
+    """Adam's rate on ε for the student methods: the card's tuned one, else DEFAULT_LR."""
+    lr = tuned_settings(model, pde, obs).get("lr") if method in STUDENT_METHODS else None
+    return float(lr) if lr is not None else DEFAULT_LR
 
 
 def infer_task(pde: PDE, obs: Observations, grid: Grid) -> str:
@@ -223,11 +228,33 @@ def _guidance_weights(model: Any, task: str, grid: Grid, kind: str = "points") -
     return dict(stored) if stored else guidance.default_guidance(grid)
 
 
+def resolved_options(model: Any, pde: PDE, obs: Observations, opts: SolveOptions) -> SolveOptions:
+    """``opts`` with the defaults it left open (None) filled in as the solve uses them: λ, the rate,
+    start screening K and the residual norm σ. The teacher methods' λ stays None (their ζ_pde comes
+    from the card's guidance weights, ``_run``)."""
+    m = opts.method
+    lam = opts.lam if opts.lam is not None or m in TEACHER_METHODS else default_lambda(m, pde, obs, model)
+    return replace(opts, lam=lam,
+                   lr=opts.lr if opts.lr is not None else default_lr(m, pde, obs, model),
+                   candidates=opts.candidates if opts.candidates is not None else default_candidates(model, obs),
+                   residual_norm=(opts.residual_norm if opts.residual_norm is not None
+                                  else default_residual_norm(pde, obs)))
+
+
+def settings_record(opts: SolveOptions, obs: Observations) -> dict[str, Any]:
+    """What a resolved solve used, for the output file's ``solve`` attribute and the bench JSON."""
+    rec: dict[str, Any] = {"steps": opts.steps, "lambda": opts.lam}
+    if opts.method in STUDENT_METHODS:
+        rec |= {"lr": opts.lr, "candidates": opts.candidates, "residual_norm": opts.residual_norm}
+    if opts.method == "piddm-exact":
+        rec |= exact_phase_settings(obs, opts.lr)
+    return rec
+
+
 def _run(model: Any, pde: PDE, obs: Observations, opts: SolveOptions, grid: Grid,
          on_progress: ProgressFn, cancel: CancelToken | None) -> MethodOutput:
-    m, lam = opts.method, opts.lam if opts.lam is not None else default_lambda(opts.method, pde, obs)
-    candidates = opts.candidates if opts.candidates is not None else default_candidates(model, obs)
-    norm = opts.residual_norm if opts.residual_norm is not None else default_residual_norm(pde, obs)
+    """One method on resolved options (``resolved_options``)."""
+    m, lam, candidates, norm = opts.method, opts.lam, opts.candidates, opts.residual_norm
     common = dict(ensemble=opts.ensemble, steps=opts.steps, seed=opts.seed, on_progress=on_progress, cancel=cancel)
     if m == "classical":
         return baselines.classical(pde, obs, grid)
@@ -277,9 +304,12 @@ def solve(model: Any, pde: PDE, obs: Observations, opts: SolveOptions, *, on_pro
     grid = Grid(int(obs.values.shape[-1]))
     obs.validate(pde, grid)
     t0 = time.perf_counter()
+    opts = resolved_options(model, pde, obs, opts)
     with torch.no_grad():  # methods enable gradients where they need them
         out = _run(model, pde, obs, opts, grid, on_progress, cancel)
-    return _assemble(pde, obs, grid, out, opts.method, time.perf_counter() - t0)
+    res = _assemble(pde, obs, grid, out, opts.method, time.perf_counter() - t0)
+    res.settings = settings_record(opts, obs)
+    return res
 
 
 def _assemble(pde: PDE, obs: Observations, grid: Grid, out: MethodOutput, method: str, seconds: float) -> SolveResult:

@@ -94,3 +94,17 @@ def test_model_card_names_the_start_screening_it_chose():
     assert "best of 8 draws (whole channel)" in describe(info)
     info.card = {"grid": 32}
     assert "start screening" not in describe(info)
+
+
+def test_model_card_names_its_tuned_latent_solve_settings():
+    from types import SimpleNamespace
+
+    from app.panels.model_panel import describe
+
+    info = SimpleNamespace(name="piddm", pde="poisson", kind="student", path="x",
+                           card={"grid": 64, "solve": {"inverse/points": {"lr": 0.02, "lam": 0.01, "rel_l2": 0.3},
+                                                       "forward/full": {"lr": 0.05, "lam": 1.0}}})
+    html = describe(info)
+    assert "inverse, points: lr 0.02, λ 0.01" in html and "forward, whole channel: lr 0.05, λ 1<" in html
+    info.card = {"grid": 64}
+    assert "latent solve" not in describe(info)

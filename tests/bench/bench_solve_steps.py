@@ -20,11 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
-
-import numpy as np
-import torch
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -32,36 +28,9 @@ sys.path.insert(0, str(ROOT))
 from engine import pdes  # noqa: E402
 from engine.bench_solve import VALIDATION_SEED, held_out_cases  # noqa: E402
 from engine.grid import Grid  # noqa: E402
-from engine.metrics import truth_errors  # noqa: E402
 from engine.models import load_model  # noqa: E402
-from engine.solve import Observations, api, latent  # noqa: E402
-
-
-def curve(student, pde, obs: Observations, truth: np.ndarray, *, lr: float, candidates: int, sigma: float,
-          steps: int, marks: list[int], ensemble: int, lam: float, seed: int) -> tuple[dict[int, dict[str, float]], float, float]:
-    """({k: errors of the ensemble mean after k steps}, seconds per step, seconds to the first step)."""
-    kept: dict[int, torch.Tensor] = {}
-    t_first: list[float] = []
-
-    def trace(k: int, x_mix: torch.Tensor) -> None:
-        if k == 0:
-            t_first.append(time.perf_counter())
-        if k in marks:
-            kept[k] = x_mix.clone()
-
-    t0 = time.perf_counter()
-    with torch.no_grad():
-        latent.latent_solve(student, pde, obs, ensemble=ensemble, steps=steps, lam=lam, lr=lr, seed=seed,
-                            candidates=candidates, residual_norm=sigma, trace=trace)
-    start = t_first[0] - t0
-    seconds = (time.perf_counter() - t0 - start) / steps
-    b = len(obs)
-    out = {}
-    for k, x in sorted(kept.items()):
-        members = x.to("cpu", torch.float64).numpy().reshape((b, ensemble) + tuple(x.shape[1:]))
-        mean = np.where(obs.mask, obs.clean_values, members.mean(1))  # observed entries as the answer has them
-        out[k] = truth_errors(pde, mean, truth, obs.mask)
-    return out, seconds, start
+from engine.solve import Observations, api  # noqa: E402
+from engine.solve.tuning import latent_curve  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,22 +59,21 @@ def main(argv: list[str] | None = None) -> int:
     truth = held_out_cases(pde.name, args.cases, n, pdes.params_of(pde), seed=VALIDATION_SEED)
     obs = Observations.from_task(pde, truth, args.task, args.obs, seed=args.seed)
     obs.validate(pde, Grid(n))
-    lam = args.lam if args.lam is not None else api.default_lambda("piddm", pde, obs)
+    lam = args.lam if args.lam is not None else api.default_lambda("piddm", pde, obs, model)
     sigmas = args.sigmas if args.sigmas is not None else [api.default_residual_norm(pde, obs)]
     # one short solve first: one-time allocations and kernel choices stay out of the timing
-    curve(model.student, pde, obs, truth, lr=args.lrs[0], candidates=max(args.candidates), sigma=sigmas[0],
-          steps=2, marks=[], ensemble=args.ensemble, lam=lam, seed=args.seed)
+    latent_curve(model.student, pde, obs, truth, lr=args.lrs[0], candidates=max(args.candidates),
+                 residual_norm=sigmas[0], steps=2, marks=[], ensemble=args.ensemble, lam=lam, seed=args.seed)
 
     rows = {}
     for lr in args.lrs:
         for k in args.candidates:
             for sigma in sigmas:
-                errors, sec, start = curve(model.student, pde, obs, truth, lr=lr, candidates=k, sigma=sigma,
-                                           steps=args.steps, marks=marks, ensemble=args.ensemble, lam=lam,
-                                           seed=args.seed)
+                c = latent_curve(model.student, pde, obs, truth, lr=lr, candidates=k, residual_norm=sigma,
+                                 steps=args.steps, marks=marks, ensemble=args.ensemble, lam=lam, seed=args.seed)
                 rows[f"lr {lr:g} K {k} σ {sigma:g}"] = {
-                    "lr": lr, "candidates": k, "residual_norm": sigma, "errors": errors, "seconds_per_step": sec,
-                    "seconds_to_first_step": start}
+                    "lr": lr, "candidates": k, "residual_norm": sigma, "errors": c.errors,
+                    "seconds_per_step": c.seconds_per_step, "seconds_to_first_step": c.seconds_to_first_step}
     print(f"{pde.name} {n}², {args.task} from {args.obs}, {args.cases} validation cases × ensemble "
           f"{args.ensemble}, λ = {lam:g}, {args.device}")
     for metric in next(iter(rows.values()))["errors"][marks[0]]:

@@ -105,6 +105,38 @@ def test_tune_guidance_stores_the_best_recorded_weights_in_a_run_folder(folder, 
     assert full == card["guidance"]["forward/full"] and full["zeta_obs"] in (0.3, 1.0)
 
 
+def test_tune_solve_stores_each_task_and_kind_in_the_students_card(folder, tmp_path, packaging_script):
+    """packaging/tune_solve.py --models: the piddm card gets card["solve"]["<task>/<kind>"], which the solve uses."""
+    import json
+    import shutil
+
+    from engine import pdes
+    from engine.models import load_model
+    from engine.solve import Observations, SolveOptions, solve
+    from engine.solve.api import default_lambda, default_lr
+
+    tune = packaging_script("tune_solve")
+    copy = tmp_path / "models"
+    shutil.copytree(folder, copy)
+    assert tune.main(["--models", str(copy), "--tasks", "inverse", "--specs", "points:20", "full", "--cases", "2",
+                      "--ensemble", "2", "--steps", "2", "--lrs", "0.01", "--lams", "0.1"]) == 0
+    card = json.loads((copy / "piddm" / "card.json").read_text())
+    assert sorted(card["solve"]) == ["inverse/full", "inverse/points"]
+    assert not (copy / "distill" / "card.json").exists()  # --students piddm by default
+    for key, chosen in card["solve"].items():
+        record = card["solve_tuning"][key]
+        scores = {(s["lr"], s["lam"]): s["rel_l2_after"]["2"] for s in record["scores"]}
+        assert (chosen["lr"], chosen["lam"]) == min(scores, key=scores.get) and record["grid"] == 16
+    model = load_model(copy / "piddm")
+    pde = model.pde
+    truth = pdes.get(pde.name).solve(pde.sample_inputs([5], model.grid), model.grid).numpy()
+    obs = Observations.from_task(pde, truth, "inverse", "points:20", seed=0)
+    assert default_lr("piddm", pde, obs, model) == card["solve"]["inverse/points"]["lr"]
+    assert default_lambda("piddm", pde, obs, model) == card["solve"]["inverse/points"]["lam"]
+    res = solve(model, pde, obs, SolveOptions(method="piddm", ensemble=1, steps=1))
+    assert res.settings["lr"] == card["solve"]["inverse/points"]["lr"]
+
+
 def test_bench_command_gives_the_guidance_baselines_their_own_step_count(folder, tmp_path, capsys):
     import json
 
@@ -119,6 +151,7 @@ def test_bench_command_gives_the_guidance_baselines_their_own_step_count(folder,
     assert (res["candidates"], res["residual_norm"]) == (1, 0.0)  # from points: no screening, plain residual
     assert res["precision"].startswith("float32 networks")  # the default
     assert res["table"]["piddm"]["nfe"]["mean"] == 3  # steps + 1 generator evaluations
+    assert (res["settings"]["piddm"]["lambda"], res["settings"]["piddm"]["lr"]) == (1.0, 0.05)  # no tuned card
     assert res["table"]["teacher"]["nfe"]["mean"] == 5  # Heun: 2·3 − 1 denoiser evaluations
     assert "piddm" in capsys.readouterr().out
 
@@ -152,9 +185,11 @@ def test_solve_command_records_the_residual_norm_precision_and_exact_rate_it_use
             assert (recorded["residual_norm"], recorded["precision"]) == (sigma, precision)
             assert recorded["compile"] == ("--compile" in extra) and len(compiled) == int("--compile" in extra)
             assert "exact_lr" not in recorded  # piddm has no exact phase
+            assert (recorded["lambda"], recorded["lr"]) == (1.0, 0.05)  # what "default" resolved to, not None
     out = tmp_path / "exact.h5"
     assert main(["solve", "--model", str(folder / "piddm"), "--obs", str(tmp_path / "obs.h5"), "--ensemble", "2",
                  "--steps", "2", "--method", "piddm-exact", "--lr", "0.04", "-o", str(out)]) == 0
     with h5py.File(out, "r") as h:
         recorded = json.loads(h.attrs["solve"])
         assert (recorded["exact_lr"], recorded["continue_moments"]) == (pytest.approx(0.004), True)  # a whole channel
+        assert recorded["lr"] == 0.04

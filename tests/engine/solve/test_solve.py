@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
@@ -159,19 +161,56 @@ def test_default_residual_norm_is_half_the_order_of_the_channel_solved_for(darcy
         solve(burgers_model, bpde, bobs, SolveOptions(method="piddm", ensemble=2, steps=2, residual_norm=1.0))
 
 
-def test_default_lambda_overrides_only_scattered_observations():
-    """LAMBDA_BY_PDE applies from points or a row (burgers); a whole observed channel keeps λ = 1."""
-    from engine.solve.api import DEFAULT_LAMBDA, LAMBDA_BY_PDE, default_lambda
+def test_card_settings_choose_lambda_and_rate_per_task_and_observation_kind(darcy):
+    """card["solve"]["<task>/<kind>"] (packaging/tune_solve.py) sets λ of the plain latent solve and the
+    rate of every student method; other tasks, kinds and methods keep the defaults, and the solve uses
+    and records them."""
+    from dataclasses import replace
 
-    cases = {("poisson", "piddm", "inverse", "points:20"): LAMBDA_BY_PDE[("piddm", "poisson")],
-             ("poisson", "piddm", "inverse", "full"): DEFAULT_LAMBDA["piddm"],
-             ("poisson", "distill", "inverse", "points:20"): DEFAULT_LAMBDA["distill"],
-             ("burgers", "piddm", "inverse", "full"): LAMBDA_BY_PDE[("piddm", "burgers")],
-             ("darcy", "piddm", "forward", "points:20"): DEFAULT_LAMBDA["piddm"]}
-    for (name, method, task, spec), lam in cases.items():
-        p, _, t = make_case(name)
-        assert default_lambda(method, p, Observations.from_task(p, t.numpy(), task, spec, seed=0)) == lam
-    assert LAMBDA_BY_PDE[("piddm", "poisson")] != DEFAULT_LAMBDA["piddm"]  # else the cases above prove nothing
+    from engine.solve.api import DEFAULT_LAMBDA, DEFAULT_LR, default_lambda, default_lr
+
+    model, pde, truth = darcy
+    tuned = SimpleNamespace(**{**vars(model), "card": {"solve": {"inverse/points": {"lr": 0.02, "lam": 0.01}}}})
+    pts = Observations.from_task(pde, truth, "inverse", "points:20", seed=0)
+    assert default_lambda("piddm", pde, pts, tuned) == default_lambda("distill", pde, pts, tuned) == 0.01
+    assert default_lr("piddm", pde, pts, tuned) == default_lr("piddm-exact", pde, pts, tuned) == 0.02
+    assert default_lambda("piddm-ref", pde, pts, tuned) == DEFAULT_LAMBDA["piddm-ref"]  # λ tuned for the plain solve
+    assert default_lr("dataspace", pde, pts, tuned) == DEFAULT_LR
+    for other in (Observations.from_task(pde, truth, "inverse", "full"),
+                  Observations.from_task(pde, truth, "forward", "points:20", seed=0)):
+        assert default_lambda("piddm", pde, other, tuned) == DEFAULT_LAMBDA["piddm"]
+        assert default_lr("piddm", pde, other, tuned) == DEFAULT_LR
+    assert default_lambda("piddm", pde, pts, model) == DEFAULT_LAMBDA["piddm"] != 0.01  # no card entry
+    opts = SolveOptions(method="piddm", ensemble=2, steps=6)
+    auto = solve(tuned, pde, pts, opts)
+    given = solve(model, pde, pts, replace(opts, lam=0.01, lr=0.02))
+    plain = solve(model, pde, pts, opts)
+    np.testing.assert_array_equal(auto.members, given.members)
+    assert not np.allclose(auto.members, plain.members)  # the settings matter: the equality above is not vacuous
+    assert (auto.settings["lambda"], auto.settings["lr"]) == (0.01, 0.02)
+    assert (plain.settings["lambda"], plain.settings["lr"]) == (DEFAULT_LAMBDA["piddm"], DEFAULT_LR)
+
+
+def test_tune_latent_keeps_the_best_recorded_candidate_beside_the_defaults(darcy):
+    from engine.solve.api import DEFAULT_LAMBDA, DEFAULT_LR
+    from engine.solve.tuning import latent_curve, score, tune_latent
+
+    model, pde, truth = darcy
+    settings, record = tune_latent(model.student, pde, truth, "inverse", spec="points:20", steps=4,
+                                   lrs=(0.005, 0.3), lams=(0.1,), ensemble=2, marks=(2,))
+    scores = {(s["lr"], s["lam"]): s["rel_l2_after"]["4"] for s in record["scores"]}
+    # λ 0.1 and the default 1 at the default rate, then the rates 0.005 and 0.3 at the better λ
+    assert len(scores) == 4 and (DEFAULT_LR, DEFAULT_LAMBDA["piddm"]) in scores
+    assert all("2" in s["rel_l2_after"] for s in record["scores"])
+    assert len(set(scores.values())) == 4  # the candidates differ, so choosing among them means something
+    best = min(scores, key=scores.get)
+    assert (settings["lr"], settings["lam"]) == best and settings["rel_l2"] == scores[best]
+    assert record["default"]["rel_l2"] == scores[(DEFAULT_LR, DEFAULT_LAMBDA["piddm"])]
+    # the recorded score is the error of that solve on the validation masks (seed + 7919)
+    obs = Observations.from_task(pde, truth, "inverse", "points:20", seed=7919)
+    again = latent_curve(model.student, pde, obs, truth, lr=best[0], lam=best[1], steps=4, marks=[4], ensemble=2,
+                         seed=0)
+    assert score(again.errors[4]) == pytest.approx(scores[best], rel=1e-6)
 
 
 def test_ensemble_std_is_zero_where_observed_and_positive_elsewhere(darcy):

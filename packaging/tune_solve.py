@@ -1,0 +1,93 @@
+"""Tune the latent solve's rate and physics weight λ of the bundled students and store them in their cards.
+
+For each PDE folder under resources/models/ (or those named), or the one folder given with --models
+(a folder with piddm/ and distill/, as ``piddm bench --models`` takes), loads each student named by
+--students, draws validation cases with ``engine.bench_solve.VALIDATION_SEED`` (never the bench
+cases), and runs ``engine.solve.tuning.tune_latent`` for each task and observation spec. The result
+goes to card["solve"]["<task>/<kind>"] of that student's card (kind: "full" when a channel is
+observed whole, else "points"; burgers' whole row is "points"), the search record to
+card["solve_tuning"]["<task>/<kind>"]. ``piddm solve``, ``piddm bench`` and the app then use them
+unless --lr / --lambda are given (``engine.solve.api.default_lr``, ``default_lambda``).
+
+    .venv/bin/python packaging/tune_solve.py [--pdes poisson helmholtz | --models FOLDER] [--students piddm]
+        [--specs points:123 full] [--cases 4] [--steps 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from engine import pdes  # noqa: E402
+from engine.bench_solve import VALIDATION_SEED  # noqa: E402
+from engine.data.generate import generate_fields  # noqa: E402
+from engine.io.atomic import write_text  # noqa: E402
+from engine.models import load_model  # noqa: E402
+from engine.solve.api import observation_kind  # noqa: E402
+from engine.solve.observations import Observations  # noqa: E402
+from engine.solve.tuning import tune_latent  # noqa: E402
+
+MODELS = ROOT / "resources" / "models"
+# burgers' task rows hold only N nodes (< 123): its tasks observe the whole initial / final row.
+SPECS_OVERRIDE = {"burgers": ["full"]}
+
+
+def write_card(folder: Path, key: str, settings: dict, record: dict) -> None:
+    path = folder / "card.json"  # a run folder has none yet: the settings start one
+    card = json.loads(path.read_text()) if path.is_file() else {}
+    card.setdefault("solve", {})[key] = settings
+    card.setdefault("solve_tuning", {})[key] = record
+    write_text(path, json.dumps(card, indent=2) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pdes", nargs="+", default=sorted(p.name for p in MODELS.iterdir() if (p / "piddm").is_dir()))
+    ap.add_argument("--models", type=Path, help="one folder with piddm/ (and distill/) instead of the bundled ones")
+    ap.add_argument("--students", nargs="+", default=["piddm"], choices=["piddm", "distill"])
+    ap.add_argument("--tasks", nargs="+", default=["forward", "inverse"])
+    ap.add_argument("--specs", nargs="+", default=["points:123", "full"], help="observation specs (burgers: full)")
+    ap.add_argument("--cases", type=int, default=4)
+    ap.add_argument("--ensemble", type=int, default=4)
+    ap.add_argument("--steps", type=int, default=100)
+    ap.add_argument("--lrs", type=float, nargs="+", default=[0.01, 0.02, 0.05, 0.1])
+    ap.add_argument("--lams", type=float, nargs="+", default=[0.01, 0.1, 1.0])
+    ap.add_argument("--seed", type=int, default=0, help="latent seed (masks use seed + 7919)")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    for pde_dir in [args.models] if args.models else [MODELS / name for name in args.pdes]:
+        for name in args.students:
+            folder = pde_dir / name
+            if not folder.is_dir():
+                print(f"{folder}: not there, skipped", flush=True)
+                continue
+            model = load_model(folder)
+            pde, n = model.pde, model.grid.n
+            cases = generate_fields(pde.name, args.cases, n, VALIDATION_SEED, pdes.params_of(pde)).astype("float32")
+            for spec in SPECS_OVERRIDE.get(pde.name, args.specs):
+                for task in args.tasks:
+                    key = f"{task}/{observation_kind(Observations.from_task(pde, cases, task, spec, seed=0))}"
+                    settings, record = tune_latent(model.student, pde, cases, task, spec=spec, method=name,
+                                                   steps=args.steps, lrs=tuple(args.lrs), lams=tuple(args.lams),
+                                                   ensemble=args.ensemble, seed=args.seed,
+                                                   on_score=lambda lr, lam, sc, tag=f"{pde.name} {name} {key}":
+                                                   print(f"  {tag} lr={lr:g} λ={lam:g} rel_l2={sc:.4f}", flush=True))
+                    write_card(folder, key, settings, record)
+                    print(f"{pde.name} {name} {key}: lr {settings['lr']:g}, λ {settings['lam']:g}, rel_l2 "
+                          f"{settings['rel_l2']:.4f} (default lr {record['default']['lr']:g}, λ "
+                          f"{record['default']['lam']:g}: {record['default']['rel_l2']:.4f}; {record['seconds']} s)",
+                          flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
