@@ -42,6 +42,9 @@ class TaskPanel(QWidget):
         self.lam.setRange(0.0, 1e4)
         self.lam.setSingleStep(0.01)
         self.lam.setSpecialValueText("auto")  # 0 → None: the engine's default λ
+        self.lam.setToolTip("Weight of the PDE residual in the solve. auto: the value the model card stores for "
+                            "this task and observation kind (chosen on validation cases with the solve's rate), "
+                            "else 1.")
         self.norm_box = QComboBox()
         for text, sigma in RESIDUAL_NORMS:
             self.norm_box.addItem(text, sigma)
