@@ -30,8 +30,6 @@ from engine.bench_solve import VALIDATION_SEED  # noqa: E402
 from engine.data.generate import generate_fields  # noqa: E402
 from engine.io.atomic import write_text  # noqa: E402
 from engine.models import load_model  # noqa: E402
-from engine.solve.api import observation_kind  # noqa: E402
-from engine.solve.observations import Observations  # noqa: E402
 from engine.solve.tuning import tune_latent  # noqa: E402
 
 MODELS = ROOT / "resources" / "models"
@@ -75,12 +73,13 @@ def main(argv: list[str] | None = None) -> int:
             cases = generate_fields(pde.name, args.cases, n, VALIDATION_SEED, pdes.params_of(pde)).astype("float32")
             for spec in SPECS_OVERRIDE.get(pde.name, args.specs):
                 for task in args.tasks:
-                    key = f"{task}/{observation_kind(Observations.from_task(pde, cases, task, spec, seed=0))}"
+                    tag = f"{pde.name} {name} {task} from {spec}"
                     settings, record = tune_latent(model.student, pde, cases, task, spec=spec, method=name,
                                                    steps=args.steps, lrs=tuple(args.lrs), lams=tuple(args.lams),
                                                    ensemble=args.ensemble, seed=args.seed,
-                                                   on_score=lambda lr, lam, sc, tag=f"{pde.name} {name} {key}":
+                                                   on_score=lambda lr, lam, sc, tag=tag:
                                                    print(f"  {tag} lr={lr:g} λ={lam:g} rel_l2={sc:.4f}", flush=True))
+                    key = record["key"]
                     write_card(folder, key, settings, record)
                     print(f"{pde.name} {name} {key}: lr {settings['lr']:g}, λ {settings['lam']:g}, rel_l2 "
                           f"{settings['rel_l2']:.4f} (default lr {record['default']['lr']:g}, λ "

@@ -87,8 +87,12 @@ def tuned_settings(model: Any, pde: PDE, obs: Observations) -> dict[str, float]:
     physics is held near its starting samples by λ = 1); see ``engine.solve.tuning``.
     """
     card = getattr(model, "card", None) or {}
-    key = f"{infer_task(pde, obs, Grid(int(obs.values.shape[-1])))}/{observation_kind(obs)}"
-    return dict((card.get("solve") or {}).get(key) or {})
+    return dict((card.get("solve") or {}).get(settings_key(pde, obs)) or {})
+
+
+def settings_key(pde: PDE, obs: Observations) -> str:
+    """"<task>/<kind>", the key of card["solve"]: e.g. "inverse/points", "forward/full"."""
+    return f"{infer_task(pde, obs, Grid(int(obs.values.shape[-1])))}/{observation_kind(obs)}"
 
 
 def default_lambda(method: str, pde: PDE, obs: Observations, model: Any = None) -> float:

@@ -114,7 +114,7 @@ def tune_latent(student: Any, pde: PDE, cases: np.ndarray, task: str, *, spec: s
     lr_best, lam_best = best(by_lam | by_lr)
     chosen = score(curves[(lr_best, lam_best)][steps])
     settings = {"lr": lr_best, "lam": lam_best, "rel_l2": chosen}
-    record = {"method": method, "spec": spec, "cases": int(len(cases)), "ensemble": ensemble, "steps": steps,
+    record = {"key": api.settings_key(pde, obs), "method": method, "spec": spec, "cases": int(len(cases)), "ensemble": ensemble, "steps": steps,
               "grid": int(cases.shape[-1]), "mask_seed": seed + 7919, "residual_norm": sigma,
               "seconds": round(time.perf_counter() - t0, 1),
               "default": {"lr": lr0, "lam": lam0, "rel_l2": score(curves[(lr0, lam0)][steps])},

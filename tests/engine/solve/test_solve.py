@@ -206,6 +206,7 @@ def test_tune_latent_keeps_the_best_recorded_candidate_beside_the_defaults(darcy
     best = min(scores, key=scores.get)
     assert (settings["lr"], settings["lam"]) == best and settings["rel_l2"] == scores[best]
     assert record["default"]["rel_l2"] == scores[(DEFAULT_LR, DEFAULT_LAMBDA["piddm"])]
+    assert record["key"] == "inverse/points"  # where tune_solve.py stores it, and where the solve looks
     # the recorded score is the error of that solve on the validation masks (seed + 7919)
     obs = Observations.from_task(pde, truth, "inverse", "points:20", seed=7919)
     again = latent_curve(model.student, pde, obs, truth, lr=best[0], lam=best[1], steps=4, marks=[4], ensemble=2,
