@@ -40,6 +40,7 @@ class TeacherConfig:
     lr: float = 2e-4  # AdamW peak learning rate
     weight_decay: float = 0.0
     warmup_steps: int = 200  # linear warm-up of the learning rate
+    cooldown: float = 0.0  # the last fraction of `steps` over which the learning rate falls linearly to 0
     steps: int = 20_000  # optimiser steps (an upper bound when minutes > 0)
     minutes: float = 0.0  # wall-clock budget over all sessions; 0 = run `steps`
     ema_halflife_steps: float = 500.0  # EMA decay β = 0.5^(1 / halflife)
@@ -47,6 +48,7 @@ class TeacherConfig:
     P_mean: float = -1.2  # ln σ ~ N(P_mean, P_std²) during training (EDM Table 1)
     P_std: float = 1.2
     seed: int = 0
+    init_from: str = ""  # warm start: a teacher run or checkpoint whose EMA weights and normaliser this run starts from
     report_every: int = 20  # steps between Progress reports and metrics.jsonl lines
     checkpoint_minutes: float = 5.0  # wall-clock interval between checkpoints
     checkpoint_every: int = 0  # also checkpoint every this many steps; 0 = off
@@ -73,6 +75,8 @@ class TeacherConfig:
                      "preview_every", "weight_decay"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be non-negative, got {getattr(self, name)}")
+        if not 0 <= self.cooldown <= 1:
+            raise ConfigError(f"cooldown is a fraction of the steps, between 0 and 1, got {self.cooldown}")
         if self.preview_steps < 1:
             raise ConfigError(f"preview_steps must be at least 1, got {self.preview_steps}")
         if self.compile_mode not in COMPILE_MODES:

@@ -33,6 +33,10 @@
 #               TEACHER_FROM=resources/models keeps that set's teachers and distills only the PIDDM
 #               students again (with TEACHER_SHARE=0 ABLATION_SHARE=0, the λ = 0 students kept too),
 #               LAM=λ_train for them; the set's old PIDDM student is benched beside the new one;
+#               TEACHER_INIT=resources/models trains that set's teachers further instead (warm start;
+#               with TEACHER_SHARE=1 ABLATION_SHARE=0 the set's students are kept and benched beside),
+#               TEACHER_STEPS=S caps each teacher at S steps, COOLDOWN=F lets its lr fall to 0 over the
+#               last fraction F of them;
 #   latency     interactive latency of an 8-member piddm solve at 64² on the GPU: CUDA graphs after one
 #               and three warm-up steps, bf16, eager; bf16 with cudnn.benchmark; a forward solve from
 #               the whole a (its sine transforms under capture) (latency.txt);
@@ -188,6 +192,8 @@ part_models() {
     [[ -n "${CURVE:-}" ]] && extra=(--teacher-curve "$CURVE")
     [[ -n "${TEACHER_COMPILE:-}" ]] && extra+=(--teacher-compile)
     [[ -n "${TEACHER_FROM:-}" ]] && extra+=(--teacher-from "$TEACHER_FROM")
+    [[ -n "${TEACHER_INIT:-}" ]] && extra+=(--teacher-init "$TEACHER_INIT")
+    [[ -n "${TEACHER_STEPS:-}" ]] && extra+=(--teacher-steps "$TEACHER_STEPS" --teacher-cooldown "${COOLDOWN:-0}")
     [[ -n "${LAM:-}" ]] && extra+=(--lam "$LAM")
     read -ra SETS <<< "$PDES"
     TRAIN=$(( ($(left) - OVERHEAD * ${#SETS[@]}) / ${#SETS[@]} ))

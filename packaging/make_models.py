@@ -14,6 +14,12 @@ With --teacher-from SET (a bundled set, e.g. resources/models) the teacher of SE
 only its students are distilled again (--ablation-minutes 0 keeps SET's λ = 0 student too); SET's
 PIDDM student is benched beside the new one as ``bundled-piddm``, and the cards keep SET's tuned
 guidance weights (they belong to the teacher, which did not change).
+
+With --teacher-init SET the teacher of SET/<pde> is trained further instead (warm start from its EMA
+weights and normaliser, a fresh optimiser, --teacher-steps with the lr falling to 0 over the last
+--teacher-cooldown of them; the data is generated again with the same seed, so the held-out split is
+the same). --distill-minutes 0 keeps SET's students as they are (their cards say which teacher they
+were distilled from); the bench then rates the new teacher beside them.
 """
 
 from __future__ import annotations
@@ -105,10 +111,23 @@ def reuse_set(src: Path, work: Path) -> dict:
 
 def kept_card(src: Path, base_card: dict) -> None:
     """Re-card a model kept unchanged from a reused set: the new set's bench; its own training record and
-    the software version that made it stay."""
+    the software version that made it stay. A student whose teacher was trained on since says so."""
     card = json.loads((src / "card.json").read_text())
     card["bench_generate"] = base_card["bench_generate"]
+    if card.get("kind") == "student" and "continued_from" in base_card["teacher_training"]:
+        card["teacher_at_distillation"] = card.get("teacher_at_distillation", card["teacher_training"])
+        card["teacher_training"] = base_card["teacher_training"]
     (src / "card.json").write_text(json.dumps(card, indent=2, default=str))
+
+
+def continued_record(old: dict, tres, tcfg: TeacherConfig) -> dict:
+    """The card's teacher_training of a warm-started teacher: totals over both runs, each run apart."""
+    run = {"seconds": tres.seconds, "steps": tres.step, "batch": tcfg.batch_size, "lr": tcfg.lr,
+           "cooldown": tcfg.cooldown, "samples_per_s": tres.samples_per_s, "final_loss": tres.loss,
+           "compiled": tcfg.compile}
+    return {"seconds": old["seconds"] + tres.seconds, "steps": old["steps"] + tres.step,
+            "batch": tcfg.batch_size, "samples_per_s": tres.samples_per_s, "final_loss": tres.loss,
+            "compiled": tcfg.compile, "continued_from": old, "continuation": run}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -135,6 +154,11 @@ def main(argv: list[str] | None = None) -> int:
                          "the set's)")
     ap.add_argument("--teacher-from", type=Path, metavar="SET",
                     help="keep the teacher of SET/<pde> (a bundled set) and distill only the students")
+    ap.add_argument("--teacher-init", type=Path, metavar="SET",
+                    help="train the teacher of SET/<pde> further (warm start); --distill-minutes 0 keeps its students")
+    ap.add_argument("--teacher-steps", type=int, help="step cap of the teacher (default: its minutes decide)")
+    ap.add_argument("--teacher-cooldown", type=float, default=0.0,
+                    help="fraction of --teacher-steps over which the teacher's lr falls to 0 at the end")
     ap.add_argument("--distill-lr", type=float, help="student lr (default 2e-4 on a GPU, 1e-4 on the CPU)")
     ap.add_argument("--student-ema", type=float, default=50, help="EMA half-life of the students, in steps")
     ap.add_argument("--refresh", type=int, default=0, help="steps between pair refreshes (0 = never)")
@@ -152,6 +176,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tar", help="also pack each PDE's bundle as <dir>/<pde>.tar")
     ap.add_argument("--deadline", type=float, default=0, help="seconds after which optional steps are skipped")
     args = ap.parse_args(argv)
+    if args.teacher_from and args.teacher_init:
+        ap.error("--teacher-from keeps a teacher, --teacher-init trains one further: choose one")
+    if args.teacher_cooldown and not args.teacher_steps:
+        ap.error("--teacher-cooldown is a fraction of --teacher-steps: give them")
     budgets = args.teacher_minutes * len(args.pdes) if len(args.teacher_minutes) == 1 else args.teacher_minutes
     late = lambda: args.deadline and time.perf_counter() - T0 > args.deadline  # noqa: E731
     summary = {}
@@ -161,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         work.mkdir(parents=True)
         ablation = args.distill_minutes if args.ablation_minutes is None else args.ablation_minutes
         students = [("distill", 0.0, 0.5, ablation), ("piddm", args.lam, 0.5, args.distill_minutes)]
+        kept: list[str] = []  # models of the reused set that stay as they are
         if args.teacher_from:
             old = reuse_set(args.teacher_from / pde, work)
             tuned = args.teacher_from / pde / "piddm" / "card.json"  # tune_guidance writes the students' cards
@@ -168,18 +197,21 @@ def main(argv: list[str] | None = None) -> int:
             carried = {k: tuned[k] for k in ("guidance", "guidance_tuning") if k in tuned}
             record = {k: old[k] for k in ("grid", "model_size", "data", "teacher_training")}
             log(f"{pde}: teacher of {args.teacher_from / pde} kept ({old['teacher_training']['steps']} steps)")
+            kept = ["teacher"]
             if ablation == 0 and (args.teacher_from / pde / "distill").is_dir():
                 shutil.copytree(args.teacher_from / pde / "distill", work / "distill")
-                students = students[1:]
+                students, kept = students[1:], kept + ["distill"]
         else:
             gen = generate_dataset(pde, args.n_data, args.grid, 0, work / "data.h5")
             log(f"{pde}: {gen.n} samples in {gen.seconds:.1f} s ({gen.samples_per_s:.0f}/s), "
                 f"residual {gen.residual_mse:.2e}")
             tcfg = TeacherConfig(pde=pde, grid_n=args.grid, dataset=str(work / "data.h5"), model=args.model,
                                  batch_size=args.teacher_batch or args.batch,
-                                 lr=1e-3 if args.device != "cpu" else 5e-4, warmup_steps=100, steps=10**9,
+                                 lr=1e-3 if args.device != "cpu" else 5e-4, warmup_steps=100,
+                                 steps=args.teacher_steps or 10**9, cooldown=args.teacher_cooldown,
                                  minutes=t_min, ema_halflife_steps=args.teacher_ema, report_every=50,
-                                 device=args.device, compile=args.teacher_compile)
+                                 device=args.device, compile=args.teacher_compile,
+                                 init_from=str(args.teacher_init / pde / "teacher") if args.teacher_init else "")
             if args.teacher_curve:
                 tres = teacher_curve(tcfg, work, args.teacher_curve, args, Path(args.tar or work))
             else:
@@ -192,6 +224,18 @@ def main(argv: list[str] | None = None) -> int:
                       "teacher_training": {"seconds": tres.seconds, "steps": tres.step, "batch": tcfg.batch_size,
                                            "samples_per_s": tres.samples_per_s, "final_loss": tres.loss,
                                            "compiled": args.teacher_compile}}
+            if args.teacher_init:
+                old = json.loads((args.teacher_init / pde / "teacher" / "card.json").read_text())
+                record["teacher_training"] = continued_record(old["teacher_training"], tres, tcfg)
+                log(f"{pde}: teacher continued from {old['teacher_training']['steps']} to "
+                    f"{record['teacher_training']['steps']} steps")
+                tuned = args.teacher_init / pde / "piddm" / "card.json"
+                tuned = json.loads(tuned.read_text()) if tuned.is_file() else {}
+                carried = {k: tuned[k] for k in ("guidance", "guidance_tuning") if k in tuned}
+                for name, _, _, minutes in list(students):
+                    if minutes == 0 and (args.teacher_init / pde / name).is_dir():
+                        shutil.copytree(args.teacher_init / pde / name, work / name)
+                        students, kept = [s for s in students if s[0] != name], kept + [name]
         if pde in args.sweep:
             for lam in (0.01, 0.1, 1.0):
                 for warm in (0.0, 0.5):
@@ -226,7 +270,6 @@ def main(argv: list[str] | None = None) -> int:
                      "software_version": __version__, "hardware": hardware, **record,
                      "bench_generate": bench["table"], "recipe": "packaging/make_models.py", **carried}
         dst = Path(args.out) / pde
-        kept = sorted({"teacher", "distill"} - set(results)) if args.teacher_from else []
         for name in kept:  # unchanged from the reused set
             shutil.copytree(work / name, dst / name, dirs_exist_ok=True)
             kept_card(dst / name, base_card)

@@ -29,7 +29,8 @@ _OVERRIDES = {"steps": "steps", "minutes": "minutes", "device": "device", "repor
               "compile_mode": "compile_mode"}
 # Options that define a new run (defaults of TeacherConfig apply when absent).
 _NEW_RUN = {"model": "model", "batch": "batch_size", "lr": "lr", "warmup": "warmup_steps",
-            "ema_halflife": "ema_halflife_steps", "holdout": "holdout_fraction", "seed": "seed"}
+            "ema_halflife": "ema_halflife_steps", "holdout": "holdout_fraction", "seed": "seed",
+            "cooldown": "cooldown", "init_from": "init_from"}
 
 
 @contextlib.contextmanager
@@ -72,7 +73,10 @@ def teacher_config_from_args(args: argparse.Namespace) -> TeacherConfig:
         overrides["minutes"] = 0.0  # --steps alone means "run S steps", not "S steps or M minutes"
     if "minutes" in given and "steps" not in given:
         overrides["steps"] = MINUTES_STEP_CAP  # --minutes alone: the clock decides
-    return dataclasses.replace(cfg, **overrides)
+    cfg = dataclasses.replace(cfg, **overrides)
+    if cfg.cooldown and cfg.steps == MINUTES_STEP_CAP:
+        raise ConfigError("--cooldown is a fraction of the run's steps: give --steps (not --minutes alone)")
+    return cfg
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -147,6 +151,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=int, help="batch size per process (default 32)")
     p.add_argument("--lr", type=float, help="peak learning rate (default 2e-4)")
     p.add_argument("--warmup", type=int, help="warm-up steps (default 200)")
+    p.add_argument("--cooldown", type=float,
+                   help="fraction of --steps at the end over which the lr falls linearly to 0 (default 0: constant)")
+    p.add_argument("--init-from", dest="init_from",
+                   help="start from the EMA weights and normaliser of this teacher (run or checkpoint) of the "
+                        "same PDE, grid and size, with a fresh optimiser: trains a bundled teacher further")
     p.add_argument("--ema-halflife", dest="ema_halflife", type=float, help="EMA half-life in steps")
     p.add_argument("--holdout", type=float, help="held-out fraction of the data (default 0.1)")
     p.add_argument("--report-every", dest="report_every", type=int, help="steps between reports")

@@ -93,8 +93,12 @@ def step_generator(seed: int, step: int, device: torch.device) -> torch.Generato
 
 
 def lr_at(cfg: TeacherConfig, step: int) -> float:
-    """Linear warm-up to cfg.lr over cfg.warmup_steps, then constant."""
-    return cfg.lr * min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else cfg.lr
+    """Linear warm-up to cfg.lr over cfg.warmup_steps, constant, then (cfg.cooldown > 0) a linear fall
+    that would reach 0 after step cfg.steps: the last updates anneal the weights instead of stirring them."""
+    factor = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
+    if cfg.cooldown:
+        factor = min(factor, (cfg.steps - step) / (cfg.cooldown * cfg.steps))
+    return cfg.lr * factor
 
 
 def _resolve_pde(cfg: TeacherConfig, file_pde: str, file_params: dict) -> TeacherConfig:
@@ -116,6 +120,18 @@ def train_teacher(cfg: TeacherConfig, run_dir: str | Path | RunDir, *, resume: b
     """
     return dist.run_job(cfg.device, lambda info: _Trainer(cfg, run_dir, info, resume),
                         lambda trainer: trainer.run(on_progress, cancel))
+
+
+def _warm_start(cfg: TeacherConfig, channels: tuple[str, ...] | list[str]) -> dict:
+    """The teacher checkpoint cfg.init_from, checked to fit this run (PDE, grid, channels, U-Net size)."""
+    init = load_checkpoint(cfg.init_from, kind="teacher", pde=cfg.pde, grid=cfg.grid_n)
+    if list(init["channels"]) != list(channels):
+        raise CheckpointError(f"{cfg.init_from}: channels {list(init['channels'])}, the dataset has {list(channels)}")
+    if init["pde"]["params"] != cfg.pde_params:
+        raise CheckpointError(f"{cfg.init_from}: PDE parameters {init['pde']['params']}, the dataset's {cfg.pde_params}")
+    if init["config"]["model"] != cfg.model:
+        raise CheckpointError(f"{cfg.init_from}: a {init['config']['model']!r} U-Net, this run trains {cfg.model!r}")
+    return init
 
 
 class _Trainer:
@@ -140,6 +156,9 @@ class _Trainer:
             self.normalizer = Normalizer.from_dict(ckpt["normalizer"])
         elif self.run_dir.has_checkpoint():
             raise ConfigError(f"{path} already holds a checkpoint; resume it or choose another run directory")
+        elif cfg.init_from:
+            init = _warm_start(cfg, data.channels)
+            self.normalizer = Normalizer.from_dict(init["normalizer"])  # the weights know only its scaling
         else:
             self.normalizer = Normalizer.fit(data.train, cfg.sigma_data)
 
@@ -159,6 +178,9 @@ class _Trainer:
             self.step = self.last_ckpt_step = int(ckpt["step"])
             self.elapsed_before = float(ckpt.get("elapsed", 0.0))
             torch.set_rng_state(ckpt["rng"]["torch"])
+        elif cfg.init_from:
+            self.model.load_state_dict(init["ema"])
+            self.ema.load_state_dict(init["ema"])
         self.net: nn.Module = self.model
         if info.world_size > 1:
             ids = [dev.index] if dev.type == "cuda" else None

@@ -67,3 +67,17 @@ def test_sigkilled_run_resumes_on_the_uninterrupted_curve(darcy16, tmp_path):
     assert [s for s, _ in curve] == list(range(1, total + 1))
     a, b = load_checkpoint(run)["model"], load_checkpoint(ref)["model"]
     assert all(torch.equal(a[n], b[n]) for n in a)
+
+
+def test_train_init_from_a_teacher_with_a_cooldown(darcy16, tmp_path, capsys):
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert main(["train", "--data", str(darcy16), "-o", str(first), "--steps", "2", *TRAIN]) == 0
+    assert main(["train", "--data", str(darcy16), "-o", str(second), "--steps", "4", "--cooldown", "0.5",
+                 "--init-from", str(first), *TRAIN]) == 0
+    cfg = load_checkpoint(second)["config"]
+    assert cfg["init_from"] == str(first) and cfg["cooldown"] == 0.5
+    assert [r["lr"] for r in RunDir(second).read_metrics() if "lr" in r][-1] == pytest.approx(2e-3 / 2)
+    capsys.readouterr()
+    assert main(["train", "--data", str(darcy16), "-o", str(tmp_path / "x"), "--minutes", "1",
+                 "--cooldown", "0.5", *TRAIN]) == 2
+    assert "give --steps" in capsys.readouterr().err

@@ -138,3 +138,48 @@ def test_compiled_training_on_cuda_forces_the_layout_choice_unless_told_not_to(m
     with inductor_config.patch(force_layout_optimization=False):  # restored afterwards
         force_layout_optimization()
         assert inductor_config.force_layout_optimization is forced
+
+
+def test_cooldown_brings_the_learning_rate_down_to_the_last_step(tiny_cfg, tmp_path):
+    from engine.diffusion.train import lr_at
+
+    cfg = tiny_cfg(steps=10, warmup_steps=2, cooldown=0.5, lr=1e-3)
+    lrs = [lr_at(cfg, s) for s in range(10)]
+    want = [0.5, 1, 1, 1, 1, 1, 0.8, 0.6, 0.4, 0.2]  # warm-up, constant, then (10 − s) / 5
+    assert lrs == pytest.approx([1e-3 * w for w in want])
+    assert [lr_at(tiny_cfg(steps=10, warmup_steps=2, lr=1e-3), s) for s in range(10)] == pytest.approx([5e-4] + [1e-3] * 9)
+    train_teacher(cfg, tmp_path / "run")
+    logged = [r["lr"] for r in RunDir(tmp_path / "run").read_metrics() if "lr" in r]
+    assert logged == pytest.approx(lrs)  # the optimiser was given the schedule
+    with pytest.raises(ConfigError, match="cooldown"):
+        tiny_cfg(cooldown=1.5)
+
+
+def test_init_from_starts_at_the_teachers_ema_weights_and_normaliser(tiny_cfg, tmp_path):
+    from engine.data.generate import generate_dataset
+
+    first = train_teacher(tiny_cfg(steps=4), tmp_path / "first")
+    other = generate_dataset("darcy", 8, 16, 5, tmp_path / "other.h5").path  # other samples, other statistics
+    warm = train_teacher(tiny_cfg(steps=1, dataset=str(other), lr=1e-12, warmup_steps=0,
+                                  init_from=str(tmp_path / "first")), tmp_path / "warm")
+    cold = train_teacher(tiny_cfg(steps=1, dataset=str(other), lr=1e-12, warmup_steps=0), tmp_path / "cold")
+    start = first.ema.state_dict()
+    for name, w in warm.model.state_dict().items():  # an lr of 1e-12 leaves the start in place
+        assert torch.allclose(w, start[name], atol=1e-6), name
+    assert not all(torch.allclose(w, start[n], atol=1e-6) for n, w in cold.model.state_dict().items())
+    norm = lambda run: load_checkpoint(run)["normalizer"]  # noqa: E731
+    assert norm(tmp_path / "warm") == norm(tmp_path / "first") != norm(tmp_path / "cold")
+    assert load_checkpoint(tmp_path / "warm")["config"]["init_from"] == str(tmp_path / "first")
+
+
+def test_init_from_refuses_a_teacher_of_another_pde_or_size(tiny_cfg, tmp_path):
+    from engine.data.generate import generate_dataset
+
+    train_teacher(tiny_cfg(steps=1), tmp_path / "darcy")
+    poisson = generate_dataset("poisson", 8, 16, 0, tmp_path / "poisson.h5").path
+    with pytest.raises(CheckpointError, match="trained for PDE 'darcy', expected 'poisson'"):
+        train_teacher(tiny_cfg(pde="poisson", dataset=str(poisson), init_from=str(tmp_path / "darcy")),
+                      tmp_path / "p")
+    with pytest.raises(CheckpointError, match="a 'tiny' U-Net, this run trains 'small'"):
+        train_teacher(tiny_cfg(model="small", init_from=str(tmp_path / "darcy")), tmp_path / "s")
+    assert not (tmp_path / "p" / "checkpoint.pt").exists() and not (tmp_path / "s" / "checkpoint.pt").exists()
