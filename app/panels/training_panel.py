@@ -145,6 +145,12 @@ class TrainingPanel(QWidget):
         self.teacher_minutes = _spin(0, 10_000, 2.0, double=True,
                                      tip="wall-clock budget of the teacher over all sessions; 0 = run the steps")
         self.teacher_minutes.setSpecialValueText("no limit")
+        self.teacher_cooldown = _spin(0, 1, 0.0, double=True,
+                                      tip="fraction of the teacher steps at the end over which its learning rate "
+                                          "falls linearly to 0 (0 = constant); counted in steps, so a minutes "
+                                          "budget that stops the run first leaves the fall unfinished")
+        self.teacher_cooldown.setSingleStep(0.1)
+        self.teacher_cooldown.setSpecialValueText("none")
         self.preview_every = _spin(0, 1_000_000, 50, tip="steps between sample previews (0 = none)")
         self.preview_every.setSpecialValueText("never")
         self.lam = _spin(0, 1e4, DistillConfig.lam, double=True,
@@ -194,6 +200,7 @@ class TrainingPanel(QWidget):
         form.addRow("U-Net", self.model_size)
         form.addRow("teacher steps", self.teacher_steps)
         form.addRow("teacher minutes", self.teacher_minutes)
+        form.addRow("teacher lr cooldown", self.teacher_cooldown)
         form.addRow("preview every", self.preview_every)
         form.addRow("distill λ", self.lam)
         form.addRow("physics moves", self.physics_on)
@@ -388,7 +395,7 @@ class TrainingPanel(QWidget):
         return {"pde": self.pde_name, "grid_n": self.grid_n, "dataset": str(dirs["data"]),
                 "model": self.model_size.currentText(), "steps": self.teacher_steps.value(),
                 "minutes": self.teacher_minutes.value(), "preview_every": self.preview_every.value(),
-                "warmup_steps": 50}  # short runs on a CPU: a short warm-up (fixed, so a resume may change steps)
+                "cooldown": self.teacher_cooldown.value(), "warmup_steps": 50}  # short runs on a CPU: a short warm-up (fixed, so a resume may change steps)
 
     def distill_config(self, dirs: dict[str, Path]) -> dict:
         return {"teacher": str(dirs["teacher"]), "lam": self.lam.value(),

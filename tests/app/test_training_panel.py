@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 
+from engine.io.checkpoint import load_checkpoint
 from engine.jobs import Progress
 
 
@@ -53,6 +54,7 @@ def test_real_chain_lists_the_student(qtbot, make_window, tmp_path):
     tp.model_size.setCurrentText("tiny")
     tp.teacher_steps.setValue(4)
     tp.teacher_minutes.setValue(0)
+    tp.teacher_cooldown.setValue(0.5)
     tp.preview_every.setValue(2)
     tp.pairs.setValue(8)
     tp.distill_steps.setValue(4)
@@ -65,6 +67,7 @@ def test_real_chain_lists_the_student(qtbot, make_window, tmp_path):
     student = tmp_path / "runs" / "darcy-16" / "student"
     assert blocker.args[0] == str(student)
     assert (student / "checkpoint.pt").is_file() and (student.parent / "teacher" / "checkpoint.pt").is_file()
+    assert load_checkpoint(student.parent / "teacher")["config"]["cooldown"] == 0.5  # the panel's setting arrived
     # previews of the teacher (steps 2, 4), then of the student (steps 2, 4)
     assert previews == [2, 4, 2, 4] and tp.preview.data() is not None and tp.preview_res.data() is not None
     assert {"teacher/loss", "distill/loss"} <= set(tp.plot.curves)
