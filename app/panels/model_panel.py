@@ -92,7 +92,12 @@ def describe(info: Any, model: Any = None) -> str:
     for key, label in (("teacher_training", "teacher training"), ("training", "distillation")):
         t = card.get(key)
         if isinstance(t, dict) and (kind == "student" or key == "teacher_training"):
-            rows.append((label, f"{_num(t.get('steps', '?'))} steps, {_num(float(t.get('seconds', 0)))} s"))
+            before = t.get("continued_from")  # a teacher trained further (make_models.py --teacher-init)
+            more = f" (trained on from {_num(before.get('steps', '?'))})" if isinstance(before, dict) else ""
+            rows.append((label, f"{_num(t.get('steps', '?'))} steps, {_num(float(t.get('seconds', 0)))} s{more}"))
+    learnt = card.get("teacher_at_distillation")
+    if kind == "student" and isinstance(learnt, dict):  # the teacher has been trained on since
+        rows.append(("distilled from", f"the teacher at {_num(learnt.get('steps', '?'))} steps"))
     screened = {kind: k for kind, k in (card.get("candidates") or {}).items() if int(k) > 1}
     if screened:  # engine.solve.api.default_candidates: why a solve's NFE includes K draws per member
         rows.append(("start screening", ", ".join(
@@ -106,7 +111,7 @@ def describe(info: Any, model: Any = None) -> str:
         rows.append(("trained on", card["hardware"]))
     rows.append(("path", _short_path(getattr(info, "path", ""))))
     shown = {"pde", "grid", "kind", "name", "parameters", "model_size", "lambda", "data", "teacher_training",
-             "training", "hardware", "bench", "bench_generate", "recipe", "software_version", "candidates"}
+             "teacher_at_distillation", "training", "hardware", "bench", "bench_generate", "recipe", "software_version", "candidates"}
     for k, v in card.items():
         if k not in shown and not isinstance(v, dict | list):
             rows.append((k, _num(v)))

@@ -108,3 +108,19 @@ def test_model_card_names_its_tuned_latent_solve_settings():
     assert "inverse, points: lr 0.02, λ 0.01" in html and "forward, whole channel: lr 0.05, λ 1<" in html
     info.card = {"grid": 64}
     assert "latent solve" not in describe(info)
+
+
+def test_model_card_says_which_teacher_a_student_learnt_from():
+    from types import SimpleNamespace
+
+    from app.panels.model_panel import describe
+
+    card = {"grid": 64, "teacher_training": {"steps": 5200, "seconds": 362.0, "continued_from": {"steps": 3400}},
+            "teacher_at_distillation": {"steps": 3400, "seconds": 225.0}, "training": {"steps": 1020, "seconds": 107}}
+    student = describe(SimpleNamespace(name="piddm", pde="poisson", kind="student", path="x", card=card))
+    assert "5200 steps, 362 s (trained on from 3400)" in student and "the teacher at 3400 steps" in student
+    teacher = describe(SimpleNamespace(name="teacher", pde="poisson", kind="teacher", path="x", card=card))
+    assert "distilled from" not in teacher
+    del card["teacher_at_distillation"], card["teacher_training"]["continued_from"]
+    assert "trained on from" not in describe(SimpleNamespace(name="piddm", pde="poisson", kind="student",
+                                                             path="x", card=card))
