@@ -136,10 +136,18 @@ def run_job(device: str, build, run):
     The shared frame of train_teacher and distill: whatever happens, the process group is closed.
     """
     info = setup(device)
+    finished = False
     try:
         job = build(info)
         ctx = job.run_dir.logging_to_file() if info.is_main else contextlib.nullcontext()
         with ctx:
-            return run(job)
+            result = run(job)
+        finished = True
+        return result
     finally:
+        if finished and info.owns_group:
+            # Every rank past its last collective before any tears the group down: a rank that
+            # destroys early can leave gloo's worker threads of another mid-exchange (SIGABRT at exit).
+            # Not after an error, where the other ranks may never arrive.
+            barrier()
         cleanup(info)
