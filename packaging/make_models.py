@@ -120,6 +120,13 @@ def kept_card(src: Path, base_card: dict) -> None:
     (src / "card.json").write_text(json.dumps(card, indent=2, default=str))
 
 
+def carried_guidance(src: Path) -> dict:
+    """The tuned guidance weights of a bundled set (tune_guidance writes them into the students' cards)."""
+    card = src / "piddm" / "card.json"
+    card = json.loads(card.read_text()) if card.is_file() else {}
+    return {k: card[k] for k in ("guidance", "guidance_tuning") if k in card}
+
+
 def continued_record(old: dict, tres, tcfg: TeacherConfig) -> dict:
     """The card's teacher_training of a warm-started teacher: totals over both runs, each run apart."""
     run = {"seconds": tres.seconds, "steps": tres.step, "batch": tcfg.batch_size, "lr": tcfg.lr,
@@ -192,9 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         kept: list[str] = []  # models of the reused set that stay as they are
         if args.teacher_from:
             old = reuse_set(args.teacher_from / pde, work)
-            tuned = args.teacher_from / pde / "piddm" / "card.json"  # tune_guidance writes the students' cards
-            tuned = json.loads(tuned.read_text()) if tuned.is_file() else {}
-            carried = {k: tuned[k] for k in ("guidance", "guidance_tuning") if k in tuned}
+            carried = carried_guidance(args.teacher_from / pde)
             record = {k: old[k] for k in ("grid", "model_size", "data", "teacher_training")}
             log(f"{pde}: teacher of {args.teacher_from / pde} kept ({old['teacher_training']['steps']} steps)")
             kept = ["teacher"]
@@ -229,9 +234,7 @@ def main(argv: list[str] | None = None) -> int:
                 record["teacher_training"] = continued_record(old["teacher_training"], tres, tcfg)
                 log(f"{pde}: teacher continued from {old['teacher_training']['steps']} to "
                     f"{record['teacher_training']['steps']} steps")
-                tuned = args.teacher_init / pde / "piddm" / "card.json"
-                tuned = json.loads(tuned.read_text()) if tuned.is_file() else {}
-                carried = {k: tuned[k] for k in ("guidance", "guidance_tuning") if k in tuned}
+                carried = carried_guidance(args.teacher_init / pde)  # tuned for the old teacher: tune again
                 for name, _, _, minutes in list(students):
                     if minutes == 0 and (args.teacher_init / pde / name).is_dir():
                         shutil.copytree(args.teacher_init / pde / name, work / name)

@@ -111,7 +111,8 @@ def describe(info: Any, model: Any = None) -> str:
         rows.append(("trained on", card["hardware"]))
     rows.append(("path", _short_path(getattr(info, "path", ""))))
     shown = {"pde", "grid", "kind", "name", "parameters", "model_size", "lambda", "data", "teacher_training",
-             "teacher_at_distillation", "training", "hardware", "bench", "bench_generate", "recipe", "software_version", "candidates"}
+             "teacher_at_distillation", "training", "hardware", "bench", "bench_generate", "recipe",
+             "software_version", "candidates"}
     for k, v in card.items():
         if k not in shown and not isinstance(v, dict | list):
             rows.append((k, _num(v)))

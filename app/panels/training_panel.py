@@ -395,7 +395,8 @@ class TrainingPanel(QWidget):
         return {"pde": self.pde_name, "grid_n": self.grid_n, "dataset": str(dirs["data"]),
                 "model": self.model_size.currentText(), "steps": self.teacher_steps.value(),
                 "minutes": self.teacher_minutes.value(), "preview_every": self.preview_every.value(),
-                "cooldown": self.teacher_cooldown.value(), "warmup_steps": 50}  # short runs on a CPU: a short warm-up (fixed, so a resume may change steps)
+                "cooldown": self.teacher_cooldown.value(),
+                "warmup_steps": 50}  # short runs on a CPU: a short warm-up (fixed, so a resume may change steps)
 
     def distill_config(self, dirs: dict[str, Path]) -> dict:
         return {"teacher": str(dirs["teacher"]), "lam": self.lam.value(),
