@@ -20,6 +20,11 @@ weights and normaliser, a fresh optimiser, --teacher-steps with the lr falling t
 --teacher-cooldown of them; the data is generated again with the same seed, so the held-out split is
 the same). --distill-minutes 0 keeps SET's students as they are (their cards say which teacher they
 were distilled from); the bench then rates the new teacher beside them.
+
+With --student-init (beside --teacher-from or --teacher-init SET) the students that are distilled
+start from SET's students of the same name instead of from the teacher (``DistillConfig.init_from``):
+the young bundled students go on learning, from the set's teacher or from its trained-on successor
+(which keeps their normaliser). Their cards add up both runs, as the teacher's do.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ from engine.distill.train import distill  # noqa: E402
 from engine.io.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 
 T0 = time.perf_counter()
+BUNDLED = ("distill", "piddm")  # the students a set ships (the sweep's stay in --work)
 
 
 def log(msg: str) -> None:
@@ -166,6 +172,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--teacher-steps", type=int, help="step cap of the teacher (default: its minutes decide)")
     ap.add_argument("--teacher-cooldown", type=float, default=0.0,
                     help="fraction of --teacher-steps over which the teacher's lr falls to 0 at the end")
+    ap.add_argument("--student-init", action="store_true",
+                    help="with --teacher-from / --teacher-init SET: distill the students on from SET's students "
+                         "(warm start) instead of from the teacher")
     ap.add_argument("--distill-lr", type=float, help="student lr (default 2e-4 on a GPU, 1e-4 on the CPU)")
     ap.add_argument("--student-ema", type=float, default=50, help="EMA half-life of the students, in steps")
     ap.add_argument("--refresh", type=int, default=0, help="steps between pair refreshes (0 = never)")
@@ -185,6 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.teacher_from and args.teacher_init:
         ap.error("--teacher-from keeps a teacher, --teacher-init trains one further: choose one")
+    base_set = args.teacher_from or args.teacher_init
+    if args.student_init and not base_set:
+        ap.error("--student-init starts from a bundled set's students: give --teacher-from or --teacher-init SET")
     if args.teacher_cooldown and not args.teacher_steps:
         ap.error("--teacher-cooldown is a fraction of --teacher-steps: give them")
     budgets = args.teacher_minutes * len(args.pdes) if len(args.teacher_minutes) == 1 else args.teacher_minutes
@@ -257,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
                                  pairs=args.pairs, sampler_steps=args.sampler_steps, refresh=args.refresh,
                                  batch_size=min(args.batch, args.pairs),
                                  lr=args.distill_lr or (2e-4 if args.device != "cpu" else 1e-4),
+                                 init_from=str(base_set / pde / name) if args.student_init and name in BUNDLED else "",
                                  warmup_steps=20, steps=10**9, minutes=minutes, ema_halflife_steps=args.student_ema,
                                  device=args.device)
             dres = distill(dcfg, run)
@@ -280,14 +293,19 @@ def main(argv: list[str] | None = None) -> int:
             slim(work / "teacher", dst / "teacher",
                  {**base_card, "kind": "teacher", "name": "teacher", "training": base_card["teacher_training"]})
         for name, r in results.items():
-            if name not in ("distill", "piddm"):
+            if name not in BUNDLED:
                 continue
+            training = {"seconds": r.seconds, "pair_seconds": r.pair_seconds, "steps": r.step,
+                        "pairs": args.pairs, "sampler_steps": args.sampler_steps, "residual_scale": r.residual_scale}
+            if args.student_init:
+                old = json.loads((base_set / pde / name / "card.json").read_text())
+                training = {**training, "seconds": old["training"]["seconds"] + r.seconds,
+                            "steps": old["training"]["steps"] + r.step, "continued_from": old["training"],
+                            "continuation": training, "teacher_at_start": old.get("teacher_at_distillation",
+                                                                                   old["teacher_training"])}
             slim(work / name, dst / name,
                  {**base_card, "kind": "student", "name": name, "lambda": 0.0 if name == "distill" else args.lam,
-                  "physics_on": args.physics_on,
-                  "training": {"seconds": r.seconds, "pair_seconds": r.pair_seconds, "steps": r.step,
-                               "pairs": args.pairs, "sampler_steps": args.sampler_steps,
-                               "residual_scale": r.residual_scale}})
+                  "physics_on": args.physics_on, "training": training})
         if args.tar:
             Path(args.tar).mkdir(parents=True, exist_ok=True)
             with tarfile.open(Path(args.tar) / f"{pde}.tar", "w") as tf:

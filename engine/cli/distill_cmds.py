@@ -14,7 +14,7 @@ from engine.errors import ConfigError
 from engine.jobs import CancelToken
 
 # option name -> DistillConfig field
-_OPTIONS = {"teacher": "teacher", "lam": "lam", "lam_warmup": "lam_warmup", "physics_on": "physics_on",
+_OPTIONS = {"teacher": "teacher", "init_from": "init_from", "lam": "lam", "lam_warmup": "lam_warmup", "physics_on": "physics_on",
             "pairs": "pairs", "refresh": "refresh",
             "sampler_steps": "sampler_steps", "batch": "batch_size", "lr": "lr", "steps": "steps",
             "minutes": "minutes", "seed": "seed", "device": "device", "report_every": "report_every",
@@ -54,6 +54,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("distill", help="distill a teacher into a physics-informed one-step student")
     p.add_argument("--teacher", help="teacher run directory")
     p.add_argument("-o", "--output", required=True, help="student run directory")
+    p.add_argument("--init-from", dest="init_from",
+                   help="warm start: an earlier student (run or bundled folder) whose EMA weights this run "
+                        "starts from; it must share the teacher's PDE, grid, U-Net size and normaliser "
+                        "(a teacher trained on with piddm train --init-from keeps its students' normaliser)")
     p.add_argument("--lambda", dest="lam", type=float,
                    help="λ_train, residual weight relative to the teacher's (default 0.1; 0 = pure distillation)")
     p.add_argument("--lambda-warmup", dest="lam_warmup", type=float,

@@ -25,6 +25,7 @@ REFINE_LR = 0.05
 @dataclass(frozen=True)
 class DistillConfig:
     teacher: str = ""  # teacher run directory (or bundled teacher folder)
+    init_from: str = ""  # warm start: a student (run or bundled folder) of this teacher's PDE, grid and scaling
     lam: float = 0.1  # λ_train of ‖R(G(ε))‖²/s (0 = pure distillation); chosen by the sweep above
     lam_warmup: float = 0.5  # fraction of the steps over which λ ramps linearly from 0 (0 = none)
     physics_on: str = "all"  # entries the residual term may move: "all" (PIDDM Eq. 9) | "solution" (see loss.py)

@@ -68,6 +68,29 @@ def ema_decay(step: int, halflife_steps: float) -> float:
     return min(0.5 ** (1.0 / halflife_steps), (1.0 + step) / (10.0 + step))
 
 
+def _warm_start(init_from: str, teacher) -> dict:
+    """The student checkpoint ``init_from``, checked to fit ``teacher``: same PDE and parameters, grid,
+    channels, U-Net size, σ_max and normaliser (its weights map ε to fields in that scaling, so a
+    teacher trained on with ``TeacherConfig.init_from`` fits its earlier students; a fresh one does not)."""
+    t = teacher
+    init = load_checkpoint(init_from, kind="student", pde=t.pde.name, grid=t.grid)
+    if list(init["channels"]) != list(t.channels):
+        raise CheckpointError(f"{init_from}: channels {list(init['channels'])}, the teacher has {list(t.channels)}")
+    if init["pde"]["params"] != dict(t.config.pde_params):
+        raise CheckpointError(f"{init_from}: PDE parameters {init['pde']['params']}, "
+                              f"the teacher's {dict(t.config.pde_params)}")
+    if init["teacher_config"]["model"] != t.config.model:
+        raise CheckpointError(f"{init_from}: a {init['teacher_config']['model']!r} U-Net, "
+                              f"the teacher is {t.config.model!r}")
+    ours, theirs = t.normalizer.to_dict(), init["normalizer"]
+    same_scaling = ours.keys() == theirs.keys() and all(
+        np.allclose(ours[k], theirs[k], rtol=1e-6, atol=0) for k in ours)
+    if not same_scaling or not np.isclose(float(init["sigma_max"]), float(t.sigma_max), rtol=1e-6):
+        raise CheckpointError(f"{init_from}: its normaliser or σ_max differs from the teacher's "
+                              "(a student fits only a teacher trained on from its own teacher)")
+    return init
+
+
 def distill(cfg: DistillConfig, run_dir: str | Path, *, resume: bool = False,
             on_progress: ProgressFn = no_progress, cancel: CancelToken | None = None) -> DistillResult:
     """Distill ``cfg.teacher`` into a one-step student in ``run_dir`` (or resume it)."""
@@ -94,9 +117,14 @@ class _Distiller:
         elif self.run_dir.has_checkpoint():
             raise ConfigError(f"{path} already holds a checkpoint; resume it or choose another run directory")
 
-        # The student: a copy of the teacher's EMA denoiser, so G(ε) = D(σ_max ε; σ_max) at step 0.
+        # The student: a copy of the teacher's EMA denoiser, so G(ε) = D(σ_max ε; σ_max) at step 0 —
+        # or, warm-started, the EMA weights of an earlier student (distilled from an earlier teacher).
         self.model = copy.deepcopy(t.denoiser).requires_grad_(True).train()
         self.ema = copy.deepcopy(t.denoiser).requires_grad_(False).eval()
+        if ckpt is None and cfg.init_from:
+            init = _warm_start(cfg.init_from, t)
+            self.model.load_state_dict(init["ema"])
+            self.ema.load_state_dict(init["ema"])
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=0.0)
         self.step, self.elapsed_before, self.generation = 0, 0.0, 0
         self.pair_seconds, self.pair_seconds_before = 0.0, 0.0  # this process's, earlier processes'

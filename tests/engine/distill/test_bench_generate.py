@@ -12,6 +12,7 @@ from engine.bench import bench_generate, format_table, model_costs
 from engine.cli.main import main
 from engine.distill.train import distill
 from engine.errors import ConfigError
+from engine.io.checkpoint import load_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -144,3 +145,18 @@ def test_make_models_teacher_from_keeps_the_teacher_and_redistills(models, tmp_p
     assert any(row.startswith("bundled-piddm (λ=0.1,") for row in card["bench_generate"])
     with pytest.raises(SystemExit, match="no bundled teacher"):
         make.main(["--teacher-from", str(tmp_path / "new"), "--pdes", "poisson", "--work", str(tmp_path / "w2")])
+
+    # --student-init: the new set's PIDDM student distills on from the set's, and its card adds both runs up
+    on = tmp_path / "on"
+    assert make.main(["--teacher-from", str(new), "--student-init", "--pdes", "darcy", "--model", "tiny",
+                      "--lam", "0.01", "--distill-minutes", "0.005", "--ablation-minutes", "0", "--pairs", "8",
+                      "--batch", "4", "--sampler-steps", "2", "--bench-n", "2", "--bench-seeds", "1", "--sweep",
+                      "--device", "cpu", "--work", str(tmp_path / "work-on"), "--out", str(on)]) == 0
+    before = card["training"]
+    after = json.loads((on / "darcy" / "piddm" / "card.json").read_text())["training"]
+    assert after["continued_from"] == before and after["continuation"]["steps"] > 0
+    assert after["steps"] == before["steps"] + after["continuation"]["steps"]
+    ckpt = load_checkpoint(on / "darcy" / "piddm")
+    assert ckpt["config"]["init_from"] == str(new / "darcy" / "piddm")
+    with pytest.raises(SystemExit):  # nothing to start from
+        make.main(["--student-init", "--pdes", "darcy", "--work", str(tmp_path / "w3")])

@@ -10,7 +10,7 @@ import torch
 from engine.distill.generator import load_student
 from engine.distill.loss import residual_energy
 from engine.distill.train import distill
-from engine.errors import ConfigError
+from engine.errors import CheckpointError, ConfigError
 from engine.io.checkpoint import load_checkpoint
 from engine.jobs import Cancelled, CancelToken
 
@@ -85,3 +85,51 @@ def test_cancel_leaves_a_checkpoint_that_resumes(straight, tmp_path):
     res = distill(cfg, run, resume=True)
     assert res.step == cfg.steps
     _assert_same_weights(load_checkpoint(run, kind="student"), ref)
+
+
+def _teacher_like(teacher_run, run, **changes):
+    """A tiny teacher run made from the fixture teacher's settings with ``changes`` (1-2 steps)."""
+    from engine.config import TeacherConfig, from_dict
+    from engine.diffusion.train import train_teacher
+
+    cfg = from_dict(TeacherConfig, load_checkpoint(teacher_run, kind="teacher")["config"])
+    train_teacher(dataclasses.replace(cfg, **{"steps": 2, **changes}), run)
+    return run
+
+
+def test_init_from_starts_at_an_earlier_students_weights(straight, teacher_run, tmp_path):
+    """A student warm-started from another (lr 1e-12, so one step leaves it in place) holds that student's
+    EMA weights, also under a teacher trained on from its own; a cold one holds the teacher's denoiser."""
+    cfg, ref = straight
+    earlier = tmp_path / "earlier"
+    distill(cfg, earlier)
+    later_teacher = _teacher_like(teacher_run, tmp_path / "teacher-on", init_from=str(teacher_run))
+    for teacher in (teacher_run, later_teacher):
+        warm = distill(dataclasses.replace(cfg, teacher=str(teacher), steps=1, lr=1e-12, warmup_steps=0,
+                                           init_from=str(earlier)), tmp_path / f"warm-{teacher.name}")
+        for name, w in load_checkpoint(warm.checkpoint)["model"].items():
+            assert torch.allclose(w, ref["ema"][name], atol=1e-6), name
+    cold = distill(dataclasses.replace(cfg, steps=1, lr=1e-12, warmup_steps=0), tmp_path / "cold")
+    cold_weights = load_checkpoint(cold.checkpoint)["model"]
+    assert not all(torch.allclose(w, ref["ema"][n], atol=1e-6) for n, w in cold_weights.items())
+    assert load_checkpoint(warm.checkpoint)["config"]["init_from"] == str(earlier)
+
+
+def test_init_from_refuses_a_student_that_does_not_fit_the_teacher(straight, teacher_run, darcy16x16, tmp_path):
+    from engine.data.generate import generate_dataset
+
+    cfg, _ = straight
+    earlier = tmp_path / "earlier"
+    distill(dataclasses.replace(cfg, steps=1), earlier)
+    other_data = generate_dataset("darcy", 8, 16, 5, tmp_path / "other.h5").path  # other statistics
+    poisson = generate_dataset("poisson", 8, 16, 0, tmp_path / "poisson.h5").path
+    refusals = {
+        "normaliser or σ_max differs": _teacher_like(teacher_run, tmp_path / "fresh", dataset=str(other_data)),
+        "a 'tiny' U-Net, the teacher is 'small'": _teacher_like(teacher_run, tmp_path / "small", model="small"),
+        "trained for PDE 'darcy', expected 'poisson'": _teacher_like(teacher_run, tmp_path / "poisson",
+                                                                     pde="poisson", pde_params={}, dataset=str(poisson)),
+    }
+    for i, (message, teacher) in enumerate(refusals.items()):
+        with pytest.raises(CheckpointError, match=message):
+            distill(dataclasses.replace(cfg, teacher=str(teacher), init_from=str(earlier)), tmp_path / f"s{i}")
+        assert not (tmp_path / f"s{i}" / "checkpoint.pt").exists()
