@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from engine.data.generate import generate_fields
-from engine.diffusion.model import load_teacher, sample_seeds
+from engine.data.generate import generate_fields, sample_seeds
+from engine.diffusion.model import load_teacher
 from engine.diffusion.sampler import nfe as heun_nfe
 from engine.distill.config import REFINE_LAMBDA, REFINE_LR
 from engine.distill.generator import load_student

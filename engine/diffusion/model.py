@@ -19,6 +19,7 @@ import torch
 from engine import dist, pdes
 from engine.config import TeacherConfig, from_dict
 from engine.data.dataset import Normalizer
+from engine.data.generate import sample_seeds  # noise seeds of a sampling run, as ``piddm generate``'s
 from engine.diffusion.precond import Denoiser
 from engine.diffusion.sampler import Callback, heun_sample, nfe, noise_from_seeds
 from engine.diffusion.unet import UNet
@@ -93,11 +94,6 @@ def load_teacher(path: str | os.PathLike[str], device: str | torch.device = "cpu
                    config=cfg, channels=channels, sigma_min=float(sampler["sigma_min"]),
                    sigma_max=float(sampler["sigma_max"]), rho=float(sampler["rho"]),
                    step=int(ckpt["step"]), device=dev, path=p)
-
-
-def sample_seeds(seed: int, n: int) -> list[int]:
-    """Per-sample noise seeds of a sampling run: seed·1_000_003 + i (as ``piddm generate``)."""
-    return [seed * 1_000_003 + i for i in range(n)]
 
 
 @dataclass(frozen=True)

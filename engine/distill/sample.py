@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from engine import pdes
-from engine.diffusion.model import sample_seeds
+from engine.data.generate import sample_seeds
 from engine.distill.config import REFINE_LAMBDA, REFINE_LR
 from engine.distill.generator import Student, load_student
 from engine.distill.loss import residual_energy
