@@ -24,7 +24,8 @@ were distilled from); the bench then rates the new teacher beside them.
 With --student-init (beside --teacher-from or --teacher-init SET) the students that are distilled
 start from SET's students of the same name instead of from the teacher (``DistillConfig.init_from``):
 the young bundled students go on learning, from the set's teacher or from its trained-on successor
-(which keeps their normaliser). Their cards add up both runs, as the teacher's do.
+(which keeps their normaliser), with λ at full weight from the first step (they ended their own run
+there). Their cards add up both runs, as the teacher's do.
 """
 
 from __future__ import annotations
@@ -265,11 +266,13 @@ def main(argv: list[str] | None = None) -> int:
             run.mkdir()
             if (work / "distill" / "pairs.h5").is_file():  # same seed → same pairs: map them once
                 shutil.copy(work / "distill" / "pairs.h5", run / "pairs.h5")
-            dcfg = DistillConfig(teacher=str(work / "teacher"), lam=lam, lam_warmup=warm, physics_on=args.physics_on,
+            # A warm-started student ended its own run at full λ: no second ramp from 0.
+            init_from = str(base_set / pde / name) if args.student_init and name in BUNDLED else ""
+            dcfg = DistillConfig(teacher=str(work / "teacher"), lam=lam, lam_warmup=0.0 if init_from else warm,
+                                 physics_on=args.physics_on, init_from=init_from,
                                  pairs=args.pairs, sampler_steps=args.sampler_steps, refresh=args.refresh,
                                  batch_size=min(args.batch, args.pairs),
                                  lr=args.distill_lr or (2e-4 if args.device != "cpu" else 1e-4),
-                                 init_from=str(base_set / pde / name) if args.student_init and name in BUNDLED else "",
                                  warmup_steps=20, steps=10**9, minutes=minutes, ema_halflife_steps=args.student_ema,
                                  device=args.device)
             dres = distill(dcfg, run)

@@ -157,6 +157,6 @@ def test_make_models_teacher_from_keeps_the_teacher_and_redistills(models, tmp_p
     assert after["continued_from"] == before and after["continuation"]["steps"] > 0
     assert after["steps"] == before["steps"] + after["continuation"]["steps"]
     ckpt = load_checkpoint(on / "darcy" / "piddm")
-    assert ckpt["config"]["init_from"] == str(new / "darcy" / "piddm")
+    assert ckpt["config"]["init_from"] == str(new / "darcy" / "piddm") and ckpt["config"]["lam_warmup"] == 0
     with pytest.raises(SystemExit):  # nothing to start from
         make.main(["--student-init", "--pdes", "darcy", "--work", str(tmp_path / "w3")])
