@@ -85,7 +85,9 @@ class Controller(QObject):
         if s.model is not None:
             s.method = "piddm" if "piddm" in s.methods() else s.methods()[0]
             pde, n = s.model.pde, s.model.grid.n
-            if pde.name != s.pde_name or n != s.grid_n:
+            # A demo of the model's PDE and grid where the canvases would not fit it, or hold nothing
+            # yet (a window opened with --model on the PDE and grid it starts with): never over a drawing.
+            if pde.name != s.pde_name or n != s.grid_n or s.blank():
                 s.pde_name, s.grid_n = pde.name, n
                 s.pde_params = {}
                 await self.load_demo()

@@ -67,6 +67,11 @@ class AppState:
         self.truth = None
         self.results.clear()
 
+    def blank(self) -> bool:
+        """Nothing on the canvases: no demo behind them, nothing drawn, nothing observed."""
+        return self.truth is None and (self.values is None or not self.values.any()) and (
+            self.mask is None or not self.mask.any())
+
     def ensure_fields(self) -> None:
         c, n = len(self.channels), self.grid_n
         if self.values is None or self.values.shape != (c, n, n):

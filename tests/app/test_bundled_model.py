@@ -124,3 +124,27 @@ def test_model_card_says_which_teacher_a_student_learnt_from():
     del card["teacher_at_distillation"], card["teacher_training"]["continued_from"]
     assert "trained on from" not in describe(SimpleNamespace(name="piddm", pde="poisson", kind="student",
                                                              path="x", card=card))
+
+
+def test_a_model_opened_on_blank_canvases_of_its_grid_brings_a_demo(qtbot, settings, aloop, monkeypatch):
+    """`--model` skips the start-up demo; a model of the window's own PDE and grid (darcy 32²) must still
+    arrive with a task to solve — and must not replace a drawing."""
+    import app.main_window as mw
+    from engine.models import bundled_models
+
+    darcy32 = [i for i in bundled_models() if i.pde == "darcy" and i.name == "piddm" and i.card.get("grid") == 32]
+    if not darcy32:
+        pytest.skip("no bundled darcy-32 set")
+    monkeypatch.setattr(mw, "bundled_models", lambda: [])
+    w = mw.MainWindow(settings, startup=False)
+    qtbot.addWidget(w)
+    assert (w.state.pde_name, w.state.grid_n) == ("darcy", 32) and w.state.blank()
+    with qtbot.waitSignal(w.controller.model_changed, timeout=120_000):
+        asyncio.ensure_future(w.controller.load_model_info(darcy32[0]))
+    assert w.state.truth is not None and w.state.mask.any() and not w.state.blank()
+
+    drawn = w.state.values.copy()
+    w.state.truth = None  # the user's own drawing from here on
+    with qtbot.waitSignal(w.controller.model_changed, timeout=120_000):
+        asyncio.ensure_future(w.controller.load_model_info(darcy32[0]))
+    assert w.state.truth is None and np.array_equal(w.state.values, drawn)
