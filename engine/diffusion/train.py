@@ -34,7 +34,7 @@ from engine.diffusion.precond import Denoiser
 from engine.diffusion.sampler import RHO, SIGMA_MAX, SIGMA_MIN, heun_sample, noise_from_seeds
 from engine.diffusion.unet import UNet, count_parameters
 from engine.errors import CheckpointError, ConfigError, NonFiniteError
-from engine.io.checkpoint import load_checkpoint, save_checkpoint
+from engine.io.checkpoint import check_warm_start, load_checkpoint, save_checkpoint
 from engine.io.rundir import RunDir
 from engine.jobs import Cancelled, CancelToken, Progress, ProgressFn, Throttle, no_progress
 from engine.metrics import residual_map, residual_stats
@@ -125,12 +125,7 @@ def train_teacher(cfg: TeacherConfig, run_dir: str | Path | RunDir, *, resume: b
 def _warm_start(cfg: TeacherConfig, channels: tuple[str, ...] | list[str]) -> dict:
     """The teacher checkpoint cfg.init_from, checked to fit this run (PDE, grid, channels, U-Net size)."""
     init = load_checkpoint(cfg.init_from, kind="teacher", pde=cfg.pde, grid=cfg.grid_n)
-    if list(init["channels"]) != list(channels):
-        raise CheckpointError(f"{cfg.init_from}: channels {list(init['channels'])}, the dataset has {list(channels)}")
-    if init["pde"]["params"] != cfg.pde_params:
-        raise CheckpointError(f"{cfg.init_from}: PDE parameters {init['pde']['params']}, the dataset's {cfg.pde_params}")
-    if init["config"]["model"] != cfg.model:
-        raise CheckpointError(f"{cfg.init_from}: a {init['config']['model']!r} U-Net, this run trains {cfg.model!r}")
+    check_warm_start(cfg.init_from, init, channels=channels, pde_params=cfg.pde_params, model=cfg.model)
     return init
 
 

@@ -34,7 +34,7 @@ from engine.distill.generator import one_step
 from engine.distill.loss import piddm_loss, residual_energy
 from engine.distill.pairs import load_pairs, pair_seed, refresh_indices, save_pairs, teacher_map
 from engine.errors import CheckpointError, ConfigError, NonFiniteError
-from engine.io.checkpoint import load_checkpoint, save_checkpoint
+from engine.io.checkpoint import check_warm_start, load_checkpoint, save_checkpoint
 from engine.io.rundir import RunDir
 from engine.jobs import Cancelled, CancelToken, Progress, ProgressFn, Throttle, no_progress
 from engine.metrics import residual_map, residual_stats
@@ -74,14 +74,7 @@ def _warm_start(init_from: str, teacher) -> dict:
     teacher trained on with ``TeacherConfig.init_from`` fits its earlier students; a fresh one does not)."""
     t = teacher
     init = load_checkpoint(init_from, kind="student", pde=t.pde.name, grid=t.grid)
-    if list(init["channels"]) != list(t.channels):
-        raise CheckpointError(f"{init_from}: channels {list(init['channels'])}, the teacher has {list(t.channels)}")
-    if init["pde"]["params"] != dict(t.config.pde_params):
-        raise CheckpointError(f"{init_from}: PDE parameters {init['pde']['params']}, "
-                              f"the teacher's {dict(t.config.pde_params)}")
-    if init["teacher_config"]["model"] != t.config.model:
-        raise CheckpointError(f"{init_from}: a {init['teacher_config']['model']!r} U-Net, "
-                              f"the teacher is {t.config.model!r}")
+    check_warm_start(init_from, init, channels=t.channels, pde_params=t.config.pde_params, model=t.config.model)
     ours, theirs = t.normalizer.to_dict(), init["normalizer"]
     same_scaling = ours.keys() == theirs.keys() and all(
         np.allclose(ours[k], theirs[k], rtol=1e-6, atol=0) for k in ours)

@@ -108,6 +108,18 @@ def load_checkpoint(path: str | os.PathLike[str], *, kind: str | None = None, pd
     return ckpt
 
 
+def check_warm_start(source: str | os.PathLike[str], ckpt: dict[str, Any], *, channels: Any, pde_params: dict,
+                     model: str) -> None:
+    """A warm start (``init_from``) must have what the run builds: the same channels, PDE parameters and
+    U-Net size (teacher or student checkpoint). Raises CheckpointError naming the first difference."""
+    config = ckpt.get("teacher_config") or ckpt["config"]  # a student's architecture is its teacher's
+    for what, have, want in (("channels", list(ckpt["channels"]), list(channels)),
+                             ("PDE parameters", dict(ckpt["pde"]["params"]), dict(pde_params)),
+                             ("U-Net size", config["model"], model)):
+        if have != want:
+            raise CheckpointError(f"{source}: {what} {have!r}, this run needs {want!r}")
+
+
 def peek_kind(path: str | os.PathLike[str]) -> str:
     """The ``kind`` of a checkpoint (or run directory), for dispatching on teacher / student."""
     return str(load_checkpoint(path).get("kind", ""))

@@ -180,6 +180,6 @@ def test_init_from_refuses_a_teacher_of_another_pde_or_size(tiny_cfg, tmp_path):
     with pytest.raises(CheckpointError, match="trained for PDE 'darcy', expected 'poisson'"):
         train_teacher(tiny_cfg(pde="poisson", dataset=str(poisson), init_from=str(tmp_path / "darcy")),
                       tmp_path / "p")
-    with pytest.raises(CheckpointError, match="a 'tiny' U-Net, this run trains 'small'"):
+    with pytest.raises(CheckpointError, match="U-Net size 'tiny', this run needs 'small'"):
         train_teacher(tiny_cfg(model="small", init_from=str(tmp_path / "darcy")), tmp_path / "s")
     assert not (tmp_path / "p" / "checkpoint.pt").exists() and not (tmp_path / "s" / "checkpoint.pt").exists()

@@ -125,7 +125,7 @@ def test_init_from_refuses_a_student_that_does_not_fit_the_teacher(straight, tea
     poisson = generate_dataset("poisson", 8, 16, 0, tmp_path / "poisson.h5").path
     refusals = {
         "normaliser or σ_max differs": _teacher_like(teacher_run, tmp_path / "fresh", dataset=str(other_data)),
-        "a 'tiny' U-Net, the teacher is 'small'": _teacher_like(teacher_run, tmp_path / "small", model="small"),
+        "U-Net size 'tiny', this run needs 'small'": _teacher_like(teacher_run, tmp_path / "small", model="small"),
         "trained for PDE 'darcy', expected 'poisson'": _teacher_like(teacher_run, tmp_path / "poisson",
                                                                      pde="poisson", pde_params={}, dataset=str(poisson)),
     }
