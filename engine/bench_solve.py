@@ -9,6 +9,8 @@ cases of one seed in one batched call.
 Rows (default: all that apply): piddm, piddm-ref, piddm-exact (the folder's ``piddm/`` student,
 with its teacher), distill (the ``distill/`` λ = 0 student), diffusionpde and teacher (the teacher
 through the piddm model), dataspace (no model), classical (forward with the whole coefficient only).
+A row ``METHOD@N`` is METHOD with N steps in place of ``steps`` / ``guidance_steps``, so that one run
+can hold the same method at several step counts (a speed-up and the accuracy it costs, same cases).
 
 Columns, mean ± std over seeds, computed on the ensemble mean (the answer a user gets):
 - rel_l2_<ch>: ‖pred − truth‖₂ / ‖truth‖₂ over the *whole* channel, averaged over cases, for every
@@ -57,6 +59,18 @@ def default_methods(task: str, obs: str, have: set[str]) -> list[str]:
             continue
         out.append(m)
     return out
+
+
+def split_row(row: str) -> tuple[str, int | None]:
+    """"piddm@35" -> ("piddm", 35); "piddm" -> ("piddm", None). Refuses unknown methods and bad counts."""
+    method, at, count = row.partition("@")
+    if method not in METHODS:
+        raise ConfigError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
+    if not at:
+        return method, None
+    if not count.isdigit() or int(count) < 1:
+        raise ConfigError(f"{row!r}: the steps after @ must be a whole number >= 1")
+    return method, int(count)
 
 
 def held_out_cases(pde_name: str, n: int, grid_n: int, params: dict[str, Any] | None = None,
@@ -120,9 +134,8 @@ def bench_solve(folder: str | Path, *, task: str = "forward", obs: str = "points
     if not have:
         raise ConfigError(f"{folder}: expected model folders (teacher/, piddm/, distill/)")
     methods = list(methods) if methods else default_methods(task, obs, have)
-    if bad := [m for m in methods if m not in METHODS]:
-        raise ConfigError(f"unknown method(s) {', '.join(bad)}; known: {', '.join(METHODS)}")
-    models = _models(folder, methods, device)
+    split = {m: split_row(m) for m in methods}  # row name -> (method, its own step count or None)
+    models = _models(folder, [base for base, _ in split.values()], device)
     pde, grid_n = _pde_of(folder, models)
     from engine import pdes
 
@@ -130,8 +143,9 @@ def bench_solve(folder: str | Path, *, task: str = "forward", obs: str = "points
     g_steps = guidance_steps or steps
     total, done = seeds * len(methods), 0
 
-    def options(m: str, s: int, n_steps: int | None = None) -> SolveOptions:
-        st = n_steps or (g_steps if m in ("diffusionpde", "teacher") else steps)
+    def options(row: str, s: int, n_steps: int | None = None) -> SolveOptions:
+        m, own_steps = split[row]
+        st = n_steps or own_steps or (g_steps if m in ("diffusionpde", "teacher") else steps)
         kw: dict[str, Any] = {"lam": lam} if lam is not None and m not in ("teacher", "diffusionpde") else {}
         if lr is not None:
             kw["lr"] = lr
@@ -147,10 +161,11 @@ def bench_solve(folder: str | Path, *, task: str = "forward", obs: str = "points
         ob = Observations.from_task(pde, truth, task, obs, seed=s)
         for m in methods:
             check_cancel(cancel)
-            model = models.get("distill" if m == "distill" else "piddm")
-            if m in ("dataspace", "classical"):
+            base = split[m][0]
+            model = models.get("distill" if base == "distill" else "piddm")
+            if base in ("dataspace", "classical"):
                 model = None
-            if s == 0 and m != "classical":  # warm-up at the full batch shape: one-time costs stay out
+            if s == 0 and base != "classical":  # warm-up at the full batch shape: one-time costs stay out
                 solve(model, pde, ob, options(m, s, 1), cancel=cancel)
             t0 = time.perf_counter()
             res = solve(model, pde, ob, options(m, s), cancel=cancel)

@@ -24,6 +24,7 @@
 #   exact       piddm against piddm-exact, darcy 64² inverse from 123 points (exact-darcy.json);
 #   dps2000     diffusionpde with 2000 Heun steps against the PIDDM methods, darcy 64² inverse from
 #               123 points, 4 cases (dps2000-darcy.json): the "as accurate, 100× faster" target;
+#               DPS_METHODS picks the rows (bench rows, METHOD@N for N latent steps);
 #   models      the bundled 64² set of each of PDES (default darcy) made again with the time left
 #               before DEADLINE (make_models.py: 5,000 samples, teacher, PIDDM and λ = 0 students,
 #               Heun-40 pairs and bench) -> <pde>.tar (the bundle, ~14 MB) and summary.json;
@@ -180,7 +181,7 @@ part_dps2000() {
     quiet
     step "diffusionpde with $DPS Heun steps against the PIDDM methods"
     limited 330 "$PY" -m engine bench --pde darcy --task inverse --obs points:123 --seeds 1 "${SOLVE[@]}" \
-        --cases "$DPS_CASES" --guidance-steps "$DPS" --methods piddm piddm-ref piddm-exact diffusionpde \
+        --cases "$DPS_CASES" --guidance-steps "$DPS" --methods ${DPS_METHODS:-piddm piddm-ref piddm-exact diffusionpde} \
         --device "$DEVICE" -o "$R/dps2000-darcy.json"
 }
 part_models() {

@@ -277,7 +277,8 @@ def main(argv: list[str] | None = None) -> int:
                                  device=args.device)
             dres = distill(dcfg, run)
             results[name] = dres
-            log(f"{pde}: {name} λ={lam:g} warm-up {warm:g}: {dres.step} steps, {dres.seconds:.0f} s "
+            start = f"from {init_from}" if init_from else f"warm-up {warm:g}"
+            log(f"{pde}: {name} λ={lam:g} {start}: {dres.step} steps, {dres.seconds:.0f} s "
                 f"(pairs {dres.pair_seconds:.0f} s), residual {dres.residual:.3g} vs teacher's {dres.residual_scale:.3g}")
         bench = bench_generate(work, n=args.bench_n, seeds=args.bench_seeds, sampler_steps=args.sampler_steps,
                                device=args.device)

@@ -59,7 +59,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--grid", type=int, help="accepted for compatibility; the grid is the models' grid")
     p.add_argument("--obs", default="points:123", help="full | points:K | fraction:F (solve tasks)")
     p.add_argument("--cases", type=int, default=100, help="held-out cases (solve tasks)")
-    p.add_argument("--methods", nargs="+", help="solve methods to compare (default: all that apply)")
+    p.add_argument("--methods", nargs="+",
+                   help="solve methods to compare (default: all that apply); METHOD@N runs METHOD with N steps")
     p.add_argument("--ensemble", type=int, default=8)
     p.add_argument("--steps", type=int, default=200, help="optimiser / sampler steps of the solve methods")
     p.add_argument("--candidates", type=int, default=None,

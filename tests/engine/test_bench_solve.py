@@ -60,6 +60,19 @@ def test_inverse_points_scores_both_channels_and_exact_stays_at_tolerance(folder
     assert table["piddm-exact"]["residual_mse"]["mean"] < 1e-8
 
 
+def test_a_method_at_its_own_step_count_is_a_row_of_its_own(folder):
+    res = bench_solve(folder, task="inverse", obs="points:20", cases=1, seeds=1, ensemble=1, steps=2,
+                      methods=["piddm", "piddm@5", "teacher@3"])
+    table = res["table"]
+    assert list(table) == ["piddm", "piddm@5", "teacher@3"]
+    assert (table["piddm"]["nfe"]["mean"], table["piddm@5"]["nfe"]["mean"]) == (3, 6)  # steps + 1
+    assert table["teacher@3"]["nfe"]["mean"] == 5  # Heun: 2·3 − 1
+    assert table["piddm@5"]["rel_l2_a"]["mean"] != table["piddm"]["rel_l2_a"]["mean"]
+    for bad in ("piddm@0", "piddm@x", "magic@5"):
+        with pytest.raises(ConfigError, match="whole number|unknown method"):
+            bench_solve(folder, task="inverse", obs="points:20", cases=1, seeds=1, methods=[bad])
+
+
 def test_defaults_and_refusals(folder):
     assert "classical" not in default_methods("forward", "points:123", {"piddm", "distill", "teacher"})
     assert "distill" not in default_methods("inverse", "full", {"piddm", "teacher"})
