@@ -3,7 +3,7 @@
 #
 #   OUT=out bash packaging/gpu_checks.sh                        # on a CUDA machine (DEADLINE=565 s)
 #   OUT=out PARTS="latency dps2000 fast autotune" bash packaging/gpu_checks.sh
-#   OUT=/tmp/o DEVICE=cpu QUICK=1 bash packaging/gpu_checks.sh   # smoke test of the script itself
+#   OUT=smoke DEVICE=cpu QUICK=1 bash packaging/gpu_checks.sh   # smoke test of the script itself
 #
 # PARTS (default "throughput models latency"), run in the order given:
 #   throughput  teacher training throughput, base U-Net at 64²: eager bf16 at batch 128, eager

@@ -78,7 +78,7 @@ def slim(src: Path, dst: Path, card: dict) -> None:
         keep["data"] = {**keep["data"], "dataset": Path(keep["data"]["dataset"]).name}
     dst.mkdir(parents=True, exist_ok=True)
     save_checkpoint(dst / "checkpoint.pt", keep)
-    (dst / "card.json").write_text(json.dumps(card, indent=2, default=str))
+    (dst / "card.json").write_text(json.dumps(card, indent=2, default=str) + "\n")
 
 
 def teacher_curve(tcfg: TeacherConfig, work: Path, parts: int, args: argparse.Namespace, out: Path):
