@@ -22,9 +22,9 @@
 #   autotune    the fast path with torch.compile's max-autotune-no-cudagraphs mode (teacher-autotune.json);
 #   profile     the fast path's heaviest kernels over 10 steps after 20 (teacher-profile.txt);
 #   exact       piddm against piddm-exact, darcy 64² inverse from 123 points (exact-darcy.json);
-#   dps2000     diffusionpde with 2000 Heun steps against the PIDDM methods, darcy 64² inverse from
-#               123 points, 4 cases (dps2000-darcy.json): the "as accurate, 100× faster" target;
-#               DPS_METHODS picks the rows (bench rows, METHOD@N for N latent steps);
+#   dps2000     diffusionpde with 2000 Heun steps against the PIDDM methods from 123 points, 4 cases
+#               (dps2000-<pde>-<task>.json): the "as accurate, 100× faster" target; DPS_TASKS the
+#               PDE:task pairs (default darcy:inverse), DPS_METHODS the rows (METHOD@N: N latent steps);
 #   models      the bundled 64² set of each of PDES (default darcy) made again with the time left
 #               before DEADLINE (make_models.py: 5,000 samples, teacher, PIDDM and λ = 0 students,
 #               Heun-40 pairs and bench) -> <pde>.tar (the bundle, ~14 MB) and summary.json;
@@ -48,7 +48,7 @@
 # Small results go to results.tar, the log to log.txt (both in $OUT). Each step has a time limit
 # (never past DEADLINE, seconds since the start, default 565), so one that hangs (a compile) cannot
 # take the others' time; the training budgets are what is left before DEADLINE.
-# The exact and dps2000 parts use the bundled darcy models. Needs only torch, numpy, scipy, h5py
+# The exact part uses the bundled darcy models, dps2000 the bundled models of its PDEs. Needs only torch, numpy, scipy, h5py
 # (no Qt, no network); runs from the repository root.
 set -uo pipefail
 OUT=${OUT:?set OUT to a results folder}
@@ -179,10 +179,14 @@ part_exact() {
 }
 part_dps2000() {
     quiet
-    step "diffusionpde with $DPS Heun steps against the PIDDM methods"
-    limited 330 "$PY" -m engine bench --pde darcy --task inverse --obs points:123 --seeds 1 "${SOLVE[@]}" \
-        --cases "$DPS_CASES" --guidance-steps "$DPS" --methods ${DPS_METHODS:-piddm piddm-ref piddm-exact diffusionpde} \
-        --device "$DEVICE" -o "$R/dps2000-darcy.json"
+    local pde_task pde task
+    for pde_task in ${DPS_TASKS:-darcy:inverse}; do
+        IFS=: read -r pde task <<< "$pde_task"
+        step "diffusionpde with $DPS Heun steps against the PIDDM methods, $pde $task"
+        limited 330 "$PY" -m engine bench --pde "$pde" --task "$task" --obs points:123 --seeds 1 "${SOLVE[@]}" \
+            --cases "$DPS_CASES" --guidance-steps "$DPS" --methods ${DPS_METHODS:-piddm piddm-ref piddm-exact diffusionpde} \
+            --device "$DEVICE" -o "$R/dps2000-$pde-$task.json"
+    done
 }
 part_models() {
     # Training minutes from the time left (data, pairs, bench and latency take about OVERHEAD s per
