@@ -38,7 +38,8 @@
 #               with TEACHER_SHARE=1 ABLATION_SHARE=0 the set's students are kept and benched beside),
 #               TEACHER_STEPS=S caps each teacher at S steps, COOLDOWN=F lets its lr fall to 0 over the
 #               last fraction F of them; STUDENT_INIT=1 (with TEACHER_FROM or TEACHER_INIT) distills the
-#               students on from the set's own instead of from the teacher (make_models --student-init);
+#               students on from the set's own instead of from the teacher (make_models --student-init),
+#               PIDDM_INIT=distill starts the PIDDM student from the set's λ = 0 student (--piddm-init);
 #   latency     interactive latency of an 8-member piddm solve at 64² on the GPU: CUDA graphs after one
 #               and three warm-up steps, bf16, eager; bf16 with cudnn.benchmark; a forward solve from
 #               the whole a (its sine transforms under capture) (latency.txt);
@@ -202,6 +203,7 @@ part_models() {
     [[ -n "${TEACHER_STEPS:-}" ]] && extra+=(--teacher-steps "$TEACHER_STEPS" --teacher-cooldown "${COOLDOWN:-0}")
     [[ -n "${LAM:-}" ]] && extra+=(--lam "$LAM")
     [[ -n "${STUDENT_INIT:-}" ]] && extra+=(--student-init)
+    [[ -n "${PIDDM_INIT:-}" ]] && extra+=(--piddm-init "$PIDDM_INIT")
     read -ra SETS <<< "$PDES"
     TRAIN=$(( ($(left) - OVERHEAD * ${#SETS[@]}) / ${#SETS[@]} ))
     if (( TRAIN < 30 )); then

@@ -25,7 +25,9 @@ With --student-init (beside --teacher-from or --teacher-init SET) the students t
 start from SET's students of the same name instead of from the teacher (``DistillConfig.init_from``):
 the young bundled students go on learning, from the set's teacher or from its trained-on successor
 (which keeps their normaliser), with λ at full weight from the first step (they ended their own run
-there). Their cards add up both runs, as the teacher's do.
+there). Their cards add up both runs, as the teacher's do. --piddm-init distill starts the PIDDM student
+from SET's λ = 0 student instead (λ then ramps in over the first half, as for a fresh student): a
+physics-informed student that begins from the better latent-solve prior.
 """
 
 from __future__ import annotations
@@ -79,6 +81,13 @@ def slim(src: Path, dst: Path, card: dict) -> None:
     dst.mkdir(parents=True, exist_ok=True)
     save_checkpoint(dst / "checkpoint.pt", keep)
     (dst / "card.json").write_text(json.dumps(card, indent=2, default=str) + "\n")
+
+
+def init_source(args: argparse.Namespace, name: str) -> str:
+    """The set's student that student ``name`` starts from under --student-init ("" = the teacher)."""
+    if not args.student_init or name not in BUNDLED:
+        return ""
+    return args.piddm_init if name == "piddm" else name
 
 
 def teacher_curve(tcfg: TeacherConfig, work: Path, parts: int, args: argparse.Namespace, out: Path):
@@ -176,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--student-init", action="store_true",
                     help="with --teacher-from / --teacher-init SET: distill the students on from SET's students "
                          "(warm start) instead of from the teacher")
+    ap.add_argument("--piddm-init", choices=BUNDLED, default="piddm",
+                    help="with --student-init: which of SET's students the PIDDM student starts from")
     ap.add_argument("--distill-lr", type=float, help="student lr (default 2e-4 on a GPU, 1e-4 on the CPU)")
     ap.add_argument("--student-ema", type=float, default=50, help="EMA half-life of the students, in steps")
     ap.add_argument("--refresh", type=int, default=0, help="steps between pair refreshes (0 = never)")
@@ -266,9 +277,12 @@ def main(argv: list[str] | None = None) -> int:
             run.mkdir()
             if (work / "distill" / "pairs.h5").is_file():  # same seed → same pairs: map them once
                 shutil.copy(work / "distill" / "pairs.h5", run / "pairs.h5")
-            # A warm-started student ended its own run at full λ: no second ramp from 0.
-            init_from = str(base_set / pde / name) if args.student_init and name in BUNDLED else ""
-            dcfg = DistillConfig(teacher=str(work / "teacher"), lam=lam, lam_warmup=0.0 if init_from else warm,
+            # A student warm-started from one of its own kind ended that run at full λ: no second
+            # ramp from 0. One started from the λ = 0 student meets the physics for the first time.
+            source = init_source(args, name)
+            init_from = str(base_set / pde / source) if source else ""
+            ramp = warm if source == "distill" and lam > 0 else 0.0
+            dcfg = DistillConfig(teacher=str(work / "teacher"), lam=lam, lam_warmup=ramp if init_from else warm,
                                  physics_on=args.physics_on, init_from=init_from,
                                  pairs=args.pairs, sampler_steps=args.sampler_steps, refresh=args.refresh,
                                  batch_size=min(args.batch, args.pairs),
@@ -302,8 +316,9 @@ def main(argv: list[str] | None = None) -> int:
             training = {"seconds": r.seconds, "pair_seconds": r.pair_seconds, "steps": r.step,
                         "pairs": args.pairs, "sampler_steps": args.sampler_steps, "residual_scale": r.residual_scale}
             if args.student_init:
-                old = json.loads((base_set / pde / name / "card.json").read_text())
-                training = {**training, "seconds": old["training"]["seconds"] + r.seconds,
+                old = json.loads((base_set / pde / init_source(args, name) / "card.json").read_text())
+                training = {**training, "started_from": init_source(args, name),
+                            "seconds": old["training"]["seconds"] + r.seconds,
                             "steps": old["training"]["steps"] + r.step, "continued_from": old["training"],
                             "continuation": training, "teacher_at_start": old.get("teacher_at_distillation",
                                                                                    old["teacher_training"])}

@@ -158,5 +158,17 @@ def test_make_models_teacher_from_keeps_the_teacher_and_redistills(models, tmp_p
     assert after["steps"] == before["steps"] + after["continuation"]["steps"]
     ckpt = load_checkpoint(on / "darcy" / "piddm")
     assert ckpt["config"]["init_from"] == str(new / "darcy" / "piddm") and ckpt["config"]["lam_warmup"] == 0
+    # --piddm-init distill: the PIDDM student starts from the set's λ = 0 student, λ ramped in afresh
+    fromd = tmp_path / "from-distill"
+    assert make.main(["--teacher-from", str(new), "--student-init", "--piddm-init", "distill", "--pdes", "darcy",
+                      "--model", "tiny", "--lam", "0.001", "--distill-minutes", "0.005", "--ablation-minutes", "0",
+                      "--pairs", "8", "--batch", "4", "--sampler-steps", "2", "--bench-n", "2", "--bench-seeds", "1",
+                      "--sweep", "--device", "cpu", "--work", str(tmp_path / "work-d"), "--out", str(fromd)]) == 0
+    ckpt = load_checkpoint(fromd / "darcy" / "piddm")
+    assert ckpt["config"]["init_from"] == str(new / "darcy" / "distill") and ckpt["config"]["lam_warmup"] == 0.5
+    after = json.loads((fromd / "darcy" / "piddm" / "card.json").read_text())
+    source = json.loads((new / "darcy" / "distill" / "card.json").read_text())["training"]
+    assert after["training"]["started_from"] == "distill" and after["training"]["continued_from"] == source
+    assert after["lambda"] == 0.001
     with pytest.raises(SystemExit):  # nothing to start from
         make.main(["--student-init", "--pdes", "darcy", "--work", str(tmp_path / "w3")])
