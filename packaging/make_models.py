@@ -281,8 +281,7 @@ def main(argv: list[str] | None = None) -> int:
             # ramp from 0. One started from the λ = 0 student meets the physics for the first time.
             source = init_source(args, name)
             init_from = str(base_set / pde / source) if source else ""
-            ramp = warm if source == "distill" and lam > 0 else 0.0
-            dcfg = DistillConfig(teacher=str(work / "teacher"), lam=lam, lam_warmup=ramp if init_from else warm,
+            dcfg = DistillConfig(teacher=str(work / "teacher"), lam=lam, lam_warmup=0.0 if source == name else warm,
                                  physics_on=args.physics_on, init_from=init_from,
                                  pairs=args.pairs, sampler_steps=args.sampler_steps, refresh=args.refresh,
                                  batch_size=min(args.batch, args.pairs),
@@ -315,9 +314,9 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             training = {"seconds": r.seconds, "pair_seconds": r.pair_seconds, "steps": r.step,
                         "pairs": args.pairs, "sampler_steps": args.sampler_steps, "residual_scale": r.residual_scale}
-            if args.student_init:
-                old = json.loads((base_set / pde / init_source(args, name) / "card.json").read_text())
-                training = {**training, "started_from": init_source(args, name),
+            if source := init_source(args, name):
+                old = json.loads((base_set / pde / source / "card.json").read_text())
+                training = {**training, "started_from": source,
                             "seconds": old["training"]["seconds"] + r.seconds,
                             "steps": old["training"]["steps"] + r.step, "continued_from": old["training"],
                             "continuation": training, "teacher_at_start": old.get("teacher_at_distillation",
