@@ -9,6 +9,8 @@ first half), optionally a λ sweep (--sweep PDE ...), then ``bench_generate`` on
 bundled copy of each model keeps only the EMA weights in half precision plus a model card.
 Work happens in --work; bundles are written to --out/<pde>/{teacher,piddm,distill}/ and, with
 --tar, packed one tar per PDE. A --deadline (seconds) skips the optional steps once passed.
+--tune then tunes the latent solve of the students made (``tune_solve.tune_set``, as
+``packaging/tune_solve.py`` does for a bundled set) before they are packed.
 
 With --teacher-from SET (a bundled set, e.g. resources/models) the teacher of SET/<pde> is kept and
 only its students are distilled again (--ablation-minutes 0 keeps SET's λ = 0 student too); SET's
@@ -45,6 +47,9 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from tune_solve import tune_set  # noqa: E402
 
 from engine import __version__  # noqa: E402
 from engine.bench import bench_generate, format_table  # noqa: E402
@@ -202,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", default="runs/bundle")
     ap.add_argument("--out", default="resources/models")
     ap.add_argument("--tar", help="also pack each PDE's bundle as <dir>/<pde>.tar")
+    ap.add_argument("--tune", action="store_true",
+                    help="tune the latent solve of the students made here (tune_solve.py) before bundling")
+    ap.add_argument("--tune-steps", type=int, default=100, help="latent steps of each tuning solve")
     ap.add_argument("--deadline", type=float, default=0, help="seconds after which optional steps are skipped")
     args = ap.parse_args(argv)
     if args.teacher_from and args.teacher_init:
@@ -324,6 +332,15 @@ def main(argv: list[str] | None = None) -> int:
             slim(work / name, dst / name,
                  {**base_card, "kind": "student", "name": name, "lambda": 0.0 if name == "distill" else args.lam,
                   "physics_on": args.physics_on, "training": training})
+        made = [name for name in results if name in BUNDLED]
+        if args.tune and made and late():
+            log(f"{pde}: deadline passed, {' and '.join(made)} not tuned")
+        elif args.tune and made:
+            t_tune = time.perf_counter()
+            device = args.device if args.device != "auto" else "cuda" if torch.cuda.is_available() else "cpu"
+            tune_set(dst, made, tasks=["forward", "inverse"], specs=["points:123", "full"], steps=args.tune_steps,
+                     device=device)
+            log(f"{pde}: {' and '.join(made)} tuned in {time.perf_counter() - t_tune:.0f} s")
         if args.tar:
             Path(args.tar).mkdir(parents=True, exist_ok=True)
             with tarfile.open(Path(args.tar) / f"{pde}.tar", "w") as tf:

@@ -163,12 +163,18 @@ def test_make_models_teacher_from_keeps_the_teacher_and_redistills(models, tmp_p
     assert make.main(["--teacher-from", str(new), "--student-init", "--piddm-init", "distill", "--pdes", "darcy",
                       "--model", "tiny", "--lam", "0.001", "--distill-minutes", "0.005", "--ablation-minutes", "0",
                       "--pairs", "8", "--batch", "4", "--sampler-steps", "2", "--bench-n", "2", "--bench-seeds", "1",
-                      "--sweep", "--device", "cpu", "--work", str(tmp_path / "work-d"), "--out", str(fromd)]) == 0
+                      "--sweep", "--device", "cpu", "--work", str(tmp_path / "work-d"), "--out", str(fromd),
+                      "--tune", "--tune-steps", "2"]) == 0
     ckpt = load_checkpoint(fromd / "darcy" / "piddm")
     assert ckpt["config"]["init_from"] == str(new / "darcy" / "distill") and ckpt["config"]["lam_warmup"] == 0.5
     after = json.loads((fromd / "darcy" / "piddm" / "card.json").read_text())
     source = json.loads((new / "darcy" / "distill" / "card.json").read_text())["training"]
     assert after["training"]["started_from"] == "distill" and after["training"]["continued_from"] == source
     assert after["lambda"] == 0.001
+    # --tune: the student made here is tuned for every task and observation kind; the kept one is not
+    assert sorted(after["solve"]) == ["forward/full", "forward/points", "inverse/full", "inverse/points"]
+    assert all(r["steps"] == 2 and r["device"] == "cpu" for r in after["solve_tuning"].values())
+    kept = json.loads((fromd / "darcy" / "distill" / "card.json").read_text())
+    assert "solve" not in kept
     with pytest.raises(SystemExit):  # nothing to start from
         make.main(["--student-init", "--pdes", "darcy", "--work", str(tmp_path / "w3")])
