@@ -27,7 +27,7 @@ from engine.jobs import CancelToken, ProgressFn, no_progress
 from engine.metrics import residual_map
 from engine.pdes import PDE
 from engine.solve import baselines, exact, guidance, latent
-from engine.solve.common import MethodOutput
+from engine.solve.common import MethodOutput, device_of
 from engine.solve.observations import Observations
 
 METHODS = ("piddm", "piddm-ref", "piddm-exact", "distill", "diffusionpde", "teacher", "dataspace", "classical")
@@ -35,6 +35,10 @@ STUDENT_METHODS = ("piddm", "piddm-ref", "piddm-exact", "distill")
 TEACHER_METHODS = ("diffusionpde", "teacher")
 MODEL_FREE = ("dataspace", "classical")
 PRECISIONS = ("float32", "bf16")  # of the networks' evaluations, see network_precision
+# Members per batch on a CPU (case_chunks). A latent step's cost per member on the 2-core CPU, 64²
+# student (tests/bench/bench_member_batch.py): 26 ms in batches of 8 or 16, 40 at 32, 84 at 128 —
+# past ~16 the activations outgrow the caches. On a GPU larger batches only get cheaper per member.
+CPU_MEMBERS_PER_BATCH = 16
 
 # λ defaults (dimensionless: the residual term is divided by the starting residual s, see latent.py),
 # used where the student's card holds no tuned value for the task and observation kind (default_lambda).
@@ -255,11 +259,57 @@ def settings_record(opts: SolveOptions, obs: Observations) -> dict[str, Any]:
     return rec
 
 
+def case_chunks(cases: int, ensemble: int, device: torch.device) -> list[slice]:
+    """The cases solved together: all at once on a GPU; on a CPU batches of at most
+    ``CPU_MEMBERS_PER_BATCH`` members (one case at least)."""
+    per = cases if device.type == "cuda" else max(1, CPU_MEMBERS_PER_BATCH // ensemble)
+    return [slice(i, min(i + per, cases)) for i in range(0, cases, per)]
+
+
+def joined_outputs(outs: list[MethodOutput], sizes: list[int]) -> MethodOutput:
+    """One output of the chunks' outputs, cases in order. Each step's metrics are means over a chunk's
+    members, so the joined ones are their means weighted by the chunk's cases."""
+    w = np.asarray(sizes, dtype=np.float64) / sum(sizes)
+    history = [{k: v if k == "step" else float(sum(wi * out.history[j][k] for wi, out in zip(w, outs)))
+                for k, v in row.items()} for j, row in enumerate(outs[0].history)]
+    moments = None
+    if outs[0].adam_moments is not None:
+        moments = {"step": outs[0].adam_moments["step"],
+                   **{k: torch.cat([o.adam_moments[k] for o in outs]) for k in ("exp_avg", "exp_avg_sq")}}
+    return MethodOutput(members=np.concatenate([o.members for o in outs]), nfe=outs[0].nfe, history=history,
+                        latents=None if outs[0].latents is None else torch.cat([o.latents for o in outs]),
+                        adam_moments=moments)
+
+
+def _run_in_chunks(model: Any, pde: PDE, obs: Observations, opts: SolveOptions, grid: Grid,
+                   on_progress: ProgressFn, cancel: CancelToken | None) -> MethodOutput:
+    """``_run`` on the cases in ``case_chunks``, joined as one solve of them all: each case is optimised
+    or sampled on its own and its members' seeds follow its place among all the cases, so the answers
+    are the one-batch solve's (up to the float rounding of another batch size). Progress counts the
+    chunks' steps one after the other; the preview is the current chunk's first case. piddm-exact
+    (whose whole-coefficient shortcut is decided for the batch) and the model-free methods run in one batch."""
+    m = opts.method
+    if m in MODEL_FREE or m == "piddm-exact":
+        return _run(model, pde, obs, opts, grid, on_progress, cancel)
+    part = _part(model, "teacher" if m in TEACHER_METHODS else "student", m)
+    chunks = case_chunks(len(obs), opts.ensemble, device_of(part))
+    if len(chunks) == 1:
+        return _run(model, pde, obs, opts, grid, on_progress, cancel)
+    outs = []
+    for i, which in enumerate(chunks):
+        def progress(p: Any, i: int = i) -> None:
+            on_progress(replace(p, step=i * p.total + p.step, total=len(chunks) * p.total))
+        outs.append(_run(model, pde, obs.cases(which), opts, grid, progress, cancel, first_case=which.start))
+    return joined_outputs(outs, [w.stop - w.start for w in chunks])
+
+
 def _run(model: Any, pde: PDE, obs: Observations, opts: SolveOptions, grid: Grid,
-         on_progress: ProgressFn, cancel: CancelToken | None) -> MethodOutput:
-    """One method on resolved options (``resolved_options``)."""
+         on_progress: ProgressFn, cancel: CancelToken | None, first_case: int = 0) -> MethodOutput:
+    """One method on resolved options (``resolved_options``); ``first_case``: the cases' place among
+    those of the whole solve (``_run_in_chunks``)."""
     m, lam, candidates, norm = opts.method, opts.lam, opts.candidates, opts.residual_norm
-    common = dict(ensemble=opts.ensemble, steps=opts.steps, seed=opts.seed, on_progress=on_progress, cancel=cancel)
+    common = dict(ensemble=opts.ensemble, steps=opts.steps, seed=opts.seed, on_progress=on_progress, cancel=cancel,
+                  first_case=first_case)
     if m == "classical":
         return baselines.classical(pde, obs, grid)
     if m == "dataspace":
@@ -310,7 +360,7 @@ def solve(model: Any, pde: PDE, obs: Observations, opts: SolveOptions, *, on_pro
     t0 = time.perf_counter()
     opts = resolved_options(model, pde, obs, opts)
     with torch.no_grad():  # methods enable gradients where they need them
-        out = _run(model, pde, obs, opts, grid, on_progress, cancel)
+        out = _run_in_chunks(model, pde, obs, opts, grid, on_progress, cancel)
     res = _assemble(pde, obs, grid, out, opts.method, time.perf_counter() - t0)
     res.settings = settings_record(opts, obs)
     return res

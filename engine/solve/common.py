@@ -42,11 +42,13 @@ class MethodOutput:
 SEED_STRIDE = 1009  # member seeds of one case: e < SEED_STRIDE keeps them apart from the next case's
 
 
-def member_seeds(seed: int, cases: int, ensemble: int) -> list[int]:
-    """Per-member seeds, member e of case b; independent of the batch the case is solved in."""
+def member_seeds(seed: int, cases: int, ensemble: int, first_case: int = 0) -> list[int]:
+    """Per-member seeds, member e of case b (numbered from ``first_case``, the batch's place among the
+    cases of one solve); independent of the batch the case is solved in."""
     if ensemble > SEED_STRIDE:
         raise ConfigError(f"at most {SEED_STRIDE} latent draws per case, got {ensemble}")
-    return [(seed * 1_000_003 + b) * SEED_STRIDE + e for b in range(cases) for e in range(ensemble)]
+    return [(seed * 1_000_003 + b) * SEED_STRIDE + e for b in range(first_case, first_case + cases)
+            for e in range(ensemble)]
 
 
 def device_of(model: Any) -> torch.device:

@@ -62,15 +62,15 @@ def coefficient_of(pde: PDE, x: torch.Tensor, ot: ObsTensors, coef_mask: torch.T
 def exact_solve(student: Any, pde: PDE, obs: Observations, *, ensemble: int, steps: int, lr: float,
                 seed: int, lam: float = 1.0, exact_fraction: float = EXACT_FRACTION, exact_lr: float | None = None,
                 continue_moments: bool = False, candidates: int = 1, residual_norm: float = 0.0,
-                cuda_graphs: bool = True, on_progress: ProgressFn = no_progress,
+                cuda_graphs: bool = True, first_case: int = 0, on_progress: ProgressFn = no_progress,
                 cancel: CancelToken | None = None) -> MethodOutput:
     """piddm-exact (module docstring). members (B, E, C, N, N) and mean (B, C, N, N), float64.
 
     lam: λ of the soft phase; exact_fraction: share of ``steps`` in the exact phase (1 = exact only);
     exact_lr: Adam's rate in the exact phase (None = lr); continue_moments: the exact phase's Adam
         continues the soft phase's step count and moments instead of starting afresh;
-    candidates, residual_norm, cuda_graphs: the soft phase's screened starts, residual norm and CUDA
-        graphs (``latent_solve``).
+    candidates, residual_norm, cuda_graphs, first_case: the soft phase's screened starts, residual norm,
+        CUDA graphs and the cases' place among a solve's (``latent_solve``).
     """
     grid = student.grid
     coef_np = pde.coefficient_mask(grid).numpy()
@@ -88,7 +88,7 @@ def exact_solve(student: Any, pde: PDE, obs: Observations, *, ensemble: int, ste
 
         soft = latent_solve(student, pde, obs, ensemble=ensemble, steps=n_soft, lam=lam, lr=lr, seed=seed,
                             candidates=candidates, residual_norm=residual_norm, cuda_graphs=cuda_graphs,
-                            on_progress=soft_progress,
+                            first_case=first_case, on_progress=soft_progress,
                             cancel=cancel)
         start, soft_history, soft_nfe = soft.latents, soft.history[:-1], soft.nfe
         moments = soft.adam_moments if continue_moments else None
@@ -96,7 +96,8 @@ def exact_solve(student: Any, pde: PDE, obs: Observations, *, ensemble: int, ste
     def exact_progress(p: Progress) -> None:
         on_progress(dataclasses.replace(p, step=p.step + n_soft, total=steps))
 
-    out = _exact_phase(student, pde, obs, ensemble=ensemble, steps=n_exact, seed=seed, start=start,
+    out = _exact_phase(student, pde, obs, ensemble=ensemble, steps=n_exact, seed=seed, first_case=first_case,
+                       start=start,
                        lr=lr if exact_lr is None else exact_lr, moments=moments,
                        on_progress=exact_progress, cancel=cancel)
     out.history = soft_history + [{**h, "step": h["step"] + n_soft} for h in out.history]
@@ -106,13 +107,13 @@ def exact_solve(student: Any, pde: PDE, obs: Observations, *, ensemble: int, ste
 
 def _exact_phase(student: Any, pde: PDE, obs: Observations, *, ensemble: int, steps: int, lr: float,
                  seed: int, start: torch.Tensor | None, on_progress: ProgressFn,
-                 cancel: CancelToken | None, moments: dict | None = None) -> MethodOutput:
+                 cancel: CancelToken | None, moments: dict | None = None, first_case: int = 0) -> MethodOutput:
     """The exact phase from ``start`` (or the seeded latents): members, the re-solved mean and the final ε.
 
     moments: an Adam state of ``start`` to continue (``MethodOutput.adam_moments``), else fresh moments.
     """
     grid, b, e = student.grid, len(obs), ensemble
-    eps = (initial_latents(student, b, e, seed) if start is None else start.detach().clone()).requires_grad_(True)
+    eps = (initial_latents(student, b, e, seed, first_case) if start is None else start.detach().clone()).requires_grad_(True)
     dev = eps.device
     ot = ObsTensors.build(obs, e, dev, torch.float64)
     coef_mask = pde.coefficient_mask(grid).to(dev)

@@ -73,14 +73,15 @@ def edm_sigmas(steps: int, sigma_min: float, sigma_max: float, rho: float) -> li
 
 
 def guided_sample(teacher: Any, pde: PDE, obs: Observations, *, ensemble: int, steps: int,
-                  zeta_obs: float, zeta_pde: float, seed: int, on_progress: ProgressFn = no_progress,
-                  cancel: CancelToken | None = None) -> MethodOutput:
-    """Heun sampling with DiffusionPDE guidance (module docstring); members (B, E, C, N, N) float64."""
+                  zeta_obs: float, zeta_pde: float, seed: int, first_case: int = 0,
+                  on_progress: ProgressFn = no_progress, cancel: CancelToken | None = None) -> MethodOutput:
+    """Heun sampling with DiffusionPDE guidance (module docstring); members (B, E, C, N, N) float64.
+    first_case: the place of these cases among those of one solve (their members' seeds)."""
     grid, b, e = teacher.grid, len(obs), ensemble
     dev, norm = device_of(teacher), teacher.normalizer
     shape = (len(pde.fields), grid.n, grid.n)
     eps = torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(s))
-                       for s in member_seeds(seed, b, e)]).to(dev)
+                       for s in member_seeds(seed, b, e, first_case)]).to(dev)
     ot = ObsTensors.build(obs, e, dev)
     y = norm.encode(ot.values)  # x′ in normalised units (masked below)
     interior = pde.interior_mask(grid).to(dev)

@@ -66,9 +66,9 @@ REFINE_LR = 0.5  # ... and the learning rate multiplied by this (smaller steps n
 SCREEN_CHUNK = 256  # generator evaluations per batch while screening start candidates (memory only)
 
 
-def initial_latents(student: Any, cases: int, ensemble: int, seed: int) -> torch.Tensor:
-    """(B·E, C, N, N) starting ε, member e of case b drawn from its own seed."""
-    return student.noise(member_seeds(seed, cases, ensemble)).detach().clone()
+def initial_latents(student: Any, cases: int, ensemble: int, seed: int, first_case: int = 0) -> torch.Tensor:
+    """(B·E, C, N, N) starting ε, member e of case b drawn from its own seed (``member_seeds``)."""
+    return student.noise(member_seeds(seed, cases, ensemble, first_case)).detach().clone()
 
 
 def latent_loss(mis: torch.Tensor, r_ms: torch.Tensor, s: torch.Tensor, eps: torch.Tensor,
@@ -78,7 +78,7 @@ def latent_loss(mis: torch.Tensor, r_ms: torch.Tensor, s: torch.Tensor, eps: tor
 
 
 def screened_latents(student: Any, pde: PDE, obs: Observations, *, ensemble: int, candidates: int, lam: float,
-                     seed: int, residual_norm: float = 0.0) -> torch.Tensor:
+                     seed: int, residual_norm: float = 0.0, first_case: int = 0) -> torch.Tensor:
     """(B·E, C, N, N) starting ε: for each case the E draws with the lowest L(ε) among E·K.
 
     Draw k of case b is ``initial_latents(student, B, E·K, seed)``'s row b·E·K + k, so K = 1 gives
@@ -86,7 +86,7 @@ def screened_latents(student: Any, pde: PDE, obs: Observations, *, ensemble: int
     case's draws; kept draws come best first.
     """
     b, k = len(obs), ensemble * candidates
-    eps = initial_latents(student, b, k, seed)
+    eps = initial_latents(student, b, k, seed, first_case)
     if candidates <= 1:
         return eps
     grid, dev = student.grid, eps.device
@@ -108,7 +108,7 @@ def screened_latents(student: Any, pde: PDE, obs: Observations, *, ensemble: int
 
 def latent_solve(student: Any, pde: PDE, obs: Observations, *, ensemble: int, steps: int, lam: float,
                  lr: float, seed: int, candidates: int = 1, residual_norm: float = 0.0, refine: bool = False,
-                 cuda_graphs: bool = True,
+                 cuda_graphs: bool = True, first_case: int = 0,
                  on_progress: ProgressFn = no_progress, cancel: CancelToken | None = None,
                  trace: Callable[[int, torch.Tensor], None] | None = None) -> MethodOutput:
     """piddm / distill (refine=False) and piddm-ref (refine=True); see the module docstring.
@@ -119,12 +119,13 @@ def latent_solve(student: Any, pde: PDE, obs: Observations, *, ensemble: int, st
     residual_norm: σ, the physics term measures the residual in H^(−σ) (module docstring); the
         reported residual_mse is the plain one whatever σ.
     cuda_graphs: on a GPU, replay each step as a CUDA graph (``engine.solve.graphs``; same steps).
+    first_case: the place of these cases among those of one solve (their members' seeds, ``member_seeds``).
     trace: called as trace(k, x_mix) with every member's x_mix (B·E, C, N, N) after k steps, k = 0…total
         (``tests/bench/bench_solve_steps.py`` reads the whole trajectory of one solve this way).
     """
     grid, b, e = student.grid, len(obs), ensemble
     eps = screened_latents(student, pde, obs, ensemble=e, candidates=candidates, lam=lam, seed=seed,
-                           residual_norm=residual_norm)
+                           residual_norm=residual_norm, first_case=first_case)
     dev = eps.device
     ot = ObsTensors.build(obs, e, dev)
     inv_std = inverse_std(student.normalizer, tuple(eps.shape[1:]), dev)

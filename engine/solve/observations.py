@@ -34,6 +34,10 @@ class Observations:
     def __len__(self) -> int:
         return int(self.values.shape[0])
 
+    def cases(self, which: slice) -> Observations:
+        """The observations of the cases ``which`` (a slice of the B cases)."""
+        return Observations(self.values[which], self.mask[which])
+
     @property
     def clean_values(self) -> np.ndarray:
         """values with unobserved entries set to 0 (float64), safe to compute with."""

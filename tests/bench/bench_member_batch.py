@@ -10,6 +10,11 @@ backward pass (what a latent step costs, less the residual) at each batch size:
         [--batches 8 16 32 64 128] [--repeats 3]
 
 Prints seconds per step and milliseconds per member (the last of --repeats, after warm-up).
+With --solve-cases B the whole piddm solve is timed instead (inverse from 123 points of the held-out
+bench cases, --ensemble E, --steps S), once per members-per-batch limit in --batches (the solve's
+``api.CPU_MEMBERS_PER_BATCH``; 0 = all B·E members in one batch), in the same run:
+
+    python tests/bench/bench_member_batch.py --solve-cases 8 --ensemble 4 --steps 30 --batches 0 16 8
 """
 
 from __future__ import annotations
@@ -32,9 +37,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--batches", type=int, nargs="+", default=[8, 16, 32, 64, 128])
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--solve-cases", type=int, default=0, help="time whole solves of this many cases instead")
+    ap.add_argument("--ensemble", type=int, default=4)
+    ap.add_argument("--steps", type=int, default=30)
     args = ap.parse_args(argv)
     import torch
 
+    if args.solve_cases:
+        return time_solves(args)
     student = load_model(args.models, args.device).student
     print(f"{args.models}: {student.grid.n}², {args.device}, {torch.get_num_threads()} threads")
     for batch in args.batches:
@@ -46,6 +56,28 @@ def main(argv: list[str] | None = None) -> int:
                 torch.cuda.synchronize()
             seconds = time.perf_counter() - t0
         print(f"batch {batch:4d}: {seconds:.3f} s per step, {seconds / batch * 1e3:.1f} ms per member", flush=True)
+    return 0
+
+
+def time_solves(args: argparse.Namespace) -> int:
+    """Whole piddm solves of the same cases, one per members-per-batch limit (module docstring)."""
+    import numpy as np
+
+    from engine.bench_solve import held_out_cases
+    from engine.solve import Observations, SolveOptions, api, solve
+
+    model = load_model(args.models, args.device)
+    truth = held_out_cases(model.pde.name, args.solve_cases, model.grid.n)
+    obs = Observations.from_task(model.pde, truth, "inverse", "points:123", seed=0)
+    opts = SolveOptions(method="piddm", ensemble=args.ensemble, steps=args.steps)
+    first = None
+    for limit in args.batches:
+        api.CPU_MEMBERS_PER_BATCH = limit or 10**9
+        res = solve(model, model.pde, obs, opts)
+        first = res.mean if first is None else first
+        print(f"≤ {limit or 'all'} members per batch: {res.seconds:.1f} s, "
+              f"{res.seconds / (args.steps * len(obs) * args.ensemble) * 1e3:.1f} ms per member-step; "
+              f"largest difference from the first answer {float(np.abs(res.mean - first).max()):.2e}", flush=True)
     return 0
 
 

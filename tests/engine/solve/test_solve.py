@@ -236,6 +236,32 @@ def test_same_seed_same_answer_and_cases_independent_of_batch(darcy):
     np.testing.assert_allclose(c.mean[0], a.mean[0], rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("method", ["piddm", "piddm-ref", "diffusionpde"])
+def test_cases_solved_in_chunks_on_a_cpu_give_the_one_batch_answer(darcy, method, monkeypatch):
+    """api.case_chunks: on a CPU the cases go in batches of ≤ CPU_MEMBERS_PER_BATCH members; answers,
+    history and progress are those of one batch (each member's seed follows its case's place)."""
+    from engine.solve import api
+
+    model, pde, truth = darcy
+    cases = np.concatenate([truth, truth[::-1], truth])
+    obs = Observations.from_task(pde, cases, "inverse", "points:20", seed=0)
+    opts = SolveOptions(method=method, **FAST)
+    monkeypatch.setattr(api, "CPU_MEMBERS_PER_BATCH", 10_000)
+    whole_seen, parts_seen = [], []
+    whole = solve(model, pde, obs, opts, on_progress=whole_seen.append)
+    monkeypatch.setattr(api, "CPU_MEMBERS_PER_BATCH", 2 * FAST["ensemble"])  # two cases per batch
+    parts = solve(model, pde, obs, opts, on_progress=parts_seen.append)
+    chunks = api.case_chunks(len(obs), FAST["ensemble"], torch.device("cpu"))
+    assert len(chunks) == (len(obs) + 1) // 2 > 1
+    np.testing.assert_allclose(parts.members, whole.members, rtol=1e-4, atol=1e-5)
+    assert [h["step"] for h in parts.history] == [h["step"] for h in whole.history]
+    for key in ("misfit", "residual_mse"):
+        assert parts.history[-1][key] == pytest.approx(whole.history[-1][key], rel=1e-3)
+    steps = [p.step for p in parts_seen]
+    assert steps == sorted(steps) and parts_seen[-1].step == parts_seen[-1].total == len(chunks) * whole_seen[-1].total
+    assert api.case_chunks(len(obs), 2, torch.device("cuda")) == [slice(0, len(obs))]
+
+
 @pytest.mark.parametrize("method", ["piddm", "piddm-exact", "diffusionpde"])
 def test_bf16_networks_change_the_answer_only_slightly(darcy, method):
     # "bf16" runs the networks under autocast (on the CPU here): a different answer proves it took
