@@ -40,8 +40,8 @@
 #               last fraction F of them; STUDENT_INIT=1 (with TEACHER_FROM or TEACHER_INIT) distills the
 #               students on from the set's own instead of from the teacher (make_models --student-init),
 #               PIDDM_INIT=distill starts the PIDDM student from the set's λ = 0 student (--piddm-init);
-#               TUNE=1 tunes the new students' latent solve on the GPU before packing (--tune; count
-#               ~1 min per student in OVERHEAD);
+#               TUNE=1 tunes the new students' latent solve on the GPU before packing (--tune; its
+#               time comes out of OVERHEAD);
 #   latency     interactive latency of an 8-member piddm solve at 64² on the GPU: CUDA graphs after one
 #               and three warm-up steps, bf16, eager; bf16 with cudnn.benchmark; a forward solve from
 #               the whole a (its sine transforms under capture) (latency.txt);

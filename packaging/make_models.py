@@ -56,6 +56,7 @@ from engine.bench import bench_generate, format_table  # noqa: E402
 from engine.config import TeacherConfig  # noqa: E402
 from engine.data.generate import generate_dataset  # noqa: E402
 from engine.diffusion.train import train_teacher  # noqa: E402
+from engine.dist import resolve_device  # noqa: E402
 from engine.distill.config import PHYSICS_ON, DistillConfig  # noqa: E402
 from engine.distill.train import distill  # noqa: E402
 from engine.io.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
@@ -337,9 +338,8 @@ def main(argv: list[str] | None = None) -> int:
             log(f"{pde}: deadline passed, {' and '.join(made)} not tuned")
         elif args.tune and made:
             t_tune = time.perf_counter()
-            device = args.device if args.device != "auto" else "cuda" if torch.cuda.is_available() else "cpu"
             tune_set(dst, made, tasks=["forward", "inverse"], specs=["points:123", "full"], steps=args.tune_steps,
-                     device=device)
+                     device=str(resolve_device(args.device)))
             log(f"{pde}: {' and '.join(made)} tuned in {time.perf_counter() - t_tune:.0f} s")
         if args.tar:
             Path(args.tar).mkdir(parents=True, exist_ok=True)

@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lrs", type=float, nargs="+", default=[0.01, 0.02, 0.05, 0.1])
     ap.add_argument("--lams", type=float, nargs="+", default=[0.01, 0.1, 1.0])
     ap.add_argument("--seed", type=int, default=0, help="latent seed (masks use seed + 7919)")
-    ap.add_argument("--device", default="cpu", help="where the students run (cuda: ~30× faster at 64²)")
+    ap.add_argument("--device", default="cpu", help="where the students run (cpu, cuda)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
     args = ap.parse_args(argv)
     if args.threads:

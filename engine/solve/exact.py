@@ -97,8 +97,7 @@ def exact_solve(student: Any, pde: PDE, obs: Observations, *, ensemble: int, ste
         on_progress(dataclasses.replace(p, step=p.step + n_soft, total=steps))
 
     out = _exact_phase(student, pde, obs, ensemble=ensemble, steps=n_exact, seed=seed, first_case=first_case,
-                       start=start,
-                       lr=lr if exact_lr is None else exact_lr, moments=moments,
+                       start=start, lr=lr if exact_lr is None else exact_lr, moments=moments,
                        on_progress=exact_progress, cancel=cancel)
     out.history = soft_history + [{**h, "step": h["step"] + n_soft} for h in out.history]
     out.nfe += soft_nfe
@@ -113,7 +112,8 @@ def _exact_phase(student: Any, pde: PDE, obs: Observations, *, ensemble: int, st
     moments: an Adam state of ``start`` to continue (``MethodOutput.adam_moments``), else fresh moments.
     """
     grid, b, e = student.grid, len(obs), ensemble
-    eps = (initial_latents(student, b, e, seed, first_case) if start is None else start.detach().clone()).requires_grad_(True)
+    eps = initial_latents(student, b, e, seed, first_case) if start is None else start.detach().clone()
+    eps.requires_grad_(True)
     dev = eps.device
     ot = ObsTensors.build(obs, e, dev, torch.float64)
     coef_mask = pde.coefficient_mask(grid).to(dev)
