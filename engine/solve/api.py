@@ -277,6 +277,8 @@ def joined_outputs(outs: list[MethodOutput], sizes: list[int]) -> MethodOutput:
         moments = {"step": outs[0].adam_moments["step"],
                    **{k: torch.cat([o.adam_moments[k] for o in outs]) for k in ("exp_avg", "exp_avg_sq")}}
     return MethodOutput(members=np.concatenate([o.members for o in outs]), nfe=outs[0].nfe, history=history,
+                        mean=None if outs[0].mean is None else np.concatenate([o.mean for o in outs]),
+                        exact_solution=outs[0].exact_solution,
                         latents=None if outs[0].latents is None else torch.cat([o.latents for o in outs]),
                         adam_moments=moments)
 
@@ -286,10 +288,11 @@ def _run_in_chunks(model: Any, pde: PDE, obs: Observations, opts: SolveOptions, 
     """``_run`` on the cases in ``case_chunks``, joined as one solve of them all: each case is optimised
     or sampled on its own and its members' seeds follow its place among all the cases, so the answers
     are the one-batch solve's (up to the float rounding of another batch size). Progress counts the
-    chunks' steps one after the other; the preview is the current chunk's first case. piddm-exact
-    (whose whole-coefficient shortcut is decided for the batch) and the model-free methods run in one batch."""
+    chunks' steps one after the other; the preview is the current chunk's first case. The model-free
+    methods run in one batch, and so does piddm-exact once a case knows its whole coefficient: its
+    shortcut (the answer S(c), no optimisation) is decided for a batch, and the chunks must agree."""
     m = opts.method
-    if m in MODEL_FREE or m == "piddm-exact":
+    if m in MODEL_FREE or (m == "piddm-exact" and exact.whole_coefficient_known(pde, obs, grid).any()):
         return _run(model, pde, obs, opts, grid, on_progress, cancel)
     part = _part(model, "teacher" if m in TEACHER_METHODS else "student", m)
     chunks = case_chunks(len(obs), opts.ensemble, device_of(part))

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from engine.grid import Grid
 from engine.jobs import CancelToken, Progress, ProgressFn, no_progress
 from engine.pdes import PDE
 from engine.pdes.darcy import Darcy
@@ -48,6 +49,12 @@ from engine.solve.observations import Observations
 
 DARCY_FLOOR = 0.1  # × a_low: the smallest permeability handed to the solver
 EXACT_FRACTION = 0.2  # share of the steps taken with the reference solve (the last ones)
+
+
+def whole_coefficient_known(pde: PDE, obs: Observations, grid: Grid) -> np.ndarray:
+    """(B,) bool: the cases whose every coefficient entry is observed (their answer is S(c) directly)."""
+    coef = pde.coefficient_mask(grid).numpy()
+    return obs.mask[:, coef].all(axis=1)
 
 
 def coefficient_of(pde: PDE, x: torch.Tensor, ot: ObsTensors, coef_mask: torch.Tensor) -> torch.Tensor:
@@ -73,8 +80,7 @@ def exact_solve(student: Any, pde: PDE, obs: Observations, *, ensemble: int, ste
         CUDA graphs and the cases' place among a solve's (``latent_solve``).
     """
     grid = student.grid
-    coef_np = pde.coefficient_mask(grid).numpy()
-    if obs.mask[:, coef_np].all():  # whole coefficient known: the answer is S(c), nothing to optimise
+    if whole_coefficient_known(pde, obs, grid).all():  # the answer is S(c), nothing to optimise
         x = solve_fields(pde, pde.inputs_of(torch.as_tensor(obs.clean_values)), grid).numpy()
         members = np.repeat(x[:, None], ensemble, axis=1)
         return MethodOutput(members=members, nfe=0, mean=x, exact_solution=True,

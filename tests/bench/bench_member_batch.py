@@ -10,11 +10,12 @@ backward pass (what a latent step costs, less the residual) at each batch size:
         [--batches 8 16 32 64 128] [--repeats 3]
 
 Prints seconds per step and milliseconds per member (the last of --repeats, after warm-up).
-With --solve-cases B the whole piddm solve is timed instead (inverse from 123 points of the held-out
-bench cases, --ensemble E, --steps S), once per members-per-batch limit in --batches (the solve's
+With --solve-cases B the whole solve (--method, default piddm) is timed instead (inverse from 123
+points of the held-out bench cases, --ensemble E, --steps S), once per members-per-batch limit in --batches (the solve's
 ``api.CPU_MEMBERS_PER_BATCH``; 0 = all B·E members in one batch), in the same run:
 
     python tests/bench/bench_member_batch.py --solve-cases 8 --ensemble 4 --steps 30 --batches 0 16 8
+        [--method piddm-exact]
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--solve-cases", type=int, default=0, help="time whole solves of this many cases instead")
     ap.add_argument("--ensemble", type=int, default=4)
     ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--method", default="piddm", help="the method of --solve-cases (a latent one)")
     args = ap.parse_args(argv)
     import torch
 
@@ -60,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def time_solves(args: argparse.Namespace) -> int:
-    """Whole piddm solves of the same cases, one per members-per-batch limit (module docstring)."""
+    """Whole solves of the same cases, one per members-per-batch limit (module docstring)."""
     import numpy as np
 
     from engine.bench_solve import held_out_cases
@@ -69,7 +71,7 @@ def time_solves(args: argparse.Namespace) -> int:
     model = load_model(args.models, args.device)
     truth = held_out_cases(model.pde.name, args.solve_cases, model.grid.n)
     obs = Observations.from_task(model.pde, truth, "inverse", "points:123", seed=0)
-    opts = SolveOptions(method="piddm", ensemble=args.ensemble, steps=args.steps)
+    opts = SolveOptions(method=args.method, ensemble=args.ensemble, steps=args.steps)
     first = None
     for limit in args.batches:
         api.CPU_MEMBERS_PER_BATCH = limit or 10**9

@@ -236,10 +236,31 @@ def test_same_seed_same_answer_and_cases_independent_of_batch(darcy):
     np.testing.assert_allclose(c.mean[0], a.mean[0], rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("method", ["piddm", "piddm-ref", "diffusionpde"])
+def test_piddm_exact_stays_one_batch_once_a_case_knows_its_whole_coefficient(darcy, monkeypatch):
+    """Its shortcut (S(c), no optimisation) is decided per batch: chunks of a mixed solve would disagree."""
+    from engine.solve import api
+
+    model, pde, truth = darcy
+    forward = Observations.from_task(pde, truth[:1], "forward", "full", seed=0)
+    inverse = Observations.from_task(pde, np.concatenate([truth, truth[::-1]]), "inverse", "points:20", seed=0)
+    mixed = Observations(np.concatenate([forward.values, inverse.values]),
+                         np.concatenate([forward.mask, inverse.mask]))
+    monkeypatch.setattr(api, "CPU_MEMBERS_PER_BATCH", FAST["ensemble"])  # one case per batch
+    batches = []
+    run = api._run
+    monkeypatch.setattr(api, "_run", lambda model, pde, obs, *a, **k: batches.append(len(obs)) or run(model, pde, obs, *a, **k))
+    solve(model, pde, mixed, SolveOptions(method="piddm-exact", **FAST))
+    assert batches == [len(mixed)]
+    batches.clear()
+    solve(model, pde, inverse, SolveOptions(method="piddm-exact", **FAST))
+    assert batches == [1] * len(inverse)
+
+
+@pytest.mark.parametrize("method", ["piddm", "piddm-ref", "piddm-exact", "diffusionpde"])
 def test_cases_solved_in_chunks_on_a_cpu_give_the_one_batch_answer(darcy, method, monkeypatch):
-    """api.case_chunks: on a CPU the cases go in batches of ≤ CPU_MEMBERS_PER_BATCH members; answers,
-    history and progress are those of one batch (each member's seed follows its case's place)."""
+    """api.case_chunks: on a CPU the cases go in batches of ≤ CPU_MEMBERS_PER_BATCH members; answers
+    (piddm-exact's re-solved mean too), history and progress are those of one batch (each member's
+    seed follows its case's place)."""
     from engine.solve import api
 
     model, pde, truth = darcy
@@ -254,8 +275,10 @@ def test_cases_solved_in_chunks_on_a_cpu_give_the_one_batch_answer(darcy, method
     chunks = api.case_chunks(len(obs), FAST["ensemble"], torch.device("cpu"))
     assert len(chunks) == (len(obs) + 1) // 2 > 1
     np.testing.assert_allclose(parts.members, whole.members, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(parts.mean, whole.mean, rtol=1e-4, atol=1e-5)
     assert [h["step"] for h in parts.history] == [h["step"] for h in whole.history]
-    for key in ("misfit", "residual_mse"):
+    assert parts.history[-1].keys() == whole.history[-1].keys() > {"misfit"}
+    for key in whole.history[-1].keys() - {"step"}:
         assert parts.history[-1][key] == pytest.approx(whole.history[-1][key], rel=1e-3)
     steps = [p.step for p in parts_seen]
     assert steps == sorted(steps) and parts_seen[-1].step == parts_seen[-1].total == len(chunks) * whole_seen[-1].total
