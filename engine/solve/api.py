@@ -288,7 +288,7 @@ def _run_in_chunks(model: Any, pde: PDE, obs: Observations, opts: SolveOptions, 
     """``_run`` on the cases in ``case_chunks``, joined as one solve of them all: each case is optimised
     or sampled on its own and its members' seeds follow its place among all the cases, so the answers
     are the one-batch solve's (up to the float rounding of another batch size). Progress counts the
-    chunks' steps one after the other; the preview is the current chunk's first case. The model-free
+    chunks' steps one after the other; the preview is the first case's (none after the first chunk). The model-free
     methods run in one batch, and so does piddm-exact once a case knows its whole coefficient: its
     shortcut (the answer S(c), no optimisation) is decided for a batch, and the chunks must agree."""
     m = opts.method
@@ -300,8 +300,9 @@ def _run_in_chunks(model: Any, pde: PDE, obs: Observations, opts: SolveOptions, 
         return _run(model, pde, obs, opts, grid, on_progress, cancel)
     outs = []
     for i, which in enumerate(chunks):
-        def progress(p: Any, i: int = i) -> None:
-            on_progress(replace(p, step=i * p.total + p.step, total=len(chunks) * p.total))
+        def progress(p: Any, i: int = i) -> None:  # the preview stays the solve's first case
+            on_progress(replace(p, step=i * p.total + p.step, total=len(chunks) * p.total,
+                                preview=p.preview if i == 0 else None))
         outs.append(_run(model, pde, obs.cases(which), opts, grid, progress, cancel, first_case=which.start))
     return joined_outputs(outs, [w.stop - w.start for w in chunks])
 

@@ -280,6 +280,10 @@ def test_cases_solved_in_chunks_on_a_cpu_give_the_one_batch_answer(darcy, method
     assert parts.history[-1].keys() == whole.history[-1].keys() > {"misfit"}
     for key in whole.history[-1].keys() - {"step"}:
         assert parts.history[-1][key] == pytest.approx(whole.history[-1][key], rel=1e-3)
+    first_chunk = parts_seen[:len(whole_seen)]  # with previews of case 0, as the one batch's; then none
+    assert [p.preview is None for p in first_chunk] == [p.preview is None for p in whole_seen]
+    assert any(p.preview is not None for p in first_chunk)
+    assert all(p.preview is None for p in parts_seen[len(whole_seen):])
     steps = [p.step for p in parts_seen]
     assert steps == sorted(steps) and parts_seen[-1].step == parts_seen[-1].total == len(chunks) * whole_seen[-1].total
     assert api.case_chunks(len(obs), 2, torch.device("cuda")) == [slice(0, len(obs))]
