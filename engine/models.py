@@ -117,6 +117,10 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu")
     """Load a teacher or student folder (or checkpoint file). A student brings its teacher along
     when the folder it records exists (needed by the diffusionpde and teacher baselines)."""
     ckpt_path = resolve(path)
+    members = [m for m in ("piddm", "distill", "teacher") if (Path(path) / m / FILENAME).is_file()]
+    if not ckpt_path.is_file() and members:  # a bundled set (resources/models/<pde>) holds several
+        raise CheckpointError(f"{path} is a set of models, not one: pass {Path(path) / members[0]} "
+                              f"(or {' or '.join(members[1:])} inside it)")
     folder = ckpt_path.parent
     kind = str(load_checkpoint(ckpt_path).get("kind", ""))
     card = read_card(folder)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 import engine.models as models
+from engine.errors import CheckpointError
 
 
 def _fake_model(folder, pde: str, kind: str) -> None:
@@ -23,3 +26,12 @@ def test_bundled_sets_of_a_pde_are_listed_main_set_first(tmp_path, monkeypatch):
     assert listed == [("darcy", "piddm"), ("darcy", "distill"), ("darcy", "teacher"),
                       ("darcy-32", "piddm"), ("darcy-32", "distill"), ("darcy-32", "teacher"),
                       ("poisson", "piddm"), ("poisson", "distill"), ("poisson", "teacher")]
+
+
+def test_a_set_folder_given_as_a_model_is_refused_naming_its_models(tmp_path):
+    for name, kind in (("teacher", "teacher"), ("piddm", "student")):
+        _fake_model(tmp_path / "darcy" / name, "darcy", kind)
+    with pytest.raises(CheckpointError, match=r"darcy is a set of models, not one: pass .*darcy/piddm \(or teacher"):
+        models.load_model(tmp_path / "darcy")
+    with pytest.raises(CheckpointError, match="no such checkpoint"):  # an empty folder stays a missing checkpoint
+        models.load_model(tmp_path)
