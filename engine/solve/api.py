@@ -379,7 +379,7 @@ def _assemble(pde: PDE, obs: Observations, grid: Grid, out: MethodOutput, method
     mean64 = out.mean if out.mean is not None else members.mean(1)
     mean64 = np.where(keep, values, mean64)
     std = members.std(1)
-    std[obs.mask] = 0.0
+    std[keep] = 0.0  # an exact solution's observed solution entries are fitted: their spread is real
     mean = mean64.astype(np.float32)
     mean[keep] = np.asarray(obs.values)[keep].astype(np.float32)
     return SolveResult(mean=mean, std=std.astype(np.float32), residual=residual_map(pde, mean64),

@@ -70,6 +70,11 @@ def test_exact_through_solve_keeps_coefficients_and_exact_residual():
     assert np.array_equal(res.mean[coef], obs.values[coef].astype(np.float32))
     assert np.abs(res.residual).max() <= 1e-10  # residual of the float64 answer, forcing f = 1
     assert (res.mean[:, 0] >= 0.1 * pde.a_low).all()  # the clamped permeability the solver saw
+    # std is zero where the answer is the observation; the fitted solution entries keep their spread
+    # (but on the boundary, where every member's u is the Dirichlet value)
+    interior = np.zeros_like(coef)
+    interior[..., 1:-1, 1:-1] = True
+    assert (res.std[coef] == 0).all() and (res.std[obs.mask & ~coef & interior] > 0).all()
 
 
 def test_exact_learns_from_observed_coefficient_points():
