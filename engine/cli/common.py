@@ -16,13 +16,21 @@ def add_common(p: argparse.ArgumentParser) -> None:
 
 
 def progress_bar(desc: str, enabled: bool = True) -> tuple[ProgressFn, Any]:
-    """A tqdm bar on stderr (hidden when stderr is not a terminal) fed by Progress reports."""
+    """A tqdm bar on stderr fed by Progress reports. When stderr is not a terminal (a log file) the bar
+    is hidden and a bench's reports, one per method done, are written there as plain lines instead,
+    so that a run of many minutes redirected to a file still shows where it is."""
     from tqdm import tqdm
 
     bar = tqdm(desc=desc, total=None, disable=None if enabled else True, file=sys.stderr,
                dynamic_ncols=True, leave=False)
 
     def on_progress(p: Progress) -> None:
+        if bar.disable:
+            if enabled and p.stage == "bench":
+                shown = ", ".join(f"{k} {v:.3g}" for k, v in p.metrics.items())
+                print(f"{desc}: {p.step}/{p.total} {p.message}" + (f": {shown}" if shown else ""),
+                      file=sys.stderr, flush=True)
+            return
         if bar.total != p.total:
             bar.reset(total=p.total)
         bar.n = p.step

@@ -166,7 +166,12 @@ def test_bench_command_gives_the_guidance_baselines_their_own_step_count(folder,
     assert res["table"]["piddm"]["nfe"]["mean"] == 3  # steps + 1 generator evaluations
     assert (res["settings"]["piddm"]["lambda"], res["settings"]["piddm"]["lr"]) == (1.0, 0.05)  # no tuned card
     assert res["table"]["teacher"]["nfe"]["mean"] == 5  # Heun: 2·3 − 1 denoiser evaluations
-    assert "piddm" in capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert "piddm" in printed.out
+    # stderr is no terminal here: instead of a bar, a line per method done (what a log file shows)
+    lines = printed.err.strip().splitlines()
+    assert [line.split(":")[1].strip() for line in lines] == ["1/2 seed 0 · piddm", "2/2 seed 0 · teacher"]
+    assert lines[0].startswith("bench darcy inverse: ") and "seconds_per_case" in lines[0]
 
 
 def test_solve_command_records_the_residual_norm_precision_and_exact_rate_it_used(folder, tmp_path, monkeypatch):
