@@ -288,9 +288,10 @@ def _run_in_chunks(model: Any, pde: PDE, obs: Observations, opts: SolveOptions, 
     """``_run`` on the cases in ``case_chunks``, joined as one solve of them all: each case is optimised
     or sampled on its own and its members' seeds follow its place among all the cases, so the answers
     are the one-batch solve's (up to the float rounding of another batch size). Progress counts the
-    chunks' steps one after the other; the preview is the first case's (none after the first chunk). The model-free
-    methods run in one batch, and so does piddm-exact once a case knows its whole coefficient: its
-    shortcut (the answer S(c), no optimisation) is decided for a batch, and the chunks must agree."""
+    chunks' steps one after the other; the preview is the first case's (none after the first chunk).
+    The model-free methods run in one batch, and so does piddm-exact once a case knows its whole
+    coefficient: its shortcut (the answer S(c), no optimisation) is decided for a batch, and the
+    chunks must agree."""
     m = opts.method
     if m in MODEL_FREE or (m == "piddm-exact" and exact.whole_coefficient_known(pde, obs, grid).any()):
         return _run(model, pde, obs, opts, grid, on_progress, cancel)
