@@ -90,12 +90,15 @@ def _info(folder: Path) -> ModelInfo | None:
     return ModelInfo(pde=pde, name=folder.name, kind=kind, path=folder, card=card)
 
 
+SET_MEMBERS = ("piddm", "distill", "teacher")  # a bundled set's model folders, in the order they are offered
+
+
 def bundled_models() -> list[ModelInfo]:
     """Bundled models, students first (piddm before distill), then teachers; PDEs in registry order."""
     from engine import pdes
 
     root = bundled_root()
-    order = {"piddm": 0, "distill": 1, "teacher": 2}
+    order = {name: i for i, name in enumerate(SET_MEMBERS)}
     out = []
     for pde in pdes.names():
         # resources/models/<pde>/ first, then further sets of the same PDE: <pde>-<grid>/ (e.g. darcy-32)
@@ -117,10 +120,10 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu")
     """Load a teacher or student folder (or checkpoint file). A student brings its teacher along
     when the folder it records exists (needed by the diffusionpde and teacher baselines)."""
     ckpt_path = resolve(path)
-    members = [m for m in ("piddm", "distill", "teacher") if (Path(path) / m / FILENAME).is_file()]
+    members = [m for m in SET_MEMBERS if (Path(path) / m / FILENAME).is_file()]
     if not ckpt_path.is_file() and members:  # a bundled set (resources/models/<pde>) holds several
-        raise CheckpointError(f"{path} is a set of models, not one: pass {Path(path) / members[0]} "
-                              f"(or {' or '.join(members[1:])} inside it)")
+        others = f" (or {' or '.join(members[1:])} inside it)" if len(members) > 1 else ""
+        raise CheckpointError(f"{path} is a set of models, not one: pass {Path(path) / members[0]}{others}")
     folder = ckpt_path.parent
     kind = str(load_checkpoint(ckpt_path).get("kind", ""))
     card = read_card(folder)

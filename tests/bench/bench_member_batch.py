@@ -11,8 +11,9 @@ backward pass (what a latent step costs, less the residual) at each batch size:
 
 Prints seconds per step and milliseconds per member (the last of --repeats, after warm-up).
 With --solve-cases B the whole solve (--method, default piddm) is timed instead (inverse from 123
-points of the held-out bench cases, --ensemble E, --steps S), once per members-per-batch limit in --batches (the solve's
-``api.CPU_MEMBERS_PER_BATCH``; 0 = all B·E members in one batch), in the same run:
+points of the held-out bench cases, --ensemble E, --steps S), once per members-per-batch limit in
+--batches (the solve's ``api.CPU_MEMBERS_PER_BATCH``; 0 = all B·E members in one batch), in the
+same run:
 
     python tests/bench/bench_member_batch.py --solve-cases 8 --ensemble 4 --steps 30 --batches 0 16 8
         [--method piddm-exact]

@@ -35,3 +35,6 @@ def test_a_set_folder_given_as_a_model_is_refused_naming_its_models(tmp_path):
         models.load_model(tmp_path / "darcy")
     with pytest.raises(CheckpointError, match="no such checkpoint"):  # an empty folder stays a missing checkpoint
         models.load_model(tmp_path)
+    _fake_model(tmp_path / "poisson" / "distill", "poisson", "student")
+    with pytest.raises(CheckpointError, match=r"pass .*poisson/distill$"):  # one model: nothing else to name
+        models.load_model(tmp_path / "poisson")
