@@ -58,7 +58,7 @@ class Student:
 
         The compile happens on the first call of the network (about a minute for the `small`
         U-Net, once per input shape) and is kept on this student, so later solves reuse it; on a
-        GPU a 64² latent step then costs about 0.75× the plain one (README, latency).
+        GPU a 64² latent step then costs about 0.75× the plain one (resources/bench/README.md, latency).
         """
         if self.compiled_denoiser is None:
             self.compiled_denoiser = torch.compile(self.denoiser)

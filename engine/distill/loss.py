@@ -12,7 +12,7 @@ entries: the coefficient entries (``pde.coefficient_mask``) enter R detached, so
 coefficient is shaped by the distillation term alone and the physics term makes the solution
 consistent with it. Why: R is as sensitive to the coefficient as to the solution (darcy:
 ∂R/∂a ~ |∇u|/h, ∂R/∂u ~ a/h²), and at large λ the student lowers R by bending the coefficient
-away from the teacher's. Measured on darcy 32² (README): at λ = 1 this keeps the mean coefficient
+away from the teacher's. Measured on darcy 32² (resources/bench/README.md): at λ = 1 this keeps the mean coefficient
 (mmse_a 0.12 against 1.83 after 800 steps) but not its pixel-wise spread, which the shared
 network still blurs; hence an option, not the default.
 """

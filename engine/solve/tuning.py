@@ -5,7 +5,7 @@ bundled poisson 64² PIDDM student (4 validation cases, ensemble 4, inverse from
 λ = 0.01), rel_l2 of f after 100 steps was 0.32 at lr 0.02, 0.62 at 0.05, 0.72 at 0.1 and 1.08 at
 0.2 (early on the source blows up while u is being fitted: 1.14 after 50 steps at lr 0.1), while
 the forward solve of the same student from 123 points of f hardly cared (f 0.183 / 0.177 at lr
-0.02 / 0.05) and the darcy 64² student was flat over 0.05–0.2 (README, "How many latent steps").
+0.02 / 0.05) and the darcy 64² student was flat over 0.05–0.2 (resources/bench/README.md, "Latent steps, rate and starts").
 So the rate and λ are measured per student, task and observation kind, and stored in the student's
 card as card["solve"]["<task>/<kind>"] = {"lr", "lam"} (``api.default_lr``, ``api.default_lambda``).
 
