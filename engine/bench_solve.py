@@ -113,6 +113,11 @@ def _pde_of(folder: Path, models: dict[str, Any]) -> tuple[Any, int]:
     raise ConfigError(f"{folder}: no model folder to take the PDE and grid from")
 
 
+def _steps_of(on_progress: ProgressFn, label: str) -> ProgressFn:
+    """A solve's step reports, passed on as a bench's "bench-step" (without the preview)."""
+    return lambda p: on_progress(Progress("bench-step", p.step, p.total, message=label))
+
+
 def bench_solve(folder: str | Path, *, task: str = "forward", obs: str = "points:123", cases: int = 100,
                 seeds: int = 3, methods: list[str] | None = None, ensemble: int = 8, steps: int = 200,
                 guidance_steps: int | None = None, lam: float | None = None, lr: float | None = None,
@@ -168,7 +173,7 @@ def bench_solve(folder: str | Path, *, task: str = "forward", obs: str = "points
             if s == 0 and base != "classical":  # warm-up at the full batch shape: one-time costs stay out
                 solve(model, pde, ob, options(m, s, 1), cancel=cancel)
             t0 = time.perf_counter()
-            res = solve(model, pde, ob, options(m, s), cancel=cancel)
+            res = solve(model, pde, ob, options(m, s), cancel=cancel, on_progress=_steps_of(on_progress, f"seed {s} · {m}"))
             sec = time.perf_counter() - t0
             row = {**truth_errors(pde, res.mean, truth, ob.mask),
                    "residual_mse": residual_stats(pde, res.mean)["residual_mse"],

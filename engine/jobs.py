@@ -36,7 +36,7 @@ class CancelToken:
 
 @dataclass(frozen=True)
 class Progress:
-    stage: str  # "data" | "teacher" | "pairs" | "distill" | "sample" | "solve" | "bench"
+    stage: str  # "data" | "teacher" | "pairs" | "distill" | "sample" | "solve" | "bench" | "bench-step"
     step: int
     total: int
     metrics: Mapping[str, float] = field(default_factory=dict)

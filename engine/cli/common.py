@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from typing import Any
 
 from engine.jobs import Progress, ProgressFn
@@ -15,21 +16,40 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print a machine-readable result on stdout")
 
 
+STEP_LOG_SECONDS = 60.0  # in a log file, a bench's step line after this long without a line
+
+
 def progress_bar(desc: str, enabled: bool = True) -> tuple[ProgressFn, Any]:
-    """A tqdm bar on stderr fed by Progress reports. When stderr is not a terminal (a log file) the bar
-    is hidden and a bench's reports, one per method done, are written there as plain lines instead,
-    so that a run of many minutes redirected to a file still shows where it is."""
+    """A tqdm bar on stderr fed by Progress reports.
+
+    A bench reports each method done ("bench") and, in between, the steps of the method running
+    ("bench-step"), which a terminal shows after the bar. When stderr is not a terminal (a log file)
+    the bar is hidden and plain lines are written instead: one per method done, and a step line
+    whenever ``STEP_LOG_SECONDS`` passed without a line, so that a log of a 20-minute 2000-step row
+    still shows where it is.
+    """
     from tqdm import tqdm
 
     bar = tqdm(desc=desc, total=None, disable=None if enabled else True, file=sys.stderr,
                dynamic_ncols=True, leave=False)
+    last_line = [time.monotonic()]
+
+    def log_line(text: str) -> None:
+        print(f"{desc}: {text}", file=sys.stderr, flush=True)
+        last_line[0] = time.monotonic()
 
     def on_progress(p: Progress) -> None:
         if bar.disable:
-            if enabled and p.stage == "bench":
+            if not enabled:
+                return
+            if p.stage == "bench":
                 shown = ", ".join(f"{k} {v:.3g}" for k, v in p.metrics.items())
-                print(f"{desc}: {p.step}/{p.total} {p.message}" + (f": {shown}" if shown else ""),
-                      file=sys.stderr, flush=True)
+                log_line(f"{p.step}/{p.total} {p.message}" + (f": {shown}" if shown else ""))
+            elif p.stage == "bench-step" and time.monotonic() - last_line[0] >= STEP_LOG_SECONDS:
+                log_line(f"{p.message}: step {p.step}/{p.total}")
+            return
+        if p.stage == "bench-step":
+            bar.set_postfix_str(f"{p.message}: step {p.step}/{p.total}")
             return
         if bar.total != p.total:
             bar.reset(total=p.total)

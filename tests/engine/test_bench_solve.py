@@ -174,6 +174,22 @@ def test_bench_command_gives_the_guidance_baselines_their_own_step_count(folder,
     assert lines[0].startswith("bench darcy inverse: ") and "seconds_per_case" in lines[0]
 
 
+def test_bench_log_shows_the_steps_of_a_long_method(folder, capsys, monkeypatch):
+    from engine.cli import common
+    from engine.cli.main import main
+
+    monkeypatch.setattr(common, "STEP_LOG_SECONDS", 0.0)  # every step report is "long enough" here
+    assert main(["bench", "--pde", "darcy", "--task", "inverse", "--obs", "points:20", "--models", str(folder),
+                 "--cases", "1", "--seeds", "1", "--ensemble", "1", "--steps", "2", "--guidance-steps", "3",
+                 "--methods", "piddm", "teacher", "--json"]) == 0
+    lines = capsys.readouterr().err.strip().splitlines()
+    steps = [line.split(": ", 1)[1] for line in lines if ": step " in line]
+    assert "seed 0 · piddm: step 2/2" in steps and "seed 0 · teacher: step 3/3" in steps
+    # each method's steps come before its own "done" line and after the previous one's
+    done = [i for i, line in enumerate(lines) if "/2 seed 0 · " in line]
+    assert len(done) == 2 and any(": step " in line for line in lines[done[0] + 1:done[1]])
+
+
 def test_solve_command_records_the_residual_norm_precision_and_exact_rate_it_used(folder, tmp_path, monkeypatch):
     import json
 
