@@ -282,8 +282,11 @@ class MainWindow(QMainWindow):
 
     def export_png(self, view, name: str, path: str | None = None) -> None:
         path = path or self._ask(True, f"Export {name}", "PNG image (*.png)")
-        if path and not view.export_png(path):
-            self.report_error("Export failed", f"could not write {path}")
+        if path:
+            try:
+                view.export_png(path)
+            except Exception as exc:
+                self.report_error("Export failed", str(exc), traceback.format_exc())
 
     # -- settings and closing -------------------------------------------------------------------
     def _restore_settings(self) -> None:

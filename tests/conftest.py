@@ -31,3 +31,21 @@ def packaging_script():
         return module
 
     return load
+
+
+@pytest.fixture
+def full_disk(monkeypatch):
+    """Every ``Path.write_bytes`` writes half its data, then fails as a full disk does (ENOSPC).
+
+    Only writes that go through Python see it: a file a library (HDF5, torch.save) wrote to disk
+    itself would succeed here, so a test that expects the failure also checks that no library does.
+    """
+    import errno
+    from pathlib import Path
+
+    def write_half(self, data):
+        with open(self, "wb") as f:
+            f.write(bytes(data)[: len(data) // 2])
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self))
+
+    monkeypatch.setattr(Path, "write_bytes", write_half)

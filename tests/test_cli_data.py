@@ -55,6 +55,27 @@ def test_generate_and_evaluate_bad_input_one_line(capsys, tmp_path):
     assert not out.exists()
 
 
+def test_a_full_disk_is_one_line(capsys, tmp_path, full_disk):
+    out = tmp_path / "x.h5"
+    err = one_line_error(capsys, ["generate", "--pde", "poisson", "--n", "2", "--grid", "8", "-o", out])
+    assert "No space left on device" in err and str(out) in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_os_error_no_writer_wrapped_is_one_line(capsys, tmp_path, tiny_dataset, monkeypatch):
+    import errno
+
+    from engine.io.rundir import RunDir
+
+    def full(*_):  # the run's metrics log is appended to in place, not written atomically
+        raise OSError(errno.ENOSPC, "No space left on device", "runs/t/metrics.jsonl")
+
+    monkeypatch.setattr(RunDir, "append_metrics", full)
+    err = one_line_error(capsys, ["train", "--data", tiny_dataset, "-o", tmp_path / "t", "--model", "tiny",
+                                  "--steps", "2"])
+    assert err == "piddm: error: runs/t/metrics.jsonl: No space left on device\n"
+
+
 def test_argparse_errors_are_one_line(tmp_path):
     p = run("generate", "--pde", "darcy", "--n", "abc", "-o", tmp_path / "x.h5")
     assert p.returncode != 0

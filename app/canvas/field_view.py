@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QPointF, QRectF, Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+from engine.errors import EngineError
+from engine.io.atomic import write_bytes
 
 CMAPS = {"field": "viridis", "residual": "inferno", "std": "plasma", "error": "magma"}
 _MASK_RGBA = (40, 40, 48, 170)  # unobserved nodes are dimmed by this overlay
@@ -171,5 +174,12 @@ class FieldView(QWidget):
         self.readout.setText(text)
         self.hovered.emit(text)
 
-    def export_png(self, path: str) -> bool:
-        return self.graphics.grab().save(path)
+    def export_png(self, path: str) -> None:
+        """Write the view as a PNG atomically (encoded in memory first, like the engine's files);
+        raises EngineError with the reason (a full disk, a missing folder)."""
+        data = QByteArray()
+        buffer = QBuffer(data)
+        buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+        if not self.graphics.grab().save(buffer, "PNG"):
+            raise EngineError(f"cannot write {path}: the view could not be encoded as PNG")
+        write_bytes(path, data.data())

@@ -1,4 +1,4 @@
-"""Entry point of ``piddm``: parse, dispatch, and turn engine errors into one line + exit 2."""
+"""Entry point of ``piddm``: parse, dispatch, and turn engine and OS errors into one line + exit 2."""
 
 from __future__ import annotations
 
@@ -39,6 +39,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except EngineError as exc:
         print(f"piddm: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the machine's, not the input's: a full disk, a folder without permission
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"piddm: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
     except (Cancelled, KeyboardInterrupt):
         print("piddm: interrupted", file=sys.stderr)

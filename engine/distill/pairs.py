@@ -17,7 +17,7 @@ import torch
 
 from engine.diffusion.model import Teacher
 from engine.diffusion.sampler import heun_sample, noise_from_seeds
-from engine.io.atomic import atomic_path
+from engine.io.atomic import atomic_hdf5
 from engine.jobs import CancelToken, Progress, ProgressFn, check_cancel, no_progress
 
 
@@ -51,7 +51,7 @@ def teacher_map(teacher: Teacher, seeds: list[int], steps: int, *, batch: int = 
 
 
 def save_pairs(path: str | os.PathLike[str], eps: torch.Tensor, x0: torch.Tensor, seeds: list[int]) -> None:
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as h:
+    with atomic_hdf5(path) as h:
         h.create_dataset("eps", data=eps.numpy())
         h.create_dataset("x0", data=x0.numpy())
         h.create_dataset("seeds", data=np.asarray(seeds, dtype=np.int64))

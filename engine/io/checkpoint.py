@@ -1,13 +1,14 @@
 """Plain-dict checkpoints: tensors, numbers, strings, lists and dicts only.
 
-Saved with ``torch.save`` to a temporary name and renamed (a crash never leaves a half file);
-loaded with ``torch.load(weights_only=True)``, so no pickled code ever runs. Every checkpoint
+Saved with ``torch.save`` into memory, then written to a temporary name and renamed (a crash or a
+full disk never leaves a half file); loaded with ``torch.load(weights_only=True)``, so no pickled code ever runs. Every checkpoint
 describes itself: ``{"format": 1, "kind": "teacher" | "student" | ..., "pde": {"name", "params"},
 "grid": {"n", "length"}, "config": {...}, ...}``. Loading checks format, kind, PDE and grid.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import re
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 import torch
 
 from engine.errors import CheckpointError
-from engine.io.atomic import atomic_path
+from engine.io.atomic import write_bytes
 
 FORMAT = 1
 FILENAME = "checkpoint.pt"
@@ -54,8 +55,9 @@ def save_checkpoint(path: str | os.PathLike[str], ckpt: dict[str, Any]) -> Path:
     doc = {"format": FORMAT, **ckpt}
     _check_plain(doc, "ckpt")
     final = Path(path)
-    with atomic_path(final) as tmp:
-        torch.save(doc, tmp)
+    buffer = io.BytesIO()  # torch.save's own file writes fail on a full disk with a RuntimeError
+    torch.save(doc, buffer)
+    write_bytes(final, buffer.getbuffer())
     return final
 
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from engine import __version__
 from engine.errors import DatasetError, EngineError
-from engine.io.atomic import atomic_path
+from engine.io.atomic import atomic_hdf5
 
 FORMAT = "piddm-fields"
 FORMAT_VERSION = 1
@@ -76,7 +76,7 @@ def write_fields(path: str | os.PathLike[str], ff: FieldsFile, *, dtype: str = "
     chunks = (1, c, N, N) if n else None
     opts = dict(compression="gzip", compression_opts=4, shuffle=True)
     final = Path(path)
-    with atomic_path(final) as tmp, h5py.File(tmp, "w") as h:
+    with atomic_hdf5(final) as h:
         h.create_dataset("fields", data=stored, chunks=chunks, **opts)
         if ff.mask is not None:
             h.create_dataset("mask", data=np.asarray(ff.mask).astype(np.uint8), chunks=chunks, **opts)

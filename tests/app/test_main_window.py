@@ -96,7 +96,17 @@ def test_forward_classical_solve_fills_views_and_exports(qtbot, make_window, tmp
         assert '"piddm-fields"' in dump and "DATASET \"/residual\"" in dump
     png = tmp_path / "res.png"
     w.export_png(views["residual"], "residual", str(png))
-    assert png.stat().st_size > 1000
+    assert png.stat().st_size > 1000 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_exports_on_a_full_disk_become_dialogs_and_leave_no_file(qtbot, make_window, tmp_path, dialogs, full_disk):
+    w = make_window(16)
+    _solve(qtbot, w, "forward", "classical")
+    assert w.export_result(str(tmp_path / "result.h5")) is None
+    w.export_png(w.results.views()["residual"], "residual", str(tmp_path / "res.png"))
+    assert [d["title"] for d in dialogs] == ["Export failed", "Export failed"]
+    assert all("No space left on device" in d["text"] for d in dialogs)
+    assert list(tmp_path.iterdir()) == []  # neither file, nor a half-written temporary
 
 
 def test_inverse_dataspace_with_compare(qtbot, make_window):

@@ -52,3 +52,15 @@ def test_only_plain_values_are_saved(tmp_path):
     with pytest.raises(CheckpointError, match="ckpt.stats"):
         save_checkpoint(tmp_path / "x.pt", {"kind": "teacher", "stats": np.zeros(2)})
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_a_full_disk_keeps_the_last_checkpoint(trained_run, tmp_path, full_disk):
+    from engine.errors import EngineError
+
+    ckpt = torch.load(trained_run / "checkpoint.pt", weights_only=True)
+    path = tmp_path / "checkpoint.pt"
+    path.write_text("the last checkpoint")  # write_text is not write_bytes: not failing here
+    with pytest.raises(EngineError, match=r"cannot write .*checkpoint\.pt: No space left on device"):
+        save_checkpoint(path, {**ckpt, "step": 5})
+    assert path.read_text() == "the last checkpoint"
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]  # the half-written temporary is gone

@@ -94,6 +94,15 @@ def test_write_is_atomic(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["out.h5"]
 
 
+def test_a_full_disk_is_one_clear_error_and_keeps_the_previous_file(tmp_path, full_disk):
+    final = tmp_path / "out.h5"
+    final.write_text("the previous version")
+    with pytest.raises(EngineError, match=r"cannot write .*out\.h5: No space left on device"):
+        write_fields(final, fields_file())
+    assert final.read_text() == "the previous version"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.h5"]  # the half-written temporary is gone
+
+
 def test_atomic_path(tmp_path):
     target = tmp_path / "t.txt"
     with pytest.raises(RuntimeError), atomic_path(target) as tmp:
