@@ -49,8 +49,9 @@ def cmd_solve(args: argparse.Namespace) -> int:
         seed=args.seed, mask=obs.mask, std=res.std, residual=res.residual,
         extra={"solve": json.dumps({k: out[k] for k in ("ensemble", "seconds", "nfe", "misfit")} | res.settings
                                    | {"precision": args.precision, "compile": args.compile})}))
+    misfit = "" if res.misfit is None else f", misfit {res.misfit:.3e}"
     emit(out, args.json, f"{res.method}: {len(obs)} case(s) in {res.seconds:.2f} s, residual_mse "
-         f"{stats['residual_mse']:.3e}, misfit {res.misfit:.3e}; wrote {args.output}")
+         f"{stats['residual_mse']:.3e}{misfit}; wrote {args.output}")
     return 0
 
 

@@ -77,9 +77,11 @@ class SolveResult:
     settings: dict[str, Any] = field(default_factory=dict)  # what the solve used (``settings_record``)
 
     @property
-    def misfit(self) -> float:
-        """The final observation misfit (std units, before observed entries are copied back)."""
-        return float(self.history[-1].get("misfit", float("nan"))) if self.history else float("nan")
+    def misfit(self) -> float | None:
+        """The final observation misfit (std units, before observed entries are copied back); None
+        for classical, which fits no observations."""
+        last = self.history[-1] if self.history else {}
+        return float(last["misfit"]) if "misfit" in last else None
 
 
 def tuned_settings(model: Any, pde: PDE, obs: Observations) -> dict[str, float]:
