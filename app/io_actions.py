@@ -45,7 +45,7 @@ def import_fields(path: str | Path, state: AppState, *, sample: int = 0, mask_on
 
     model = state.model
     ff = read_fields(path, expect_pde=model.pde.name if model else None,
-                     expect_grid=model.grid.n if model else None)
+                     expect_grid=model.grid.n if model else None, observations=True)
     if not 0 <= sample < len(ff):
         raise DatasetError(f"{path}: sample {sample} out of range (file holds {len(ff)})")
     if mask_only:

@@ -192,18 +192,27 @@ class InputsPanel(QWidget):
             self._on_edit()
 
     def load_array(self, arr: np.ndarray, as_mask: bool = False) -> None:
-        """Load an (N, N) array into the current channel's values (or mask)."""
+        """Load an (N, N) array into the current channel's values (or mask).
+
+        NaN marks a node without a value (a grid of sensor readings with gaps): loaded as values, the
+        finite nodes become observed and the others unobserved; loaded as a mask, NaN is 0.
+        """
         arr = np.asarray(arr)
         n = self.state.grid_n
+        if arr.dtype.kind not in "biuf":
+            raise ValueError(f"array holds {arr.dtype} values, expected numbers")
         if arr.shape != (n, n):
             raise ValueError(f"array has shape {arr.shape}, expected ({n}, {n}) for this grid")
+        known = np.isfinite(arr)
+        if not as_mask and not known.any():
+            raise ValueError("array holds no finite value")
 
         def fn(v, m):
             if as_mask:
-                m[...] = arr.astype(bool)
+                m[...] = known & (arr != 0)
             else:
-                v[...] = arr
-                m[...] = True
+                v[...] = np.where(known, arr, 0)
+                m[...] = known
 
         self.current.apply(fn)
 

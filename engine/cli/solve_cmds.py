@@ -24,10 +24,10 @@ def cmd_solve(args: argparse.Namespace) -> int:
         from engine.models import load_model  # late: the model layer is optional for model-free methods
 
         model = load_model(args.model, device=args.device or "cpu")
-        ff = read_fields(args.obs, expect_pde=model.pde.name, expect_grid=model.grid.n, require_mask=True)
+        ff = read_fields(args.obs, expect_pde=model.pde.name, expect_grid=model.grid.n, require_mask=True, observations=True)
         pde = model.pde
     elif args.method in MODEL_FREE:
-        ff = read_fields(args.obs, require_mask=True)
+        ff = read_fields(args.obs, require_mask=True, observations=True)
         pde = pdes.get(ff.pde, **ff.pde_params)
     else:
         from engine.errors import ConfigError

@@ -119,8 +119,14 @@ def _attr_int(v: Any) -> int | None:
 
 
 def read_fields(path: str | os.PathLike[str], *, expect_pde: str | None = None,
-                expect_grid: int | None = None, require_mask: bool = False) -> FieldsFile:
-    """Read and validate a fields file. Every problem raises DatasetError naming the file."""
+                expect_grid: int | None = None, require_mask: bool = False,
+                observations: bool = False) -> FieldsFile:
+    """Read and validate a fields file. Every problem raises DatasetError naming the file.
+
+    observations: the file is read for its observed entries (``solve``, the app's import), so NaN
+    may mark the entries its mask leaves unobserved (read as 0: their values are ignored). Anywhere
+    else, as for training data, every value must be finite.
+    """
     from engine import pdes  # late: keeps this module importable without the registry
 
     p = Path(path)
@@ -166,9 +172,6 @@ def read_fields(path: str | os.PathLike[str], *, expect_pde: str | None = None,
         if ds.shape[0] == 0:
             raise bad("dataset 'fields' holds no samples")
         fields = ds[()]
-        if not np.isfinite(fields).all():
-            bad_n = int((~np.isfinite(fields)).any(axis=(1, 2, 3)).sum())
-            raise bad(f"dataset 'fields' has non-finite values in {bad_n} sample(s)")
         extras: dict[str, np.ndarray] = {}
         for name, shape in (("mask", fields.shape), ("std", fields.shape),
                             ("residual", fields.shape[:1] + fields.shape[2:])):
@@ -177,6 +180,14 @@ def read_fields(path: str | os.PathLike[str], *, expect_pde: str | None = None,
                 if arr.shape != shape:
                     raise bad(f"dataset {name!r} has shape {arr.shape}, expected {shape}")
                 extras[name] = arr
+        if not (finite := np.isfinite(fields)).all():
+            masked = observations and "mask" in extras  # unobserved values are ignored (SPEC "Files")
+            where = ~finite & extras["mask"].astype(bool) if masked else ~finite
+            if where.any():
+                n_bad = int(where.any(axis=(1, 2, 3)).sum())
+                what = "observed values" if masked else "values"
+                raise bad(f"dataset 'fields' has non-finite {what} in {n_bad} sample(s)")
+            fields = np.where(finite, fields, 0).astype(fields.dtype)
         if require_mask and "mask" not in extras:
             raise bad("no 'mask' dataset: an observation file must say which values are observed")
         if expect_pde is not None and pde_name != expect_pde:

@@ -91,6 +91,13 @@ def test_load_npy_and_hover(make_window, tmp_path):
     np.save(tmp_path / "m.npy", arr > 200)
     w.import_npy(str(tmp_path / "m.npy"), as_mask=True)
     assert s.mask[0].sum() == 55
+    gaps = np.where(arr % 3 == 0, np.nan, arr)  # readings with gaps: NaN nodes become unobserved
+    np.save(tmp_path / "g.npy", gaps)
+    w.import_npy(str(tmp_path / "g.npy"))
+    assert np.array_equal(s.mask[0], arr % 3 != 0) and np.isfinite(s.values[0]).all()
+    assert np.array_equal(s.values[0][s.mask[0]], arr[arr % 3 != 0])
+    w.import_npy(str(tmp_path / "g.npy"), as_mask=True)  # as a mask NaN counts as 0
+    assert np.array_equal(s.mask[0], (arr % 3 != 0) & (arr != 0))
     from qt_mouse import node_pos
 
     cv = panel.canvases[0]

@@ -193,6 +193,25 @@ def test_reader_expectations(tmp_path):
     assert read_fields(path, expect_pde="helmholtz", expect_grid=8).pde == "helmholtz"
 
 
+def test_nan_marks_unobserved_entries_of_an_observation_file(tmp_path):
+    ff = fields_file()
+    mask = np.zeros(ff.fields.shape, np.uint8)
+    mask[:, 0] = 1  # f observed, u not: a forward task, whose u a user may well leave as NaN
+    path = tmp_path / "obs.h5"
+    write_fields(path, FieldsFile(**{**ff.__dict__, "mask": mask}))
+    with h5py.File(path, "a") as h:  # written by another tool: NaN where nothing is known
+        h["fields"][:, 1] = np.nan
+    got = read_fields(path, require_mask=True, observations=True)
+    np.testing.assert_array_equal(got.fields[:, 0], ff.fields[:, 0])
+    assert (got.fields[:, 1] == 0).all() and got.fields.dtype == np.float32
+    with pytest.raises(DatasetError, match="non-finite values in 3 sample"):
+        read_fields(path)  # read as data (training, evaluate): every value must be there
+    with h5py.File(path, "a") as h:
+        h["fields"][0, 0, 2, 2] = np.nan  # an observed entry
+    with pytest.raises(DatasetError, match="non-finite observed values in 1 sample"):
+        read_fields(path, require_mask=True, observations=True)
+
+
 def test_written_files_get_the_mode_of_a_plain_open(tmp_path):
     """The temporary file is private (mkstemp); the final file must not be: colleagues read results."""
     import os

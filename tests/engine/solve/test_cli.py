@@ -39,19 +39,23 @@ def test_cli_round_trip_dataspace(tmp_path):
         np.testing.assert_array_equal(h["fields"][()][m], obs.values[m].astype(np.float32))
 
 
-def test_cli_classical_reports_strict_json_without_a_misfit(tmp_path, capsys):
+def test_cli_classical_reads_nan_as_unobserved_and_reports_strict_json(tmp_path, capsys):
     import json
 
     def strict(text):  # JSON as every parser reads it: NaN and Infinity are not JSON
         return json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in JSON output"))
 
-    _obs_file(tmp_path / "obs.h5")
+    obs = _obs_file(tmp_path / "obs.h5")
+    with h5py.File(tmp_path / "obs.h5", "a") as h:  # u unknown: left as NaN, as another tool may write it
+        h["fields"][:, 1] = np.nan
     out = tmp_path / "sol.h5"
     assert main(["solve", "--obs", str(tmp_path / "obs.h5"), "--method", "classical", "-o", str(out), "--json"]) == 0
     printed = strict(capsys.readouterr().out)
     assert printed["misfit"] is None and printed["residual_mse"] < 1e-10  # float32 storage of an exact solve
     with h5py.File(out, "r") as h:
         assert strict(h.attrs["solve"])["misfit"] is None
+        np.testing.assert_array_equal(h["fields"][:, 0], obs.values[:, 0].astype(np.float32))
+        assert np.isfinite(h["fields"][()]).all()
     assert main(["solve", "--obs", str(tmp_path / "obs.h5"), "--method", "classical", "-o", str(out)]) == 0
     assert "misfit" not in capsys.readouterr().out  # the text line leaves out what is not there
 
