@@ -181,7 +181,7 @@ class MainWindow(QMainWindow):
         self.training.set_pde(s.pde_name)
         self.task_panel.set_methods(s.methods(), s.method, s.compare_method)
         for view in self.findChildren(FieldView):  # burgers' rows are time
-            view.set_axes(s.pde.axes)
+            view.set_axes(s.pde.axes, periodic_columns=s.pde.periodic_columns)
 
     def _on_solved(self, outcomes) -> None:
         self.tabs.setCurrentWidget(self.compare if len(outcomes) > 1 else self.results)

@@ -41,7 +41,6 @@ class FieldView(QWidget):
         self.plot.hideButtons()
         for ax in ("left", "bottom"):
             self.plot.getAxis(ax).setStyle(tickLength=-4)
-        self.set_axes(("y", "x"))
         self.image = self._make_image()
         self.plot.addItem(self.image)
         self.overlay = pg.ImageItem()
@@ -75,6 +74,7 @@ class FieldView(QWidget):
             row.addWidget(self.log_box)
         lay.addLayout(row)
         self.graphics.scene().sigMouseMoved.connect(self._on_mouse_moved)
+        self.set_axes(("y", "x"))
 
     def _make_image(self) -> pg.ImageItem:
         return pg.ImageItem(axisOrder="row-major")
@@ -84,10 +84,17 @@ class FieldView(QWidget):
     def log_scale(self) -> bool:
         return self.log_box is not None and self.log_box.isChecked()
 
-    def set_axes(self, axes: tuple[str, str]) -> None:
-        """Name the vertical (rows) and horizontal (columns) axes: the PDE's ``axes``, burgers ("t", "x")."""
+    def set_axes(self, axes: tuple[str, str], periodic_columns: bool = False) -> None:
+        """Name the vertical (rows) and horizontal (columns) axes: the PDE's ``axes``, burgers ("t", "x");
+        ``periodic_columns``: columns sit at x_i = i/N on [0, 1) (burgers), not at i/(N−1) on [0, 1]."""
+        self.axes, self.periodic_columns = axes, periodic_columns
         self.plot.setLabel("left", axes[0])
         self.plot.setLabel("bottom", axes[1])
+        self._refresh()
+
+    def _spacing(self, n: int) -> tuple[float, float]:
+        """(row, column) distance between neighbouring nodes in the axes' units."""
+        return 1.0 / (n - 1), 1.0 / n if self.periodic_columns else 1.0 / (n - 1)
 
     def set_title(self, title: str) -> None:
         self.title = title
@@ -124,8 +131,8 @@ class FieldView(QWidget):
             mid = 0.5 * (lo + hi)  # (nearly) constant: a ±1 % bar the axis can label
             pad = 0.01 * abs(mid) if abs(mid) > 1e-12 else 0.5
             lo, hi = mid - pad, mid + pad
-        h = 1.0 / (n - 1)
-        rect = QRectF(-h / 2, -h / 2, 1 + h, 1 + h)  # pixel centres sit on the grid nodes
+        hy, hx = self._spacing(n)
+        rect = QRectF(-hx / 2, -hy / 2, n * hx, n * hy)  # pixel centres sit on the grid nodes
         self.image.setImage(shown.astype(np.float32), autoLevels=False)
         self.image.setRect(rect)
         self.cbar.setLevels((lo, hi))
@@ -143,8 +150,8 @@ class FieldView(QWidget):
         self.overlay.setRect(rect)
         if m.mean() < 0.3:
             rows, cols = np.nonzero(m)
-            h = 1.0 / (n - 1)
-            self.points.setData(cols * h, rows * h)
+            hy, hx = self._spacing(n)
+            self.points.setData(cols * hx, rows * hy)
         else:
             self.points.clear()
 
@@ -167,8 +174,9 @@ class FieldView(QWidget):
         row, col = rc
         n = self._data.shape[-1]
         v = self._data[row, col]
-        h = 1.0 / (n - 1)
-        text = f"x={col * h:.3f}  y={row * h:.3f}  {self.title or 'value'}={v:.4g}"
+        hy, hx = self._spacing(n)
+        (y_name, x_name) = self.axes
+        text = f"{x_name}={col * hx:.3f}  {y_name}={row * hy:.3f}  {self.title or 'value'}={v:.4g}"
         if self._mask is not None and not self._mask[row, col]:
             text += "  (unobserved)"
         self.readout.setText(text)

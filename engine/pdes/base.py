@@ -28,6 +28,8 @@ class PDE(Protocol):
     # channel's error (``smoothed_residual``, ``engine.solve.api.default_residual_norm``)
     residual_orders: ClassVar[tuple[int, ...]]
     axes: ClassVar[tuple[str, str]]  # what the rows and the columns of a field run along: ("y", "x")
+    # columns x_i = i/n on a periodic [0, 1) (x = 1 is x = 0, not stored) instead of i/(n−1) on [0, 1]
+    periodic_columns: ClassVar[bool]
 
     def sample_inputs(self, seeds: Sequence[int], grid: Grid) -> torch.Tensor:
         """Random coefficients (or Burgers initial conditions), float64, one per seed."""

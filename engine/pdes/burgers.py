@@ -42,6 +42,7 @@ class Burgers:
     units: ClassVar[str] = "u: velocity; rows t ∈ [0,1], columns x ∈ [0,1) periodic"
     residual_orders: ClassVar[tuple[int, ...]] = (2,)  # ν u_xx
     axes: ClassVar[tuple[str, str]] = ("t", "x")
+    periodic_columns: ClassVar[bool] = True
 
     nu: float = 0.01  # viscosity ν
     ic_scale: float = 1.0  # multiplies the initial-condition GRF

@@ -30,6 +30,7 @@ class Darcy:
     units: ClassVar[str] = "a: permeability, u: pressure (units of f·L²/a)"
     residual_orders: ClassVar[tuple[int, ...]] = (1, 2)  # ∇·(a∇u) = ∇a·∇u + aΔu
     axes: ClassVar[tuple[str, str]] = ("y", "x")
+    periodic_columns: ClassVar[bool] = False
 
     forcing: float = 1.0  # f, constant source
     a_low: float = 3.0  # permeability where the GRF < 0

@@ -210,6 +210,7 @@ class SourceProblem:
     units: ClassVar[str] = "f: source, u: solution (units of f·L²)"
     residual_orders: ClassVar[tuple[int, ...]] = (0, 2)
     axes: ClassVar[tuple[str, str]] = ("y", "x")
+    periodic_columns: ClassVar[bool] = False
 
     @property
     def k2(self) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from PySide6.QtCore import QPointF
 from qt_mouse import click, drag
 
 
@@ -134,3 +135,24 @@ def test_colour_bar_labels_small_values(qtbot):
         painter.end()
     assert len(labels) >= 3, labels
     assert any(float(t) >= 1e-4 for t in labels), labels
+
+
+def test_burgers_columns_sit_at_i_over_n_and_the_read_out_names_t(qtbot):
+    """Burgers' x is periodic: column i is x = i/N on [0, 1), not i/(N − 1); its rows are time."""
+    from app.canvas.field_view import FieldView
+    from engine import pdes
+
+    view = FieldView("u")
+    qtbot.addWidget(view)
+    burgers = pdes.get("burgers")
+    view.set_axes(burgers.axes, periodic_columns=burgers.periodic_columns)
+    n = 8
+    view.set_field(np.arange(n * n, dtype=float).reshape(n, n))
+    rect = view.image.mapRectToParent(view.image.boundingRect())
+    assert np.isclose(rect.width(), 1.0) and np.isclose(rect.left(), -0.5 / n)  # nodes at 0, 1/8, …, 7/8
+    assert np.isclose(rect.height(), n / (n - 1))  # rows: t = j/(N − 1) on [0, 1]
+    view._on_mouse_moved(view.image.mapToScene(view.image.mapFromParent(QPointF(7 / n, 1.0))))
+    assert view.readout.text().startswith("x=0.875  t=1.000  u=63")
+    view.set_axes(("y", "x"))  # an elliptic PDE: both on [0, 1]
+    view._on_mouse_moved(view.image.mapToScene(view.image.mapFromParent(QPointF(1.0, 0.0))))
+    assert view.readout.text().startswith("x=1.000  y=0.000  u=7")
