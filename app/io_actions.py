@@ -37,27 +37,25 @@ def export_observations(path: str | Path, state: AppState) -> Path:
 
 
 def import_fields(path: str | Path, state: AppState, *, sample: int = 0, mask_only: bool = False) -> str:
-    """Load sample ``sample`` of a fields file into the canvases. Returns a status line.
-
-    With a model loaded the file must match its PDE and grid; without one the app switches.
+    """Load sample ``sample`` of a fields file into the canvases (only that sample is read). Returns
+    a status line. With a model loaded the file must match its PDE and grid; without one the app switches.
     """
-    from engine.io.hdf5 import read_fields
+    from engine.io.hdf5 import count_samples, read_fields
 
     model = state.model
+    total = count_samples(path)
     ff = read_fields(path, expect_pde=model.pde.name if model else None,
-                     expect_grid=model.grid.n if model else None, observations=True)
-    if not 0 <= sample < len(ff):
-        raise DatasetError(f"{path}: sample {sample} out of range (file holds {len(ff)})")
+                     expect_grid=model.grid.n if model else None, observations=True, sample=sample)
     if mask_only:
         if ff.mask is None:
             raise DatasetError(f"{path}: no 'mask' dataset to import")
         if ff.pde != state.pde_name or ff.grid != state.grid_n:
             raise DatasetError(f"{path}: mask is {ff.pde} {ff.grid}², canvases are {state.pde_name} {state.grid_n}²")
-        state.mask[...] = ff.mask[sample]
-        return f"mask of sample {sample} loaded ({int(ff.mask[sample].sum())} observed values)"
+        state.mask[...] = ff.mask[0]
+        return f"mask of sample {sample} loaded ({int(ff.mask[0].sum())} observed values)"
     state.pde_name, state.pde_params, state.grid_n = ff.pde, dict(ff.pde_params), ff.grid
-    state.values = ff.fields[sample].astype(np.float64)
-    state.mask = ff.mask[sample].copy() if ff.mask is not None else np.ones(ff.fields.shape[1:], dtype=bool)
+    state.values = ff.fields[0].astype(np.float64)
+    state.mask = ff.mask[0].copy() if ff.mask is not None else np.ones(ff.fields.shape[1:], dtype=bool)
     state.truth = None
     state.results.clear()
-    return f"sample {sample} of {Path(path).name} loaded ({ff.pde} {ff.grid}², {len(ff)} samples)"
+    return f"sample {sample} of {Path(path).name} loaded ({ff.pde} {ff.grid}², {total} samples)"

@@ -11,6 +11,7 @@ from PySide6.QtGui import QAction, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
+    QInputDialog,
     QLabel,
     QMainWindow,
     QPlainTextEdit,
@@ -245,12 +246,17 @@ class MainWindow(QMainWindow):
             except Exception as exc:
                 self.report_error("Export failed", str(exc), traceback.format_exc())
 
-    def import_fields(self, path: str | None = None, mask_only: bool = False) -> None:
+    def import_fields(self, path: str | None = None, mask_only: bool = False, sample: int | None = None) -> None:
+        """Load one sample of a fields file; which one is asked when the file holds several."""
         path = path or self._ask(False, "Import fields file", "Fields file (*.h5 *.hdf5)")
         if not path:
             return
         try:
-            msg = io_actions.import_fields(path, self.state, mask_only=mask_only)
+            if sample is None:
+                sample = self._ask_sample(path)
+                if sample is None:
+                    return
+            msg = io_actions.import_fields(path, self.state, sample=sample, mask_only=mask_only)
         except Exception as exc:
             self.report_error("Import failed", str(exc), traceback.format_exc())
             return
@@ -258,6 +264,17 @@ class MainWindow(QMainWindow):
         self.results.set_channels(self.state.channels)
         self._refresh_model_ui()
         self.statusBar().showMessage(msg)
+
+    def _ask_sample(self, path: str) -> int | None:
+        """0 for a one-sample file, else the user's pick (None if cancelled)."""
+        from engine.io.hdf5 import count_samples
+
+        n = count_samples(path)
+        if n <= 1:
+            return 0
+        k, ok = QInputDialog.getInt(self, "Import fields file", f"{Path(path).name} holds {n} samples; "
+                                    f"load sample (0–{n - 1}):", 0, 0, n - 1)
+        return k if ok else None
 
     def import_npy(self, path: str | None = None, as_mask: bool = False) -> None:
         path = path or self._ask(False, "Import .npy", "NumPy array (*.npy)")

@@ -105,6 +105,20 @@ _KNOWN_ATTRS = {"format", "format_version", "pde", "channels", "grid", "pde_para
                 "created", "software_version", "seed"}
 
 
+def count_samples(path: str | os.PathLike[str]) -> int:
+    """How many samples a fields file holds (its 'fields' dataset's first axis), read from the header
+    alone; DatasetError if there is no such dataset. ``read_fields`` validates the rest."""
+    p = Path(path)
+    try:
+        with h5py.File(p, "r") as h:
+            ds = h.get("fields")
+            if isinstance(ds, h5py.Dataset) and ds.ndim >= 1:
+                return int(ds.shape[0])
+    except OSError:
+        raise DatasetError(f"{p}: {'not an HDF5 file (or it is damaged)' if p.is_file() else 'no such file'}") from None
+    raise DatasetError(f"{p}: missing dataset 'fields'")
+
+
 def _attr_str(v: Any) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
 
@@ -120,8 +134,11 @@ def _attr_int(v: Any) -> int | None:
 
 def read_fields(path: str | os.PathLike[str], *, expect_pde: str | None = None,
                 expect_grid: int | None = None, require_mask: bool = False,
-                observations: bool = False) -> FieldsFile:
+                observations: bool = False, sample: int | None = None) -> FieldsFile:
     """Read and validate a fields file. Every problem raises DatasetError naming the file.
+
+    sample: read only this sample (the app's import: one case of a large file, without decompressing
+    the others).
 
     observations: the file is read for its observed entries (``solve``, the app's import), so NaN
     may mark the entries its mask leaves unobserved (read as 0: their values are ignored). Anywhere
@@ -171,15 +188,16 @@ def read_fields(path: str | os.PathLike[str], *, expect_pde: str | None = None,
             raise bad(f"dataset 'fields' is {ds.shape[-1]}x{ds.shape[-1]} but attribute grid = {grid}")
         if ds.shape[0] == 0:
             raise bad("dataset 'fields' holds no samples")
-        fields = ds[()]
+        if sample is not None and not 0 <= sample < ds.shape[0]:
+            raise bad(f"sample {sample} out of range (the file holds {ds.shape[0]})")
+        which = slice(None) if sample is None else slice(sample, sample + 1)
+        fields = ds[which]
         extras: dict[str, np.ndarray] = {}
-        for name, shape in (("mask", fields.shape), ("std", fields.shape),
-                            ("residual", fields.shape[:1] + fields.shape[2:])):
+        for name, shape in (("mask", ds.shape), ("std", ds.shape), ("residual", ds.shape[:1] + ds.shape[2:])):
             if name in h:
-                arr = h[name][()]
-                if arr.shape != shape:
-                    raise bad(f"dataset {name!r} has shape {arr.shape}, expected {shape}")
-                extras[name] = arr
+                if h[name].shape != shape:
+                    raise bad(f"dataset {name!r} has shape {h[name].shape}, expected {shape}")
+                extras[name] = h[name][which]
         if not (finite := np.isfinite(fields)).all():
             masked = observations and "mask" in extras  # unobserved values are ignored (SPEC "Files")
             where = ~finite & extras["mask"].astype(bool) if masked else ~finite

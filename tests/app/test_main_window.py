@@ -162,11 +162,25 @@ def test_engine_failure_shows_a_dialog(qtbot, make_window, dialogs):
     assert w.task_panel.solve_btn.isEnabled()
 
 
-def test_import_fields_file(qtbot, make_window, tiny_dataset, dialogs):
+def test_import_fields_file(qtbot, make_window, tiny_dataset, dialogs, monkeypatch):
+    import app.main_window as mw
+
+    with h5py.File(tiny_dataset) as h:
+        stored = h["fields"][()]
     w = make_window(16)
+    asked = []
+    monkeypatch.setattr(mw.QInputDialog, "getInt", lambda *a: asked.append(a[2:]) or (5, True))
+    w.import_fields(str(tiny_dataset))  # 8 samples: which one is asked
+    assert asked[-1][1:] == (0, 0, 7) and "holds 8 samples" in asked[-1][0]
+    np.testing.assert_array_equal(w.state.values, stored[5])
+    assert w.state.mask.all()  # a file without a mask: everything observed
+    assert w.statusBar().currentMessage().startswith("sample 5 of ")
+    monkeypatch.setattr(mw.QInputDialog, "getInt", lambda *a: (2, False))  # cancelled: nothing changes
     w.import_fields(str(tiny_dataset))
-    assert w.state.values.shape == (2, 16, 16) and w.state.mask.all()
-    w.import_fields(str(tiny_dataset), mask_only=True)  # no mask dataset: a dialog, no crash
+    np.testing.assert_array_equal(w.state.values, stored[5])
+    w.import_fields(str(tiny_dataset), sample=8)  # out of range: a dialog
+    assert "sample 8 out of range (the file holds 8)" in dialogs[-1]["text"]
+    w.import_fields(str(tiny_dataset), mask_only=True, sample=0)  # no mask dataset: a dialog, no crash
     assert "no 'mask'" in dialogs[-1]["text"]
 
 

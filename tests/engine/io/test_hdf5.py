@@ -10,7 +10,7 @@ import pytest
 
 from engine.errors import DatasetError, EngineError
 from engine.io.atomic import atomic_path, write_text
-from engine.io.hdf5 import FieldsFile, read_fields, write_fields
+from engine.io.hdf5 import FieldsFile, count_samples, read_fields, write_fields
 
 
 def fields_file(n=3, N=8, **kw) -> FieldsFile:
@@ -210,6 +210,28 @@ def test_nan_marks_unobserved_entries_of_an_observation_file(tmp_path):
         h["fields"][0, 0, 2, 2] = np.nan  # an observed entry
     with pytest.raises(DatasetError, match="non-finite observed values in 1 sample"):
         read_fields(path, require_mask=True, observations=True)
+
+
+def test_one_sample_is_read_alone(tmp_path):
+    ff = fields_file(n=4)
+    mask = np.random.default_rng(1).random(ff.fields.shape) < 0.5
+    residual = np.ones((4, 8, 8), np.float32) * np.arange(4)[:, None, None]
+    path = write_fields(tmp_path / "f.h5", FieldsFile(**{**ff.__dict__, "mask": mask, "residual": residual}))
+    assert count_samples(path) == 4
+    one = read_fields(path, sample=2)
+    np.testing.assert_array_equal(one.fields, ff.fields[2:3])
+    np.testing.assert_array_equal(one.mask, mask[2:3])
+    assert (one.residual == 2).all() and one.residual.shape == (1, 8, 8)
+    with pytest.raises(DatasetError, match="sample 4 out of range"):
+        read_fields(path, sample=4)
+    with h5py.File(path, "a") as h:  # NaN in another sample does not stop this one
+        h["fields"][0, 0, 0, 0] = np.nan
+    assert np.isfinite(read_fields(path, sample=3).fields).all()
+    with pytest.raises(DatasetError, match="no such file"):
+        count_samples(tmp_path / "missing.h5")
+    (tmp_path / "t.h5").write_text("text")
+    with pytest.raises(DatasetError, match="not an HDF5 file"):
+        count_samples(tmp_path / "t.h5")
 
 
 def test_written_files_get_the_mode_of_a_plain_open(tmp_path):
