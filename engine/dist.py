@@ -53,6 +53,12 @@ def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
             raise ConfigError(f"device {name!r} asked for, but CUDA is not available")
         if dev.index is None:
             dev = torch.device(f"cuda:{local_rank}")
+        if dev.index >= (count := torch.cuda.device_count()):
+            raise ConfigError(f"device {name!r} asked for, but this machine has {count} GPU(s) (cuda:0 to cuda:{count - 1})")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device {name!r} asked for, but this torch build or machine has no MPS")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N")
     return dev
 
 

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from engine import pdes
+from engine.dist import resolve_device
 from engine.errors import ConfigError
 from engine.grid import Grid
 from engine.jobs import CancelToken, ProgressFn, no_progress
@@ -362,6 +363,8 @@ def solve(model: Any, pde: PDE, obs: Observations, opts: SolveOptions, *, on_pro
         raise ConfigError(f"unknown precision {opts.precision!r}; known: {', '.join(PRECISIONS)}")
     if opts.residual_norm is not None and not 0 <= opts.residual_norm <= 2:
         raise ConfigError(f"residual norm σ (H^-σ) must be in [0, 2], got {opts.residual_norm:g}")
+    if opts.device is not None:
+        opts = replace(opts, device=str(resolve_device(opts.device)))  # a clear error for a missing GPU
     grid = Grid(int(obs.values.shape[-1]))
     obs.validate(pde, grid)
     t0 = time.perf_counter()

@@ -327,6 +327,19 @@ def test_dataspace_approaches_the_solution_of_a_forward_problem():
     assert res.history[-1]["residual_mse"] < 0.5 * res.history[0]["residual_mse"]  # slow: ~N⁴ conditioning
 
 
+def test_a_device_this_machine_lacks_is_a_clear_error():
+    import torch
+
+    pde, grid, truth = make_case("poisson")
+    obs = Observations.from_task(pde, truth.numpy(), "forward", "full")
+    missing = ["cuda:99", "xla"] + ([] if torch.cuda.is_available() else ["cuda"])
+    missing += [] if torch.backends.mps.is_available() else ["mps"]
+    for device in missing:
+        with pytest.raises(ConfigError, match=f"'{device}'"):
+            solve(None, pde, obs, SolveOptions(method="dataspace", steps=1, device=device))
+    assert solve(None, pde, obs, SolveOptions(method="dataspace", steps=1, device="cpu")).mean.shape == truth.shape
+
+
 def test_model_methods_need_a_matching_model(darcy):
     model, pde, truth = darcy
     obs = Observations.from_task(pde, truth, "forward", "full")
