@@ -24,9 +24,30 @@ def models_folder(args: argparse.Namespace) -> Path:
     return folder
 
 
+# Options of one kind of task, with their defaults. They default to None in the parser so that one
+# given for the other kind is refused (a solve option with the default --task generate would
+# otherwise be ignored while a generation bench runs for many minutes).
+SOLVE_OPTIONS = {"obs": "points:123", "cases": 100, "methods": None, "ensemble": 8, "steps": 200,
+                 "candidates": None, "residual_norm": None, "precision": "float32", "guidance_steps": None}
+GENERATE_OPTIONS = {"n": 256, "sampler_steps": 18, "refine": 10, "lambda_infer": REFINE_LAMBDA,
+                    "refine_lr": REFINE_LR, "student_weights": "ema"}
+
+
+def task_options(args: argparse.Namespace) -> None:
+    """Refuse the other kind of task's options; fill in this kind's defaults."""
+    own, other = (GENERATE_OPTIONS, SOLVE_OPTIONS) if args.task == "generate" else (SOLVE_OPTIONS, GENERATE_OPTIONS)
+    if given := [k for k in other if getattr(args, k) is not None]:
+        kinds = "the solve tasks (forward, inverse, reconstruct)" if args.task == "generate" else "--task generate"
+        raise ConfigError(f"--{given[0].replace('_', '-')} applies to {kinds}, not to --task {args.task}")
+    for k, v in own.items():
+        if getattr(args, k) is None:
+            setattr(args, k, v)
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from engine.bench import bench_generate, format_table
 
+    task_options(args)
     folder = models_folder(args)
     on_progress, bar = progress_bar(f"bench {args.pde} {args.task}")
     with bar:
@@ -54,35 +75,36 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="compare every method on one task set in one run")
     p.add_argument("--pde", required=True)
-    p.add_argument("--task", default="generate", choices=["generate", "forward", "inverse", "reconstruct"])
+    p.add_argument("--task", default="generate", choices=["generate", "forward", "inverse", "reconstruct"],
+                   help="generate (default): sample quality of every model; the others: solves from observations")
     p.add_argument("--models", help="folder with teacher/, piddm/, distill/ (default: the bundled models)")
     p.add_argument("--grid", type=int, help="accepted for compatibility; the grid is the models' grid")
-    p.add_argument("--obs", default="points:123", help="full | points:K | fraction:F (solve tasks)")
-    p.add_argument("--cases", type=int, default=100, help="held-out cases (solve tasks)")
+    p.add_argument("--obs", help="full | points:K | fraction:F (solve tasks; default points:123)")
+    p.add_argument("--cases", type=int, help="held-out cases (solve tasks; default 100)")
     p.add_argument("--methods", nargs="+",
                    help="solve methods to compare (default: all that apply); METHOD@N runs METHOD with N steps")
-    p.add_argument("--ensemble", type=int, default=8)
-    p.add_argument("--steps", type=int, default=200, help="optimiser / sampler steps of the solve methods")
-    p.add_argument("--candidates", type=int, default=None,
+    p.add_argument("--ensemble", type=int, help="members per case (solve tasks; default 8)")
+    p.add_argument("--steps", type=int, help="optimiser / sampler steps of the solve methods (default 200)")
+    p.add_argument("--candidates", type=int,
                    help="latent methods: each member starts from the best of K prior draws "
                         "(default: the model card's choice for the observation kind, else 1)")
-    p.add_argument("--residual-norm", dest="residual_norm", type=float, default=None, metavar="SIGMA",
+    p.add_argument("--residual-norm", dest="residual_norm", type=float, metavar="SIGMA",
                    help="latent methods: physics term in H^-SIGMA (default: by observation, as piddm solve)")
-    p.add_argument("--precision", default="float32", choices=["float32", "bf16"],
+    p.add_argument("--precision", choices=["float32", "bf16"],
                    help="the networks' arithmetic in solve tasks (default float32; bf16 runs them under autocast)")
     p.add_argument("--guidance-steps", dest="guidance_steps", type=int,
                    help="Heun steps of diffusionpde and teacher (solve tasks; default: --steps)")
-    p.add_argument("-n", "--n", type=int, default=256, help="samples per seed (generate)")
+    p.add_argument("-n", "--n", type=int, help="samples per seed (generate; default 256)")
     p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--sampler-steps", dest="sampler_steps", type=int, default=18, help="teacher Heun steps")
-    p.add_argument("--refine", type=int, default=10, help="PIDDM-ref refinement steps (generate)")
-    p.add_argument("--lambda-infer", dest="lambda_infer", type=float, default=REFINE_LAMBDA,
+    p.add_argument("--sampler-steps", dest="sampler_steps", type=int, help="teacher Heun steps (generate; default 18)")
+    p.add_argument("--refine", type=int, help="PIDDM-ref refinement steps (generate; default 10)")
+    p.add_argument("--lambda-infer", dest="lambda_infer", type=float,
                    help=f"PIDDM-ref residual weight (generate; default {REFINE_LAMBDA:g})")
-    p.add_argument("--refine-lr", dest="refine_lr", type=float, default=REFINE_LR,
+    p.add_argument("--refine-lr", dest="refine_lr", type=float,
                    help=f"PIDDM-ref Adam learning rate (generate; default {REFINE_LR:g})")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--student-weights", dest="student_weights", default="ema", choices=["ema", "model"],
-                   help="generate: the students' EMA weights or their raw last-step weights (run folders only)")
+    p.add_argument("--student-weights", dest="student_weights", choices=["ema", "model"],
+                   help="generate: the students' EMA weights (default) or their raw last-step weights (run folders only)")
     p.add_argument("-o", "--output", help="also write the JSON result here")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")

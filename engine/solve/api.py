@@ -359,6 +359,10 @@ def solve(model: Any, pde: PDE, obs: Observations, opts: SolveOptions, *, on_pro
     if opts.ensemble < 1 or opts.steps < 1 or (opts.candidates is not None and opts.candidates < 1):
         raise ConfigError(f"ensemble, steps and candidates must be ≥ 1, got {opts.ensemble}, {opts.steps} "
                           f"and {opts.candidates}")
+    if opts.lam is not None and not 0 <= opts.lam < float("inf"):
+        raise ConfigError(f"λ (the physics weight) must be a finite number ≥ 0, got {opts.lam:g}")
+    if opts.lr is not None and not 0 < opts.lr < float("inf"):
+        raise ConfigError(f"the latent rate (lr) must be a finite number > 0, got {opts.lr:g}")
     if opts.precision not in PRECISIONS:
         raise ConfigError(f"unknown precision {opts.precision!r}; known: {', '.join(PRECISIONS)}")
     if opts.residual_norm is not None and not 0 <= opts.residual_norm <= 2:

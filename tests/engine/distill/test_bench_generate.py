@@ -178,3 +178,14 @@ def test_make_models_teacher_from_keeps_the_teacher_and_redistills(models, tmp_p
     assert "solve" not in kept
     with pytest.raises(SystemExit):  # nothing to start from
         make.main(["--student-init", "--pdes", "darcy", "--work", str(tmp_path / "w3")])
+
+
+def test_an_option_of_the_other_kind_of_task_is_refused_before_any_work(capsys):
+    # the folder is never looked at: the refusal comes first (a generation bench takes minutes)
+    for argv, flag, kinds in ((["--obs", "points:10"], "--obs", "the solve tasks"),
+                              (["--task", "generate", "--steps", "5"], "--steps", "the solve tasks"),
+                              (["--task", "inverse", "-n", "4"], "--n", "--task generate"),
+                              (["--task", "forward", "--refine", "3"], "--refine", "--task generate")):
+        assert main(["bench", "--pde", "darcy", "--models", "nowhere", *argv]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"piddm: error: {flag} applies to {kinds}") and err.count("\n") == 1, err

@@ -340,6 +340,15 @@ def test_a_device_this_machine_lacks_is_a_clear_error():
     assert solve(None, pde, obs, SolveOptions(method="dataspace", steps=1, device="cpu")).mean.shape == truth.shape
 
 
+@pytest.mark.parametrize("setting, value, message", [("lam", -1.0, "λ"), ("lam", float("nan"), "λ"),
+                                                     ("lr", 0.0, "rate"), ("lr", float("inf"), "rate")])
+def test_a_negative_or_non_finite_weight_or_rate_is_refused_before_solving(setting, value, message):
+    pde, grid, truth = make_case("poisson")
+    obs = Observations.from_task(pde, truth.numpy(), "forward", "full")
+    with pytest.raises(ConfigError, match=message):
+        solve(None, pde, obs, SolveOptions(method="dataspace", steps=1, **{setting: value}))
+
+
 def test_model_methods_need_a_matching_model(darcy):
     model, pde, truth = darcy
     obs = Observations.from_task(pde, truth, "forward", "full")
