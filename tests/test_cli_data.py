@@ -52,6 +52,11 @@ def test_generate_and_evaluate_bad_input_one_line(capsys, tmp_path):
     assert "no such file" in one_line_error(capsys, ["evaluate", tmp_path / "missing.h5"])
     (tmp_path / "t.h5").write_text("not hdf5")
     assert "not an HDF5 file" in one_line_error(capsys, ["evaluate", tmp_path / "t.h5"])
+    for name in ("darcy", "poisson"):
+        assert main(["generate", "--pde", name, "--n", "1", "--grid", "8", "-o", str(tmp_path / f"{name}.h5")]) == 0
+    capsys.readouterr()
+    err = one_line_error(capsys, ["evaluate", tmp_path / "darcy.h5", "--truth", tmp_path / "poisson.h5"])
+    assert err.strip().endswith(f"poisson.h5: holds poisson fields, but {tmp_path / 'darcy.h5'} is for darcy")
     assert not out.exists()
 
 

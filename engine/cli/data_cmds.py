@@ -56,10 +56,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                               "method": ff.method}
     out.update(residual_stats(pde, ff.fields))
     if args.reference:
-        ref = read_fields(args.reference, expect_pde=ff.pde, expect_grid=ff.grid)
+        ref = read_fields(args.reference, expect_pde=ff.pde, expect_grid=ff.grid, expected_by=args.samples)
         out.update(moment_errors(ff.fields, ref.fields, pde.fields))
     if args.truth:
-        truth = read_fields(args.truth, expect_pde=ff.pde, expect_grid=ff.grid)
+        truth = read_fields(args.truth, expect_pde=ff.pde, expect_grid=ff.grid, expected_by=args.samples)
         if len(truth) != len(ff):
             raise ConfigError(f"--truth has {len(truth)} samples but {args.samples} has {len(ff)}")
         out.update(truth_errors(pde, ff.fields, truth.fields, ff.mask))

@@ -134,11 +134,12 @@ def _attr_int(v: Any) -> int | None:
 
 def read_fields(path: str | os.PathLike[str], *, expect_pde: str | None = None,
                 expect_grid: int | None = None, require_mask: bool = False,
-                observations: bool = False, sample: int | None = None) -> FieldsFile:
+                observations: bool = False, sample: int | None = None,
+                expected_by: str = "the model") -> FieldsFile:
     """Read and validate a fields file. Every problem raises DatasetError naming the file.
 
     sample: read only this sample (the app's import: one case of a large file, without decompressing
-    the others).
+    the others). expected_by: what asks for ``expect_pde`` / ``expect_grid``, named in the error.
 
     observations: the file is read for its observed entries (``solve``, the app's import), so NaN
     may mark the entries its mask leaves unobserved (read as 0: their values are ignored). Anywhere
@@ -209,9 +210,9 @@ def read_fields(path: str | os.PathLike[str], *, expect_pde: str | None = None,
         if require_mask and "mask" not in extras:
             raise bad("no 'mask' dataset: an observation file must say which values are observed")
         if expect_pde is not None and pde_name != expect_pde:
-            raise bad(f"holds {pde_name} fields, but the model is for {expect_pde}")
+            raise bad(f"holds {pde_name} fields, but {expected_by} is for {expect_pde}")
         if expect_grid is not None and grid != expect_grid:
-            raise bad(f"grid is {grid}x{grid}, but the model is for {expect_grid}x{expect_grid}")
+            raise bad(f"grid is {grid}x{grid}, but {expected_by} is for {expect_grid}x{expect_grid}")
         extra = {k: a[k] for k in a if k not in _KNOWN_ATTRS}
         return FieldsFile(
             fields=fields,
