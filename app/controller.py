@@ -60,6 +60,7 @@ class Controller(QObject):
         self.solve_fn = None  # tests: replace engine.solve with a fake (see app.jobs.run_solve)
         self.solve_runner = None
         self.busy = False
+        self._solving: tuple | None = None  # the problem the running solve is for (``_problem``)
         self._t0: float | None = None
         self._first_preview: float | None = None
         self.timings: dict[str, float] = {}  # last solve: first_preview, total (seconds, wall clock)
@@ -71,6 +72,7 @@ class Controller(QObject):
 
     async def load_model_info(self, info) -> None:
         """Load ``info`` (None = no model) on the worker; switch PDE/grid to the model's."""
+        self.stop_solve_for_change()
         s = self.state
         if info is None:
             s.model_info = s.model = None
@@ -101,6 +103,7 @@ class Controller(QObject):
         s = self.state
         if name == s.pde_name:
             return
+        self.stop_solve_for_change()
         if s.model is not None and s.model.pde.name != name:
             s.model_info = s.model = None
             self.model_panel.set_models(self.model_panel.infos(), None)
@@ -115,6 +118,7 @@ class Controller(QObject):
         s = self.state
         if s.model is not None or n == s.grid_n:
             return
+        self.stop_solve_for_change()
         s.grid_n = n
         await self.load_demo()
 
@@ -156,7 +160,21 @@ class Controller(QObject):
             self.solve_runner.cancel()
             self.task.status.setText("Cancelling…")
 
+    def _problem(self) -> tuple:
+        """What a solve's answer belongs to: its PDE (and parameters), grid and model."""
+        s = self.state
+        return s.pde_name, repr(sorted(s.pde_params.items())), s.grid_n, id(s.model)
+
+    def stop_solve_for_change(self) -> None:
+        """The PDE, grid or model is about to change: a running solve's answer would not fit the
+        canvases any more, so it is cancelled (and whatever it still reports is dropped)."""
+        if self.busy:
+            log.info("the problem changed during a solve: cancelling it")
+            self.cancel()
+
     def on_progress(self, p) -> None:
+        if self._solving != self._problem():
+            return  # a preview of the previous problem's solve
         if p.preview is not None and self._first_preview is None and self._t0 is not None:
             self._first_preview = time.perf_counter() - self._t0
             log.info("first preview after %.2f s", self._first_preview)
@@ -180,6 +198,7 @@ class Controller(QObject):
         if self.task.comparing and s.compare_method != s.method:
             methods.append(s.compare_method)
         values, mask, truth = s.values.copy(), s.mask.copy(), s.truth
+        self._solving = self._problem()
         self._set_busy(True)
         outcomes = []
         try:
@@ -191,6 +210,8 @@ class Controller(QObject):
                                                     opts, truth, solve_fn=self.solve_fn, name=f"solve {m}")
                 self.solve_runner.progress.connect(self.on_progress)
                 r = await self.solve_runner.result()
+                if self._solving != self._problem():  # changed without a cancel reaching the worker in time
+                    raise Cancelled
                 self.timings = {"first_preview": self._first_preview or float("nan"),
                                 "total": time.perf_counter() - self._t0}
                 log.info("%s finished after %.2f s (wall clock)", m, self.timings["total"])
@@ -203,12 +224,14 @@ class Controller(QObject):
             self.task.status.setText(self.results.summary.text())
             self.solve_done.emit(outcomes)
         except Cancelled:
-            self.task.status.setText("Solve cancelled.")
+            changed = self._solving != self._problem()
+            self.task.status.setText("Solve stopped: the PDE, grid or model changed while it ran." if changed
+                                     else "Solve cancelled.")
             self.solve_cancelled.emit()
         except JobFailed as exc:
             self.task.status.setText(f"Failed: {exc.message}")
             self.report_error("Solve failed", exc.message, exc.details)
             self.solve_failed.emit(exc.message)
         finally:
-            self.solve_runner = None
+            self.solve_runner, self._solving = None, None
             self._set_busy(False)

@@ -256,6 +256,8 @@ class MainWindow(QMainWindow):
                 sample = self._ask_sample(path)
                 if sample is None:
                     return
+            if not mask_only:  # the canvases take the file's PDE and grid: a running solve would not fit
+                self.controller.stop_solve_for_change()
             msg = io_actions.import_fields(path, self.state, sample=sample, mask_only=mask_only)
         except Exception as exc:
             self.report_error("Import failed", str(exc), traceback.format_exc())

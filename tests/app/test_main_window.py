@@ -149,6 +149,21 @@ def test_cancel_stops_a_solve_within_a_second(qtbot, make_window):
     assert w.task_panel.solve_btn.isEnabled()
 
 
+def test_changing_the_pde_during_a_solve_stops_it_and_keeps_nothing_of_it(qtbot, make_window, dialogs):
+    w = make_window(16)
+    w.controller.solve_fn = slow_fake  # darcy-shaped previews every 10 ms until cancelled
+    w.task_panel.method_box.setCurrentText("dataspace")
+    with qtbot.waitSignal(w.controller.busy_changed, timeout=5000):
+        w.task_panel.solve_btn.click()
+    qtbot.waitUntil(lambda: w.task_panel.bar.maximum() == 10_000, timeout=5000)
+    with qtbot.waitSignal(w.controller.solve_cancelled, timeout=5000):
+        w.model_panel.pde_box.setCurrentText("burgers")  # one channel where the solve had two
+    qtbot.waitUntil(lambda: w.state.pde_name == "burgers" and w.state.values.shape[0] == 1, timeout=10_000)
+    qtbot.wait(100)  # any report still queued is delivered (and must be dropped, not drawn)
+    assert not w.state.results and dialogs == []
+    assert "changed while it ran" in w.task_panel.status.text() and w.task_panel.solve_btn.isEnabled()
+
+
 def test_engine_failure_shows_a_dialog(qtbot, make_window, dialogs):
     w = make_window(16)
     w.controller.solve_fn = failing_fake
