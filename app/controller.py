@@ -126,14 +126,20 @@ class Controller(QObject):
     async def load_demo(self) -> None:
         """A held-out sample of the current PDE with the current task's mask on it."""
         s = self.state
+        asked, task = self._canvas_problem(), s.task
         try:
             d = await self.jobs.start(make_demo, s.pde_name, s.pde_params, s.grid_n, s.seed, s.task,
                                       name="demo").result()
         except (JobFailed, Cancelled) as exc:
+            if self._canvas_problem() != asked:
+                return  # superseded: a newer demo is on its way
             self.report_error("Could not make the demo task", str(exc), getattr(exc, "details", ""))
             s.reset_fields()
         else:
-            s.values, s.mask, s.truth = d["values"], d["mask"], d["truth"]
+            if self._canvas_problem() != asked:
+                return  # the PDE or grid changed again meanwhile: its own demo is on its way
+            mask = d["mask"] if s.task == task else task_mask(s.pde, s.grid_n, s.task, np.random.default_rng(s.seed))
+            s.values, s.mask, s.truth = d["values"], mask, d["truth"]
             s.results.clear()
         self.inputs.rebuild()
         self.results.set_channels(s.channels)
@@ -160,10 +166,14 @@ class Controller(QObject):
             self.solve_runner.cancel()
             self.task.status.setText("Cancelling…")
 
-    def _problem(self) -> tuple:
-        """What a solve's answer belongs to: its PDE (and parameters), grid and model."""
+    def _canvas_problem(self) -> tuple:
+        """What the canvases' arrays belong to: the PDE (and its parameters) and the grid."""
         s = self.state
-        return s.pde_name, repr(sorted(s.pde_params.items())), s.grid_n, id(s.model)
+        return s.pde_name, repr(sorted(s.pde_params.items())), s.grid_n
+
+    def _problem(self) -> tuple:
+        """What a solve's answer belongs to: the canvases' problem and the model."""
+        return (*self._canvas_problem(), id(self.state.model))
 
     def stop_solve_for_change(self) -> None:
         """The PDE, grid or model is about to change: a running solve's answer would not fit the

@@ -164,6 +164,33 @@ def test_changing_the_pde_during_a_solve_stops_it_and_keeps_nothing_of_it(qtbot,
     assert "changed while it ran" in w.task_panel.status.text() and w.task_panel.solve_btn.isEnabled()
 
 
+def test_quick_pde_changes_end_on_the_last_pdes_demo(qtbot, make_window, dialogs, monkeypatch):
+    import torch
+
+    import app.controller as ctl
+    from engine import pdes
+    from engine.grid import Grid
+
+    w = make_window(16)
+    make_demo = ctl.make_demo
+
+    def poisson_last(name, *args, **kw):  # the first PDE's demo comes back after the others'
+        time.sleep(0.5 if name == "poisson" else 0.0)
+        return make_demo(name, *args, **kw)
+
+    monkeypatch.setattr(ctl, "make_demo", poisson_last)
+    for name in ("poisson", "burgers", "helmholtz"):  # faster than their demos are made
+        w.model_panel.pde_box.setCurrentText(name)
+    qtbot.wait(700)  # past the poisson demo's return
+    qtbot.waitUntil(lambda: not w.jobs.running(), timeout=20_000)
+    qtbot.wait(100)
+    s = w.state
+    assert s.pde_name == "helmholtz" and s.truth is not None and s.values.shape == s.mask.shape == (2, 16, 16)
+    r = pdes.get("helmholtz").residual(torch.as_tensor(s.truth[None]), Grid(16))
+    assert float(r.abs().max()) < 1e-8  # the helmholtz demo, not an earlier PDE's that came back last
+    assert s.mask[1].any() and not s.mask[0].any() and dialogs == []  # the inverse demo's points on u
+
+
 def test_engine_failure_shows_a_dialog(qtbot, make_window, dialogs):
     w = make_window(16)
     w.controller.solve_fn = failing_fake
