@@ -61,6 +61,7 @@ class Controller(QObject):
         self.solve_runner = None
         self.busy = False
         self._solving: tuple | None = None  # the problem the running solve is for (``_problem``)
+        self._model_requests = 0  # model loads asked for; only the latest one's model is taken
         self._t0: float | None = None
         self._first_preview: float | None = None
         self.timings: dict[str, float] = {}  # last solve: first_preview, total (seconds, wall clock)
@@ -74,14 +75,19 @@ class Controller(QObject):
         """Load ``info`` (None = no model) on the worker; switch PDE/grid to the model's."""
         self.stop_solve_for_change()
         s = self.state
+        self._model_requests += 1
+        request = self._model_requests
         if info is None:
             s.model_info = s.model = None
         else:
             try:
                 model = await self.jobs.start(load_model, info.path, name="load model").result()
             except (JobFailed, Cancelled) as exc:
-                self.report_error("Could not open the model", str(exc), getattr(exc, "details", ""))
+                if request == self._model_requests:
+                    self.report_error("Could not open the model", str(exc), getattr(exc, "details", ""))
                 return
+            if request != self._model_requests:
+                return  # another model was picked while this one loaded
             s.model_info, s.model = info, model
         self.model_panel.show_info(s.model_info, s.model)
         if s.model is not None:

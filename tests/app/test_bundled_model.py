@@ -70,6 +70,31 @@ def test_the_bundled_32_grid_darcy_set_loads_and_is_told_apart(make_window):
     assert "darcy · piddm" in labels and "darcy · piddm  (darcy-32)" in labels
 
 
+def test_the_last_model_picked_is_the_one_opened_whichever_loads_first(qtbot, make_window, monkeypatch):
+    import time
+
+    import app.controller as ctl
+    from engine.models import bundled_models
+
+    darcy32 = {i.name: i for i in bundled_models() if i.pde == "darcy" and "darcy-32" in str(i.path)}
+    if not {"piddm", "distill"} <= set(darcy32):
+        pytest.skip("no bundled darcy-32 set")
+    load = ctl.load_model
+
+    def piddm_slow(path, **kw):  # the first pick comes back last
+        time.sleep(0.5 if darcy32["piddm"].path == path else 0.0)
+        return load(path, **kw)
+
+    monkeypatch.setattr(ctl, "load_model", piddm_slow)
+    w = make_window(16)
+    asyncio.ensure_future(w.controller.load_model_info(darcy32["piddm"]))
+    asyncio.ensure_future(w.controller.load_model_info(darcy32["distill"]))
+    qtbot.wait(800)
+    qtbot.waitUntil(lambda: not w.jobs.running(), timeout=30_000)
+    qtbot.wait(100)
+    assert w.state.model_info is darcy32["distill"] and w.state.model.card["lambda"] == 0.0
+
+
 def test_loading_a_model_takes_the_optimisers_one_off_import_off_the_first_solve():
     """torch.optim's first use imports torch._dynamo (~1.4 s on 2 cores): the model load pays it, so
     the first solve's first preview comes at once. Run in a fresh interpreter, where nothing imported it."""
