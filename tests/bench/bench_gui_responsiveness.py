@@ -8,6 +8,7 @@ Adam steps) runs on the worker thread; prints max and median gap. Target: max < 
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 
@@ -47,7 +48,9 @@ def main() -> int:
     from app.plots.loss_plot import LossPlot
     from app.workers import JobRunner
 
-    seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 8.0
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("seconds", nargs="?", type=float, default=8.0, help="how long the worker trains (default 8)")
+    seconds = ap.parse_args().seconds
     qapp = setup_qt()
     plot = LossPlot(("loss",))
     plot.resize(600, 400)
