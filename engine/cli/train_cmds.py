@@ -62,6 +62,8 @@ def teacher_config_from_args(args: argparse.Namespace) -> TeacherConfig:
         cfg = load_config(config_json, TeacherConfig)
         if "data" in given:
             cfg = dataclasses.replace(cfg, dataset=str(args.data))
+        # what defines the run, if given again, goes to train_teacher, which refuses a change
+        cfg = dataclasses.replace(cfg, **{f: given[o] for o, f in _NEW_RUN.items() if o in given})
     else:
         if args.data is None:
             raise ConfigError("--data is required to start a run (only --resume can do without it)")

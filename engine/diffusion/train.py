@@ -265,7 +265,7 @@ class _Trainer:
         report = Throttle(on_progress) if info.is_main else no_progress
         self.t0 = self.last_ckpt_time = time.perf_counter()
         start_step, window, t_win = self.step, [], self.t0
-        loss_mean, stopped, consistent = float("nan"), "steps", True
+        loss_mean, stopped, consistent = self.run_dir.last_metric("loss"), "steps", True
         log.info("teacher: %s, %d params, step %d/%d on %s x%d", cfg.model, count_parameters(self.model),
                  self.step, cfg.steps, dev, info.world_size)
         try:

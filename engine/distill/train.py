@@ -266,7 +266,8 @@ class _Distiller:
         self.t0 = self.last_ckpt_time = time.perf_counter()
         self.last_ckpt_step = self.step
         total = cfg.steps  # an upper bound when cfg.minutes > 0 (as for the teacher)
-        losses, residuals, loss_mean, res_mean, stopped = [], [], float("nan"), float("nan"), "steps"
+        losses, residuals, stopped = [], [], "steps"
+        loss_mean, res_mean = self.run_dir.last_metric("loss"), self.run_dir.last_metric("residual")
         try:
             while self.step < total:
                 loss, res = self.train_step()

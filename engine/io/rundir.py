@@ -108,6 +108,10 @@ class RunDir:
                 out.append(json.loads(line))
         return out
 
+    def last_metric(self, name: str) -> float:
+        """The last recorded value of ``name`` (a resumed run with no step left reports it), else NaN."""
+        return next((float(r[name]) for r in reversed(self.read_metrics()) if name in r), float("nan"))
+
     def truncate_metrics(self, after_step: int) -> None:
         """Drop records past ``after_step`` (a resumed run rewrites the steps it repeats)."""
         keep = [r for r in self.read_metrics() if int(r.get("step", 0)) <= after_step]

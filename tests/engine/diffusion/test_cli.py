@@ -40,6 +40,20 @@ def test_resume_needs_a_run(tmp_path, capsys):
     assert "--data is required" in capsys.readouterr().err
 
 
+def test_resume_refuses_a_new_runs_option_and_reports_a_finished_runs_loss(darcy16, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(darcy16), "-o", str(run), "--steps", "2", "--json", *TRAIN]) == 0
+    loss = json.loads(capsys.readouterr().out)["loss"]
+    # an option that defines the run, given again with another value: refused, not ignored
+    assert main(["train", "-o", str(run), "--resume", "--steps", "3", "--model", "small"]) == 2
+    assert "changed settings (model: 'tiny' -> 'small')" in capsys.readouterr().err
+    assert load_checkpoint(run)["step"] == 2
+    # nothing left to train: the run's last loss, as JSON that any parser reads (no NaN)
+    assert main(["train", "-o", str(run), "--resume", "--steps", "2", "--model", "tiny", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out, parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
+    assert out["step"] == 2 and out["loss"] == loss
+
+
 @pytest.mark.slow
 def test_sigkilled_run_resumes_on_the_uninterrupted_curve(darcy16, tmp_path):
     run, ref = tmp_path / "killed", tmp_path / "ref"

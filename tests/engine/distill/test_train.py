@@ -67,6 +67,8 @@ def test_resume_continues_on_the_uninterrupted_run(straight, tmp_path):
     assert ckpt["step"] == 6 and ckpt["residual_scale"] == ref["residual_scale"]
     assert ckpt["pair_seconds"] > pair_seconds > 0  # the teacher's time on pairs adds up over resumes
     _assert_same_weights(ckpt, ref)
+    again = distill(cfg, run, resume=True)  # nothing left: the last recorded loss and residual, not NaN
+    assert again.step == 6 and (again.loss, again.residual) == (res.loss, res.residual)
 
 
 def test_cancel_leaves_a_checkpoint_that_resumes(straight, tmp_path):
