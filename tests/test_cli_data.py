@@ -156,3 +156,11 @@ def test_h5dump_reads_the_header(tmp_path):
         assert needle in p.stdout, needle
     p = subprocess.run(["h5dump", "-a", "/format", str(out)], capture_output=True, text=True, timeout=60)
     assert '"piddm-fields"' in p.stdout
+
+
+def test_json_output_is_standard_json():
+    from engine.cli.common import json_text
+
+    text = json_text({"a": float("nan"), "b": [float("inf"), 1.5, (2, float("-inf"))], "c": {"d": None}})
+    assert json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in JSON")) == {
+        "a": None, "b": [None, 1.5, [2, None]], "c": {"d": None}}

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-from engine.cli.common import emit, progress_bar
+from engine.cli.common import emit, json_text, progress_bar
 from engine.distill.config import REFINE_LAMBDA, REFINE_LR
 from engine.errors import ConfigError
 from engine.io.atomic import write_text
@@ -67,7 +66,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if result["pde"] != args.pde:
         raise ConfigError(f"{folder} holds {result['pde']} models, not {args.pde}")
     if args.output:
-        write_text(args.output, json.dumps(result, indent=2))
+        write_text(args.output, json_text(result))
     emit(result, args.json, format_table(result))
     return 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from typing import Any
@@ -61,9 +62,25 @@ def progress_bar(desc: str, enabled: bool = True) -> tuple[ProgressFn, Any]:
     return on_progress, bar
 
 
+def json_text(result: Any) -> str:
+    """``result`` as standard JSON: a NaN or infinite number (a figure that does not exist, such as
+    the std of one seed's rows) becomes null, which every JSON parser reads; Python's NaN does not."""
+
+    def clean(v: Any) -> Any:
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [clean(x) for x in v]
+        return v
+
+    return json.dumps(clean(result), indent=2, default=str, allow_nan=False)
+
+
 def emit(result: dict[str, Any], as_json: bool, text: str) -> None:
     """Print ``result`` as JSON with --json, else the human line ``text``."""
     if as_json:
-        print(json.dumps(result, indent=2, default=str))
+        print(json_text(result))
     else:
         print(text)
