@@ -11,16 +11,21 @@ from engine.errors import DatasetError
 
 
 def export_result(path: str | Path, state: AppState, r: SolveOutcome) -> Path:
-    """Write ``r`` as a one-sample fields file with mask, std and residual (engine.io.hdf5)."""
+    """Write ``r`` as a one-sample fields file with mask, std and residual (engine.io.hdf5), and, as
+    ``piddm solve`` does, what the solve used in a ``solve`` attribute (JSON)."""
+    import json
+
     from engine import pdes
     from engine.io.hdf5 import FieldsFile, write_fields
 
     pde = state.pde
+    mask = r.mask if r.mask is not None else state.mask  # the solve's observations, not later edits
+    solve = {"method": r.method, "seconds": r.seconds, "nfe": r.nfe, **r.settings}
     ff = FieldsFile(fields=r.mean[None].astype(np.float32), pde=pde.name, channels=pde.fields,
                     pde_params=pdes.params_of(pde), method=r.method, seed=state.seed,
-                    mask=None if state.mask is None else state.mask[None],
+                    mask=None if mask is None else mask[None],
                     std=None if r.std is None else r.std[None], residual=r.residual[None],
-                    extra={"task": state.task})
+                    extra={"task": state.task, "solve": json.dumps(solve, default=str)})
     return write_fields(path, ff)
 
 

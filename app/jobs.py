@@ -94,12 +94,13 @@ def run_solve(model, pde_name: str, pde_params: dict, values: np.ndarray, mask: 
             raise EngineError("the classical solver needs the full coefficient: use the forward task")
         on_progress(Progress("solve", 0, 1, message="reference solve"))
         mean, std, res = _classical(pde, values), None, None
-        nfe = 0
+        nfe, settings = 0, {"method": "classical"}
     else:
         r = (solve_fn or _engine_solve)(model, pde, values, mask, opts, on_progress, cancel)
         mean, std = np.asarray(r.mean)[0], None if r.std is None else np.asarray(r.std)[0]
         res = None if r.residual is None else np.asarray(r.residual)[0]
         nfe = int(getattr(r, "nfe", 0) or 0)
+        settings = dict(getattr(r, "settings", {}) or {})
     seconds = time.perf_counter() - t0
     check_cancel(cancel)
     if res is None:
@@ -117,4 +118,4 @@ def run_solve(model, pde_name: str, pde_params: dict, values: np.ndarray, mask: 
         metrics["rel_l2"] = float(np.mean([rel_l2(mean[None, c], ref[None, c]) for c in unknown]))
         metrics["rel_l2_vs"] = "classical" if coeff_known else "truth"
     return SolveOutcome(method, mean.astype(np.float32), None if std is None else std.astype(np.float32),
-                        res.astype(np.float32), seconds, nfe, classical, metrics)
+                        res.astype(np.float32), seconds, nfe, classical, metrics, mask.copy(), settings)

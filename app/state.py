@@ -24,6 +24,8 @@ class SolveOutcome:
     nfe: int = 0
     classical: np.ndarray | None = None  # (C, N, N) reference solve of the coefficient, if any
     metrics: dict[str, float] = field(default_factory=dict)
+    mask: np.ndarray | None = None  # (C, N, N) bool: what this solve observed (the canvases may change since)
+    settings: dict[str, Any] = field(default_factory=dict)  # what the engine's solve used (λ, rate, …)
 
 
 @dataclass

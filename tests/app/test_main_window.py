@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import subprocess
 import time
@@ -82,14 +83,18 @@ def test_forward_classical_solve_fills_views_and_exports(qtbot, make_window, tmp
     assert views["u"].data() is not None and views["residual"].data() is not None
     assert views["error"].data() is not None
     assert w.tabs.currentWidget() is w.results
+    solved_mask = w.state.mask.copy()
+    w.state.mask[1, 3, 3] = True  # an edit after the solve does not belong to its answer
     out = w.export_result(str(tmp_path / "result.h5"))
     from engine.io.hdf5 import read_fields
 
     ff = read_fields(out, expect_pde="darcy", expect_grid=16)
     assert ff.fields.shape == (1, 2, 16, 16) and ff.mask is not None and ff.residual is not None
+    np.testing.assert_array_equal(ff.mask[0], solved_mask)
     with h5py.File(out) as h:
         assert h.attrs["format"] == "piddm-fields" and h["mask"].dtype == np.uint8
         assert h["fields"].compression == "gzip"
+        assert json.loads(h.attrs["solve"])["method"] == "classical" and h.attrs["task"] == "forward"
     if shutil.which("h5dump"):  # a reader that is not ours (Debian hdf5-tools)
         dump = subprocess.run(["h5dump", "-a", "/format", "-d", "/residual", str(out)],
                               capture_output=True, text=True, check=True).stdout
