@@ -195,7 +195,12 @@ class ModelPanel(QWidget):
         self.info.setHtml(NO_MODEL.replace("\n", "<br>") if info is None else describe(info, model))
 
     def set_equation(self, pde) -> None:
-        self.equation.setText(f"<i>{pde.title}</i>: {pde.equation}<br>channels: {', '.join(pde.fields)}")
+        """The PDE's equation with its parameter values, and its channels in order with their units."""
+        from engine.pdes import params_of
+
+        params = ", ".join(f"{k} = {v:g}" for k, v in params_of(pde).items())
+        self.equation.setText(f"<i>{pde.title}</i>: {pde.equation}" + (f" ({params})" if params else "")
+                              + f"<br>channels: {', '.join(pde.fields)} — {pde.units}")
         self.equation.setTextFormat(Qt.TextFormat.RichText)
 
     def _on_row(self, row: int) -> None:

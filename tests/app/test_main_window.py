@@ -277,3 +277,5 @@ def test_axes_follow_the_pde(qtbot, make_window):
         asyncio.ensure_future(w.controller.change_pde("burgers"))
     views = w.findChildren(FieldView)  # the results' channel views are made anew for the new channels
     assert {(v.plot.getAxis("left").labelText, v.plot.getAxis("bottom").labelText) for v in views} == {("t", "x")}
+    shown = w.model_panel.equation.text()  # the equation with its parameters, the channels with units
+    assert "(nu = 0.01, ic_scale = 1)" in shown and "u: velocity" in shown
