@@ -213,12 +213,23 @@ class ModelPanel(QWidget):
             self.open_folder(folder)
 
     def open_folder(self, folder: str) -> list[Any]:
-        """Add the runs found under ``folder``; select the first new one."""
-        found = [i for i in find_runs(folder) if str(i.path) not in {str(j.path) for j in self.infos()}]
+        """Add the runs found under ``folder`` and open the first new one (or, when all of them are
+        listed already, the first of them). Returns the runs found; a dialog says when there is none."""
+        runs = find_runs(folder)
+        listed = {str(j.path): j for j in self.infos()}
+        found = [i for i in runs if str(i.path) not in listed]
         if found:
             self.set_models(self.infos() + found, select=found[0])
             self.model_selected.emit(found[0])
-        return found
+        elif runs:
+            first = listed[str(runs[0].path)]
+            self.models.setCurrentRow(self._infos.index(first))  # signals model_selected
+        else:
+            from app import dialogs
+
+            dialogs.show_error(self, "No model found", f"{folder} holds no model: pick a run directory of "
+                               "piddm train or piddm distill (with checkpoint.pt), or a folder of them.")
+        return runs
 
     def add_run(self, run_dir: str) -> Any:
         """List the runs beside ``run_dir`` (a finished chain's student) and open ``run_dir``'s model,

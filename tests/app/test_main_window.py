@@ -231,6 +231,25 @@ def test_import_fields_file(qtbot, make_window, tiny_dataset, dialogs, monkeypat
     assert "no 'mask'" in dialogs[-1]["text"]
 
 
+def test_open_run_lists_a_folders_models_and_says_when_there_is_none(qtbot, make_window, dialogs, tmp_path):
+    from pathlib import Path
+
+    bundled = Path(__file__).resolve().parents[2] / "resources" / "models" / "darcy-32"
+    if not bundled.is_dir():
+        pytest.skip("no bundled darcy-32 set")
+    w = make_window(16)
+    panel = w.model_panel
+    with qtbot.waitSignal(w.controller.model_changed, timeout=60_000):
+        runs = panel.open_folder(str(bundled))
+    assert len(runs) == 3 and len(panel.infos()) == 3 and w.state.model_info is panel.infos()[0]
+    panel.models.setCurrentRow(0)  # "no model"
+    qtbot.waitUntil(lambda: w.state.model is None, timeout=10_000)
+    with qtbot.waitSignal(w.controller.model_changed, timeout=60_000):
+        assert len(panel.open_folder(str(bundled))) == 3  # listed already: opened again, not listed twice
+    assert len(panel.infos()) == 3 and w.state.model_info is panel.infos()[0]
+    assert panel.open_folder(str(tmp_path)) == [] and dialogs[-1]["title"] == "No model found"
+
+
 def test_settings_persist(qtbot, settings, aloop, monkeypatch):
     import app.main_window as mw
 
