@@ -51,7 +51,7 @@ def teacher_map(teacher: Teacher, seeds: list[int], steps: int, *, batch: int = 
 
 
 def save_pairs(path: str | os.PathLike[str], eps: torch.Tensor, x0: torch.Tensor, seeds: list[int]) -> None:
-    with atomic_hdf5(path) as h:
+    with atomic_hdf5(path, eps.numpy().nbytes + x0.numpy().nbytes) as h:
         h.create_dataset("eps", data=eps.numpy())
         h.create_dataset("x0", data=x0.numpy())
         h.create_dataset("seeds", data=np.asarray(seeds, dtype=np.int64))

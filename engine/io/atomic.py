@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,20 +55,35 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
-@contextlib.contextmanager
-def atomic_hdf5(path: str | os.PathLike[str]) -> Iterator[h5py.File]:
-    """An HDF5 file built in memory, written to ``path`` atomically when the block succeeds.
+IN_MEMORY_BYTES = 1 << 30  # atomic_hdf5 builds files up to this (uncompressed) size in memory
 
-    Why in memory: when the disk fills up under HDF5's own writes, its close fails and h5py then
-    crashes the process (a segmentation fault) while freeing the file's objects. Written from Python,
-    the same full disk is an OSError that ``atomic_path`` turns into a one-line error, and nothing
-    is left behind. The cost is the file's (compressed) size in memory while it is written.
+
+@contextlib.contextmanager
+def atomic_hdf5(path: str | os.PathLike[str], size: int = 0) -> Iterator[h5py.File]:
+    """An HDF5 file written to ``path`` atomically when the block succeeds; ``size``: the bytes of
+    the arrays it will hold (uncompressed), an upper bound of the file's size.
+
+    Why not simply h5py on the temporary name: when the disk fills up under HDF5's own writes, its
+    close fails and h5py then crashes the process (a segmentation fault) while freeing the file's
+    objects. So a file of up to ``IN_MEMORY_BYTES`` is built in memory and written from Python, where
+    a full disk is an OSError that ``atomic_path`` turns into one line and nothing is left behind. A
+    larger one (twice its size in memory would be too much) is written by HDF5 directly, once the
+    disk is seen to have room for its uncompressed size.
     """
-    _existing_folder(Path(path))  # before the work of filling the file, not after
+    final = Path(path)
+    folder = _existing_folder(final)  # before the work of filling the file, not after
+    if size > IN_MEMORY_BYTES:
+        free = shutil.disk_usage(folder).free
+        if free < size + (64 << 20):
+            raise EngineError(f"cannot write {final}: it needs up to {size / 2**30:.1f} GiB, and "
+                              f"{folder} has {free / 2**30:.1f} GiB free")
+        with atomic_path(final) as tmp, h5py.File(tmp, "w") as h:
+            yield h
+        return
     buffer = io.BytesIO()
     with h5py.File(buffer, "w") as h:
         yield h
-    write_bytes(path, buffer.getbuffer())
+    write_bytes(final, buffer.getbuffer())
 
 
 def write_bytes(path: str | os.PathLike[str], data: bytes | memoryview) -> None:

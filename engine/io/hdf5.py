@@ -76,7 +76,9 @@ def write_fields(path: str | os.PathLike[str], ff: FieldsFile, *, dtype: str = "
     chunks = (1, c, N, N) if n else None
     opts = dict(compression="gzip", compression_opts=4, shuffle=True)
     final = Path(path)
-    with atomic_hdf5(final) as h:
+    size = stored.nbytes * (1 + (ff.std is not None)) + (fields.size if ff.mask is not None else 0)
+    size += 0 if ff.residual is None else stored.nbytes // fields.shape[1]
+    with atomic_hdf5(final, size) as h:
         h.create_dataset("fields", data=stored, chunks=chunks, **opts)
         if ff.mask is not None:
             h.create_dataset("mask", data=np.asarray(ff.mask).astype(np.uint8), chunks=chunks, **opts)

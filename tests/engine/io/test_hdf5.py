@@ -103,6 +103,23 @@ def test_a_full_disk_is_one_clear_error_and_keeps_the_previous_file(tmp_path, fu
     assert [p.name for p in tmp_path.iterdir()] == ["out.h5"]  # the half-written temporary is gone
 
 
+def test_a_large_file_is_written_directly_once_the_disk_has_room(tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    from engine.io import atomic
+
+    monkeypatch.setattr(atomic, "IN_MEMORY_BYTES", 0)  # every file counts as large here
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda _: usage(1 << 40, 0, 1 << 20))  # 1 MiB free
+    with pytest.raises(EngineError, match=r"out\.h5: it needs up to 0\.0 GiB, and .* has 0\.0 GiB free"):
+        write_fields(tmp_path / "out.h5", fields_file())
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setattr(shutil, "disk_usage", lambda _: usage(1 << 40, 0, 1 << 40))
+    ff = fields_file()
+    np.testing.assert_array_equal(read_fields(write_fields(tmp_path / "out.h5", ff)).fields, ff.fields)
+
+
 def test_atomic_path(tmp_path):
     target = tmp_path / "t.txt"
     with pytest.raises(RuntimeError), atomic_path(target) as tmp:
