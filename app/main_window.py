@@ -9,6 +9,7 @@ from pathlib import Path
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QIcon, QKeySequence
 from PySide6.QtWidgets import (
+    QApplication,
     QDockWidget,
     QFileDialog,
     QInputDialog,
@@ -93,7 +94,7 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._wire()
         self.statusBar().showMessage("Ready.")
-        self.resize(1500, 920)
+        self.resize(*self._default_size())
         self._restore_settings()
         self.state.ensure_fields()
         self.inputs.rebuild()
@@ -306,6 +307,14 @@ class MainWindow(QMainWindow):
                 view.export_png(path)
             except Exception as exc:
                 self.report_error("Export failed", str(exc), traceback.format_exc())
+
+    def _default_size(self) -> tuple[int, int]:
+        """1500 × 920, or 95 % of a smaller screen's free area (a laptop's 1366 × 768)."""
+        screen = self.screen() or QApplication.primaryScreen()
+        if screen is None:
+            return 1500, 920
+        free = screen.availableGeometry()
+        return min(1500, int(0.95 * free.width())), min(920, int(0.95 * free.height()))
 
     # -- settings and closing -------------------------------------------------------------------
     def _restore_settings(self) -> None:

@@ -149,7 +149,7 @@ class ModelPanel(QWidget):
         self.open_btn = QPushButton("Open run…")
         self.info = QTextBrowser()
         self.info.setOpenExternalLinks(False)
-        self.info.setMinimumHeight(120)
+        self.info.setMinimumHeight(72)  # a few lines; it scrolls (the window must fit a 768-px screen)
         form = QFormLayout()
         form.addRow("PDE", self.pde_box)
         form.addRow("grid", self.grid_box)

@@ -15,19 +15,21 @@ import re
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -182,7 +184,7 @@ class TrainingPanel(QWidget):
         self.plot = LossPlot(("loss",))  # the training losses (teacher: EDM loss, student: total loss)
         self.plot.setTitle("loss")
         self.res_plot = LossPlot(("residual", "preview_residual_mse"))  # PDE residuals, a different scale
-        self.res_plot.setTitle("PDE residual (teacher previews, student training)")
+        self.res_plot.setTitle("PDE residual, mean r²")  # the legend names teacher previews and student
         self.preview = FieldView("preview sample", "field")
         self.preview_res = FieldView("preview |residual|", "residual", log_option=True)
         self.preview_channel = QComboBox()
@@ -239,8 +241,18 @@ class TrainingPanel(QWidget):
         prow.addWidget(self.preview, 1)
         prow.addWidget(self.preview_res, 1)
         right.addLayout(prow, 1)
+        # the settings column scrolls on a short screen (a laptop's 768 px) instead of forcing the
+        # window taller than the screen
+        column = QWidget()
+        column.setLayout(left)
+        scroll = QScrollArea()
+        scroll.setWidget(column)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setMinimumWidth(column.sizeHint().width() + scroll.verticalScrollBar().sizeHint().width())
         lay = QHBoxLayout(self)
-        lay.addLayout(left, 0)
+        lay.addWidget(scroll, 0)
         lay.addLayout(right, 1)
         self.start_btn.clicked.connect(self.run_chain)
         self.cancel_btn.clicked.connect(self.cancel)
