@@ -39,6 +39,21 @@ NO_MODEL_BANNER = ("No model yet — train one (Training tab) or open a run (Fil
                    "The dataspace and classical methods work without one.")
 
 
+def about_text() -> str:
+    """Version, method reference and the versions a bug report needs."""
+    import torch
+    from PySide6.QtCore import qVersion
+
+    from engine import __version__
+    from engine.models import bundled_root
+
+    return (f"<b>PIDDM Studio {__version__}</b><br>Draw, solve, watch the residual: forward, inverse and "
+            "reconstruction with a physics-informed one-step generator.<br><br>Method: Zhang, Wang &amp; Zou, "
+            "<i>Physics-Informed Distillation of Diffusion Models for PDE-Constrained Generation</i>, ICML 2026."
+            f"<br><br>torch {torch.__version__} ({'CUDA' if torch.cuda.is_available() else 'CPU'}), "
+            f"Qt {qVersion()}<br>bundled models: {bundled_root()}")
+
+
 class MainWindow(QMainWindow):
     started = Signal()  # start-up workflow finished (model opened or no-model state shown)
 
@@ -128,8 +143,7 @@ class MainWindow(QMainWindow):
         for d in self.docks.values():
             v.addAction(d.toggleViewAction())
         h = mb.addMenu("&Help")
-        h.addAction("About", lambda: dialogs.QMessageBox.about(self, "PIDDM Studio",
-                    "Physics-informed distillation of diffusion models: draw, solve, watch the residual."))
+        h.addAction("About", lambda: dialogs.QMessageBox.about(self, "About PIDDM Studio", about_text()))
 
     def _wire(self) -> None:
         c, mp, tp = self.controller, self.model_panel, self.task_panel

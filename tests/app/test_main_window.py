@@ -56,6 +56,9 @@ def test_window_starts_and_closes_cleanly(qtbot, settings, aloop, monkeypatch):
     assert w.state.truth is not None and w.state.task == "inverse"
     assert 0.01 < w.state.mask[1].mean() < 0.06 and not w.state.mask[0].any()  # ~3 % of u observed
     assert w.task_panel.method_box.currentText() in ("dataspace", "classical")
+    from engine import __version__
+
+    assert f"PIDDM Studio {__version__}" in mw.about_text()  # Help → About: what a bug report needs
     w.close()
     assert not w.jobs.running()
 
