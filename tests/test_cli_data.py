@@ -164,3 +164,22 @@ def test_json_output_is_standard_json():
     text = json_text({"a": float("nan"), "b": [float("inf"), 1.5, (2, float("-inf"))], "c": {"d": None}})
     assert json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in JSON")) == {
         "a": None, "b": [None, 1.5, [2, None]], "c": {"d": None}}
+
+
+def test_running_out_of_memory_is_one_line(capsys, monkeypatch, tmp_path):
+    import torch
+
+    import engine.data.generate as gen
+
+    def gpu_full(*_, **__):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB.\nGPU 0 has a total ...")
+
+    monkeypatch.setattr(gen, "generate_dataset", gpu_full)
+    err = one_line_error(capsys, ["generate", "--pde", "darcy", "--n", "2", "-o", tmp_path / "x.h5"])
+    assert "out of GPU memory" in err and "Tried to allocate 2.00 GiB" in err
+    monkeypatch.setattr(gen, "generate_dataset", lambda *_, **__: torch.empty(10**15))  # 4 PB on the CPU
+    assert "out of CPU memory" in one_line_error(capsys, ["generate", "--pde", "darcy", "--n", "2",
+                                                          "-o", tmp_path / "x.h5"])
+    monkeypatch.setattr(gen, "generate_dataset", lambda *_, **__: 1 / 0)  # a bug stays a traceback
+    with pytest.raises(ZeroDivisionError):
+        main(["generate", "--pde", "darcy", "--n", "2", "-o", str(tmp_path / "x.h5")])

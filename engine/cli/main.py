@@ -31,6 +31,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def out_of_memory(exc: BaseException) -> str | None:
+    """One line for running out of GPU or CPU memory (torch's messages run to paragraphs), else None."""
+    import torch
+
+    if isinstance(exc, torch.OutOfMemoryError):
+        where = "GPU"
+    elif isinstance(exc, MemoryError) or "can't allocate memory" in str(exc):
+        where = "CPU"
+    else:
+        return None
+    return (f"out of {where} memory; a smaller --batch, --ensemble or -n needs less "
+            f"({type(exc).__name__}: {str(exc).strip().splitlines()[0][:120] if str(exc).strip() else 'no details'})")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -39,6 +53,11 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except EngineError as exc:
         print(f"piddm: error: {exc}", file=sys.stderr)
+        return 2
+    except (MemoryError, RuntimeError) as exc:
+        if (text := out_of_memory(exc)) is None:
+            raise
+        print(f"piddm: error: {text}", file=sys.stderr)
         return 2
     except OSError as exc:  # the machine's, not the input's: a full disk, a folder without permission
         where = f"{exc.filename}: " if exc.filename else ""
