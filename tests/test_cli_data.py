@@ -183,3 +183,13 @@ def test_running_out_of_memory_is_one_line(capsys, monkeypatch, tmp_path):
     monkeypatch.setattr(gen, "generate_dataset", lambda *_, **__: 1 / 0)  # a bug stays a traceback
     with pytest.raises(ZeroDivisionError):
         main(["generate", "--pde", "darcy", "--n", "2", "-o", str(tmp_path / "x.h5")])
+
+
+def test_an_unwritable_output_file_is_refused_before_the_work(capsys, monkeypatch, tmp_path):
+    import engine.data.generate as gen
+
+    monkeypatch.setattr(gen, "generate_dataset", lambda *_, **__: pytest.fail("generated before checking -o"))
+    err = one_line_error(capsys, ["generate", "--pde", "darcy", "--n", "5000", "-o", tmp_path / "no" / "x.h5"])
+    assert "folder" in err and "does not exist" in err
+    err = one_line_error(capsys, ["generate", "--pde", "darcy", "--n", "5000", "-o", tmp_path])
+    assert "it is a folder" in err

@@ -7,8 +7,10 @@ import json
 import math
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
+from engine.errors import ConfigError
 from engine.jobs import Progress, ProgressFn
 
 
@@ -60,6 +62,18 @@ def progress_bar(desc: str, enabled: bool = True) -> tuple[ProgressFn, Any]:
         bar.refresh()
 
     return on_progress, bar
+
+
+def check_output_file(path: str | None) -> None:
+    """Refuse an output file that cannot be written before the work that fills it (minutes, maybe)."""
+    if path is None:
+        return
+    p = Path(path)
+    folder = p.parent if str(p.parent) else Path(".")
+    if not folder.is_dir():
+        raise ConfigError(f"cannot write {p}: folder {folder} does not exist")
+    if p.is_dir():
+        raise ConfigError(f"cannot write {p}: it is a folder (give a file name, e.g. {p / 'out.h5'})")
 
 
 def json_text(result: Any) -> str:

@@ -8,10 +8,12 @@ import logging
 import sys
 
 from engine import __version__
+from engine.cli.common import check_output_file
 from engine.errors import EngineError
 from engine.jobs import Cancelled
 
 # Sub-command modules, each with register(subparsers). Listed, not discovered: grep finds them.
+FILE_OUTPUT = ("generate", "sample", "solve", "bench")  # their -o is a file (train's and distill's a folder)
 COMMAND_MODULES = ("engine.cli.data_cmds", "engine.cli.train_cmds", "engine.cli.distill_cmds", "engine.cli.solve_cmds", "engine.cli.bench_cmds")
 
 
@@ -50,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     try:
+        if args.command in FILE_OUTPUT:
+            check_output_file(args.output)
         return int(args.func(args) or 0)
     except EngineError as exc:
         print(f"piddm: error: {exc}", file=sys.stderr)
