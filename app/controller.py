@@ -211,8 +211,8 @@ class Controller(QObject):
             self.report_error("Nothing observed", "Observe some values first (draw, click points, or pick a task).")
             return
         methods = [s.method]
-        if self.task.comparing and s.compare_method != s.method:
-            methods.append(s.compare_method)
+        if self.task.comparing:
+            methods += [m for m in dict.fromkeys((s.compare_method, s.compare_third)) if m and m not in methods]
         values, mask, truth = s.values.copy(), s.mask.copy(), s.truth
         self._solving = self._problem()
         self._set_busy(True)

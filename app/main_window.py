@@ -195,7 +195,7 @@ class MainWindow(QMainWindow):
             box.blockSignals(False)
         self.model_panel.grid_box.setEnabled(s.model is None)
         self.training.set_pde(s.pde_name)
-        self.task_panel.set_methods(s.methods(), s.method, s.compare_method)
+        self.task_panel.set_methods(s.methods(), s.method, s.compare_method, s.compare_third)
         for view in self.findChildren(FieldView):  # burgers' rows are time
             view.set_axes(s.pde.axes, periodic_columns=s.pde.periodic_columns)
 

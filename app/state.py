@@ -41,6 +41,7 @@ class AppState:
     task: str = "inverse"
     method: str = "dataspace"
     compare_method: str = "classical"
+    compare_third: str = ""  # a third method side by side, "" for none
     ensemble: int = 4
     lam: float | None = None
     residual_norm: float | None = None  # σ of the latent solve's H^-σ physics term; None = the engine's choice

@@ -149,7 +149,7 @@ class ModelPanel(QWidget):
         self.open_btn = QPushButton("Open run…")
         self.info = QTextBrowser()
         self.info.setOpenExternalLinks(False)
-        self.info.setMinimumHeight(72)  # a few lines; it scrolls (the window must fit a 768-px screen)
+        self.info.setMinimumHeight(48)  # two lines; it scrolls (the window must fit a 768-px screen)
         form = QFormLayout()
         form.addRow("PDE", self.pde_box)
         form.addRow("grid", self.grid_box)
@@ -160,6 +160,7 @@ class ModelPanel(QWidget):
         lay.addWidget(self.equation)
         lay.addWidget(QLabel("Models"))
         self.models.setMaximumHeight(150)
+        self.models.setMinimumHeight(56)  # three rows
         lay.addWidget(self.models)
         row = QHBoxLayout()
         row.addWidget(self.open_btn)

@@ -90,34 +90,41 @@ class ResultsPanel(QWidget):
 
 
 class ComparePanel(QWidget):
-    """Two methods side by side on the same observations, with their numbers."""
+    """Two or three methods side by side on the same observations, with their numbers."""
 
     COLUMNS = ("method", "rel_l2", "vs", "residual_mse", "time [s]", "NFE")
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.sides: list[tuple[FieldView, FieldView]] = []
+        self.columns: list[QWidget] = []  # one per side; the third shows only with a third method
         row = QHBoxLayout()
-        for _ in range(2):
-            col = QVBoxLayout()
+        for i in range(3):
             pair = (FieldView("—", "field"), FieldView("|residual|", "residual", log_option=True))
+            column = QWidget()
+            col = QVBoxLayout(column)
+            col.setContentsMargins(0, 0, 0, 0)
             col.addWidget(pair[0], 1)
             col.addWidget(pair[1], 1)
-            row.addLayout(col, 1)
+            column.setVisible(i < 2)
+            row.addWidget(column, 1)
             self.sides.append(pair)
+            self.columns.append(column)
         self.table = QTableWidget(0, len(self.COLUMNS))
         self.table.setHorizontalHeaderLabels(self.COLUMNS)
-        self.table.setMaximumHeight(110)
+        self.table.setMaximumHeight(140)  # the header and three rows
         self.table.horizontalHeader().setStretchLastSection(True)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
         lay.addLayout(row, 1)
-        lay.addWidget(QLabel("Tick “compare with” in the task panel to solve with two methods."))
+        lay.addWidget(QLabel("Tick “compare with” in the task panel to solve with two methods (or three: “and”)."))
         lay.addWidget(self.table)
 
     def show_results(self, results: list[SolveOutcome], mask: np.ndarray | None, pde_fields) -> None:
         self.table.setRowCount(len(results))
-        for i, r in enumerate(results[:2]):
+        for i, column in enumerate(self.columns):
+            column.setVisible(i < max(2, len(results)))
+        for i, r in enumerate(results[: len(self.sides)]):
             c = _unknown_channel(mask, r.mean.shape[0])
             field, res = self.sides[i]
             field.set_title(f"{r.method}: {pde_fields[c]}")

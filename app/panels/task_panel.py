@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 
 from app.state import TASKS, AppState
 
+NO_THIRD = "— (two methods)"  # the third compare box's "none"
 # the latent solve's physics term measured in H^-σ (engine.solve.latent); "auto" lets the engine choose
 RESIDUAL_NORMS = (("auto", None), ("plain (L²)", 0.0), ("H⁻½", 0.5), ("H⁻¹", 1.0))
 
@@ -35,6 +36,7 @@ class TaskPanel(QWidget):
         self.method_box = QComboBox()
         self.compare_box = QCheckBox("compare with")
         self.compare_method = QComboBox()
+        self.compare_third = QComboBox()  # optional third method; its first entry is "none"
         self.ensemble = QSpinBox()
         self.ensemble.setRange(1, 64)
         self.lam = QDoubleSpinBox()
@@ -71,6 +73,7 @@ class TaskPanel(QWidget):
         cmp_row.addWidget(self.compare_box)
         cmp_row.addWidget(self.compare_method, 1)
         form.addRow(cmp_row)
+        form.addRow("and", self.compare_third)
         form.addRow("ensemble", self.ensemble)
         form.addRow("λ", self.lam)
         form.addRow("residual norm", self.norm_box)
@@ -88,15 +91,17 @@ class TaskPanel(QWidget):
         self.task_box.currentTextChanged.connect(self.task_changed)
         self.solve_btn.clicked.connect(self.solve_requested)
         self.cancel_btn.clicked.connect(self.cancel_requested)
-        self.compare_box.toggled.connect(self.compare_method.setEnabled)
-        self.compare_method.setEnabled(False)
+        for box in (self.compare_method, self.compare_third):
+            self.compare_box.toggled.connect(box.setEnabled)
+            box.setEnabled(False)
 
-    def set_methods(self, methods: list[str], current: str, compare: str) -> None:
-        for box, cur in ((self.method_box, current), (self.compare_method, compare)):
+    def set_methods(self, methods: list[str], current: str, compare: str, third: str = "") -> None:
+        for box, cur, items in ((self.method_box, current, methods), (self.compare_method, compare, methods),
+                                (self.compare_third, third or NO_THIRD, [NO_THIRD, *methods])):
             box.blockSignals(True)
             box.clear()
-            box.addItems(methods)
-            box.setCurrentText(cur if cur in methods else methods[0])
+            box.addItems(items)
+            box.setCurrentText(cur if cur in items else items[0])
             box.blockSignals(False)
 
     def load(self, s: AppState) -> None:
@@ -109,12 +114,13 @@ class TaskPanel(QWidget):
         self.norm_box.setCurrentIndex(sigmas.index(s.residual_norm) if s.residual_norm in sigmas else 0)
         self.steps.setValue(s.steps)
         self.seed.setValue(s.seed)
-        self.set_methods(s.methods(), s.method, s.compare_method)
+        self.set_methods(s.methods(), s.method, s.compare_method, s.compare_third)
 
     def store(self, s: AppState) -> None:
         s.task = self.task_box.currentText()
         s.method = self.method_box.currentText()
         s.compare_method = self.compare_method.currentText()
+        s.compare_third = "" if self.compare_third.currentText() == NO_THIRD else self.compare_third.currentText()
         s.ensemble = self.ensemble.value()
         s.lam = self.lam.value() or None
         s.residual_norm = self.norm_box.currentData()

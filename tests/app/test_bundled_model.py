@@ -173,3 +173,33 @@ def test_a_model_opened_on_blank_canvases_of_its_grid_brings_a_demo(qtbot, setti
     with qtbot.waitSignal(w.controller.model_changed, timeout=120_000):
         asyncio.ensure_future(w.controller.load_model_info(darcy32[0]))
     assert w.state.truth is None and np.array_equal(w.state.values, drawn)
+
+
+def test_three_methods_side_by_side(qtbot, make_window):
+    from engine.models import bundled_models
+
+    found = [i for i in bundled_models() if i.pde == "darcy" and i.name == "piddm" and "darcy-32" in str(i.path)]
+    if not found:
+        pytest.skip("no bundled darcy-32 set")
+    w = make_window(16)
+    with qtbot.waitSignal(w.controller.model_changed, timeout=120_000):
+        asyncio.ensure_future(w.controller.load_model_info(found[0]))
+    tp = w.task_panel
+    tp.task_box.setCurrentText("forward")
+    tp.method_box.setCurrentText("piddm")
+    tp.ensemble.setValue(2)
+    tp.steps.setValue(3)
+    tp.compare_box.setChecked(True)
+    tp.compare_method.setCurrentText("classical")
+    tp.compare_third.setCurrentText("dataspace")
+    with qtbot.waitSignal(w.controller.solve_done, timeout=120_000) as blocker:
+        tp.solve_btn.click()
+    assert [r.method for r in blocker.args[0]] == ["piddm", "classical", "dataspace"]
+    table = w.compare.table
+    assert [table.item(i, 0).text() for i in range(table.rowCount())] == ["piddm", "classical", "dataspace"]
+    assert all(f.isVisibleTo(w.compare) for side in w.compare.sides for f in side)
+    assert w.compare.sides[2][0].plot.titleLabel.text.startswith("dataspace: u")
+    tp.compare_third.setCurrentIndex(0)  # back to two: the third side hides
+    with qtbot.waitSignal(w.controller.solve_done, timeout=120_000) as blocker:
+        tp.solve_btn.click()
+    assert len(blocker.args[0]) == 2 and not w.compare.sides[2][0].isVisibleTo(w.compare)
