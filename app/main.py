@@ -35,9 +35,19 @@ def setup_qt():
     return app
 
 
-def make_settings():
+def make_settings(throwaway: bool = False):
+    """The user's settings; ``throwaway``: a fresh file of defaults, deleted at exit (the screenshot
+    tour neither depends on a user's window layout nor leaves its clicks in their settings)."""
     from PySide6.QtCore import QSettings
 
+    if throwaway:
+        import atexit
+        import shutil
+        import tempfile
+
+        folder = tempfile.mkdtemp(prefix="piddm-settings-")
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        return QSettings(f"{folder}/settings.ini", QSettings.Format.IniFormat)
     return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORG, APP)
 
 
@@ -53,7 +63,8 @@ def main_qt(args: argparse.Namespace) -> int:
     asyncio.set_event_loop(loop)
     from app.main_window import MainWindow
 
-    window = MainWindow(make_settings(), startup=not args.no_startup and not args.model)
+    window = MainWindow(make_settings(throwaway=bool(args.screenshot_tour)),
+                        startup=not args.no_startup and not args.model)
     sys.excepthook = window.show_exception
     window.show()
     if args.model:

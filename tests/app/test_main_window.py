@@ -262,6 +262,16 @@ def test_the_window_fits_a_laptop_screen(qtbot, make_window):
         assert hint.width() <= 1300 and hint.height() <= 700, (w.tabs.tabText(i), hint)
 
 
+def test_the_screenshot_tour_keeps_out_of_the_users_settings(qapp):
+    from app.main import make_settings
+
+    user, tour = make_settings(), make_settings(throwaway=True)
+    assert tour.fileName() != user.fileName() and "piddm-settings-" in tour.fileName()
+    tour.setValue("steps", 7)
+    tour.sync()
+    assert make_settings(throwaway=True).value("steps") is None  # each tour starts from the defaults
+
+
 def test_settings_persist(qtbot, settings, aloop, monkeypatch):
     import app.main_window as mw
 
