@@ -33,6 +33,8 @@ def one_line_error(capsys, argv):
 def test_pdes_json(capsys):
     assert main(["pdes", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)["pdes"]
+    assert main(["pdes"]) == 0
+    assert "-Δu - k²u = f, u = 0 on the boundary  (k = 1)" in capsys.readouterr().out  # its parameters too
     assert [r["name"] for r in rows] == pdes.names()
     assert {r["name"]: r["channels"] for r in rows}["darcy"] == ["a", "u"]
     assert {r["name"]: r["params"] for r in rows}["helmholtz"] == {"k": 1.0}

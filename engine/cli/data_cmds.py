@@ -31,7 +31,11 @@ def cmd_pdes(args: argparse.Namespace) -> int:
         pde = pdes.get(name)
         rows.append({"name": name, "title": pde.title, "channels": list(pde.fields),
                      "equation": pde.equation, "units": pde.units, "params": pdes.params_of(pde)})
-    text = "\n".join(f"{r['name']:<10} {','.join(r['channels']):<5} {r['equation']}" for r in rows)
+    def line(r: dict) -> str:  # the parameters are what generate --param NAME=VALUE sets
+        params = ", ".join(f"{k} = {v:g}" for k, v in r["params"].items())
+        return f"{r['name']:<10} {','.join(r['channels']):<5} {r['equation']}" + (f"  ({params})" if params else "")
+
+    text = "\n".join(line(r) for r in rows) + "\n(piddm generate --param NAME=VALUE sets a parameter)"
     emit({"pdes": rows}, args.json, text)
     return 0
 
