@@ -139,6 +139,11 @@ class MainWindow(QMainWindow):
         self.undo_action = QAction("Undo", self, shortcut=QKeySequence.StandardKey.Undo, triggered=self.inputs.undo)
         self.redo_action = QAction("Redo", self, shortcut=QKeySequence.StandardKey.Redo, triggered=self.inputs.redo)
         e.addActions([self.undo_action, self.redo_action])
+        r = mb.addMenu("&Solve")  # the task panel's buttons, from the keyboard
+        self.solve_action = r.addAction("Solve", self.task_panel.solve_btn.click)
+        self.solve_action.setShortcut(QKeySequence("Ctrl+Return"))
+        self.cancel_action = r.addAction("Cancel", self.task_panel.cancel_btn.click)
+        self.cancel_action.setShortcut(QKeySequence("Ctrl+."))
         v = mb.addMenu("&View")
         for d in self.docks.values():
             v.addAction(d.toggleViewAction())

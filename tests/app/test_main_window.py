@@ -11,6 +11,7 @@ import time
 import h5py
 import numpy as np
 import pytest
+from PySide6.QtCore import Qt
 
 from engine.errors import EngineError
 from engine.jobs import Progress
@@ -197,6 +198,17 @@ def test_quick_pde_changes_end_on_the_last_pdes_demo(qtbot, make_window, dialogs
     r = pdes.get("helmholtz").residual(torch.as_tensor(s.truth[None]), Grid(16))
     assert float(r.abs().max()) < 1e-8  # the helmholtz demo, not an earlier PDE's that came back last
     assert s.mask[1].any() and not s.mask[0].any() and dialogs == []  # the inverse demo's points on u
+
+
+def test_solve_and_cancel_from_the_keyboard(qtbot, make_window):
+    w = make_window(16)
+    w.controller.solve_fn = slow_fake
+    w.task_panel.method_box.setCurrentText("dataspace")
+    with qtbot.waitSignal(w.controller.busy_changed, timeout=5000):
+        qtbot.keyClick(w, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    with qtbot.waitSignal(w.controller.solve_cancelled, timeout=5000):
+        qtbot.keyClick(w, Qt.Key.Key_Period, Qt.KeyboardModifier.ControlModifier)
+    assert w.task_panel.solve_btn.isEnabled()
 
 
 def test_engine_failure_shows_a_dialog(qtbot, make_window, dialogs):
