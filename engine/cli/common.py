@@ -19,7 +19,7 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print a machine-readable result on stdout")
 
 
-STEP_LOG_SECONDS = 60.0  # in a log file, a bench's step line after this long without a line
+STEP_LOG_SECONDS = 60.0  # in a log file, a progress line after this long without one
 
 
 def progress_bar(desc: str, enabled: bool = True) -> tuple[ProgressFn, Any]:
@@ -27,9 +27,9 @@ def progress_bar(desc: str, enabled: bool = True) -> tuple[ProgressFn, Any]:
 
     A bench reports each method done ("bench") and, in between, the steps of the method running
     ("bench-step"), which a terminal shows after the bar. When stderr is not a terminal (a log file)
-    the bar is hidden and plain lines are written instead: one per method done, and a step line
-    whenever ``STEP_LOG_SECONDS`` passed without a line, so that a log of a 20-minute 2000-step row
-    still shows where it is.
+    the bar is hidden and plain lines are written instead: one per bench method done, and for any
+    command a step line whenever ``STEP_LOG_SECONDS`` passed without a line, so that the log of a
+    20-minute 2000-step solve or an hour of training still shows where it is.
     """
     from tqdm import tqdm
 
@@ -48,8 +48,10 @@ def progress_bar(desc: str, enabled: bool = True) -> tuple[ProgressFn, Any]:
             if p.stage == "bench":
                 shown = ", ".join(f"{k} {v:.3g}" for k, v in p.metrics.items())
                 log_line(f"{p.step}/{p.total} {p.message}" + (f": {shown}" if shown else ""))
-            elif p.stage == "bench-step" and time.monotonic() - last_line[0] >= STEP_LOG_SECONDS:
-                log_line(f"{p.message}: step {p.step}/{p.total}")
+            elif time.monotonic() - last_line[0] >= STEP_LOG_SECONDS:
+                shown = "".join(f", {k} {v:.3g}" for k, v in list(p.metrics.items())[:3])
+                what = p.message if p.stage == "bench-step" else p.stage
+                log_line(f"{what}: step {p.step}/{p.total}" + ("" if p.stage == "bench-step" else shown))
             return
         if p.stage == "bench-step":
             bar.set_postfix_str(f"{p.message}: step {p.step}/{p.total}")

@@ -90,3 +90,15 @@ def test_observation_file_must_match_the_model(tmp_path, expect, message):
     kw = {"expect_pde": "poisson"} if expect == "pde" else {"expect_grid": 32}
     with pytest.raises(DatasetError, match=message.split(" is for ")[0]):
         read_fields(tmp_path / "obs.h5", require_mask=True, **kw)  # what `solve --model` does
+
+
+def test_a_solve_logged_to_a_file_says_where_it_is(tmp_path, capsys, monkeypatch):
+    from engine.cli import common
+
+    monkeypatch.setattr(common, "STEP_LOG_SECONDS", 0.0)  # every report is "a minute later" here
+    _obs_file(tmp_path / "obs.h5")
+    assert main(["solve", "--obs", str(tmp_path / "obs.h5"), "--method", "dataspace", "--steps", "5",
+                 "-o", str(tmp_path / "sol.h5")]) == 0
+    lines = capsys.readouterr().err.strip().splitlines()  # stderr is no terminal under pytest
+    assert lines and all(line.startswith("solve dataspace: solve: step ") for line in lines), lines
+    assert lines[-1].startswith("solve dataspace: solve: step 5/5, misfit")
