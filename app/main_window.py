@@ -243,6 +243,8 @@ class MainWindow(QMainWindow):
         return path
 
     def export_result(self, path: str | None = None) -> Path | None:
+        """The chosen method's answer to ``path``; the other methods' answers to the same observations
+        (a compare) beside it, as ``<name>-<method>.h5``. Returns the first file."""
         r = self.state.results.get(self.state.method) or next(iter(self.state.results.values()), None)
         if r is None:
             self.report_error("Nothing to export", "Run a solve first.")
@@ -250,12 +252,16 @@ class MainWindow(QMainWindow):
         path = path or self._ask(True, "Export result", "Fields file (*.h5)")
         if not path:
             return None
+        others = [o for o in self.state.results.values() if o is not r]
         try:
             out = io_actions.export_result(path, self.state, r)
+            for o in others:
+                io_actions.export_result(out.with_name(f"{out.stem}-{o.method}{out.suffix}"), self.state, o)
         except Exception as exc:
             self.report_error("Export failed", str(exc), traceback.format_exc())
             return None
-        self.statusBar().showMessage(f"Exported {r.method} result to {out}")
+        also = f" (and {', '.join(o.method for o in others)} beside it)" if others else ""
+        self.statusBar().showMessage(f"Exported {r.method} result to {out}{also}")
         return out
 
     def export_observations(self, path: str | None = None) -> None:

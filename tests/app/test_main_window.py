@@ -131,6 +131,22 @@ def test_inverse_dataspace_with_compare(qtbot, make_window):
     assert np.isfinite(outs[0].residual).all() and "rel_l2" in outs[0].metrics  # vs the demo truth
 
 
+def test_a_compare_exports_every_methods_answer(qtbot, make_window, tmp_path):
+    from engine.io.hdf5 import read_fields
+
+    w = make_window(16)
+    w.task_panel.steps.setValue(5)
+    w.task_panel.compare_box.setChecked(True)
+    w.task_panel.compare_method.setCurrentText("classical")
+    outs = _solve(qtbot, w, "forward", "dataspace", timeout=60_000)
+    assert [r.method for r in outs] == ["dataspace", "classical"]
+    out = w.export_result(str(tmp_path / "answer.h5"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["answer-classical.h5", "answer.h5"]
+    assert read_fields(out).method == "dataspace" and read_fields(tmp_path / "answer-classical.h5").method == "classical"
+    np.testing.assert_array_equal(read_fields(tmp_path / "answer-classical.h5").fields[0], outs[1].mean)
+    assert "and classical beside it" in w.statusBar().currentMessage()
+
+
 def slow_fake(model, pde, values, mask, opts, on_progress, cancel):
     for i in range(10_000):
         cancel.raise_if_cancelled()
