@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import ConfigError
+from engine.io.atomic import existing_folder
 from engine.jobs import Progress, ProgressFn
 
 
@@ -71,9 +72,7 @@ def check_output_file(path: str | None) -> None:
     if path is None:
         return
     p = Path(path)
-    folder = p.parent if str(p.parent) else Path(".")
-    if not folder.is_dir():
-        raise ConfigError(f"cannot write {p}: folder {folder} does not exist")
+    existing_folder(p)
     if p.is_dir():
         raise ConfigError(f"cannot write {p}: it is a folder (give a file name, e.g. {p / 'out.h5'})")
 

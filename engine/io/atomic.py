@@ -22,7 +22,8 @@ _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 
 
-def _existing_folder(final: Path) -> Path:
+def existing_folder(final: Path) -> Path:
+    """The folder ``final`` goes into; EngineError naming both if there is no such folder."""
     folder = final.parent if str(final.parent) else Path(".")
     if not folder.is_dir():
         raise EngineError(f"cannot write {final}: folder {folder} does not exist")
@@ -33,7 +34,7 @@ def _existing_folder(final: Path) -> Path:
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it to ``path`` if the block succeeds."""
     final = Path(path)
-    folder = _existing_folder(final)
+    folder = existing_folder(final)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=folder)
     os.close(fd)
     tmp = Path(tmp_name)
@@ -71,7 +72,7 @@ def atomic_hdf5(path: str | os.PathLike[str], size: int = 0) -> Iterator[h5py.Fi
     disk is seen to have room for its uncompressed size.
     """
     final = Path(path)
-    folder = _existing_folder(final)  # before the work of filling the file, not after
+    folder = existing_folder(final)  # before the work of filling the file, not after
     if size > IN_MEMORY_BYTES:
         free = shutil.disk_usage(folder).free
         if free < size + (64 << 20):
