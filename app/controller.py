@@ -234,6 +234,7 @@ class Controller(QObject):
                 s.results[m] = r
                 outcomes.append(r)
                 self.results.show_result(r, mask, s.channels)
+            self.results.show_outcomes(outcomes, mask, s.channels)  # the chosen method's answer first
             if len(outcomes) > 1:
                 self.compare.show_results(outcomes, mask, s.channels)
             log.info("solved with %s", ", ".join(f"{r.method} ({r.seconds:.2f} s)" for r in outcomes))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtWidgets import (
+    QComboBox,
     QGridLayout,
     QHBoxLayout,
     QLabel,
@@ -39,10 +40,21 @@ class ResultsPanel(QWidget):
         self.error = FieldView("|error| vs classical", "error")
         self.summary = QLabel("No result yet: set up a task and press Solve.")
         self.summary.setWordWrap(True)
+        # after a compare: which method's answer the views show (the chosen method's first)
+        self.method_box = QComboBox()
+        self.method_box.setToolTip("the compared method whose answer, std and error the views show")
+        self.method_label = QLabel("showing")
+        self._outcomes: tuple[list[SolveOutcome], np.ndarray | None, tuple[str, ...]] = ([], None, ())
+        row = QHBoxLayout()
+        row.addWidget(self.summary, 1)
+        row.addWidget(self.method_label)
+        row.addWidget(self.method_box)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
         lay.addLayout(self.grid, 1)
-        lay.addWidget(self.summary)
+        lay.addLayout(row)
+        self._show_method_choice(False)
+        self.method_box.currentIndexChanged.connect(self._show_chosen)
 
     def set_channels(self, names: tuple[str, ...]) -> None:
         for v in self.channel_views:
@@ -63,6 +75,29 @@ class ResultsPanel(QWidget):
     def clear(self) -> None:
         for v in [*self.channel_views, self.residual, self.std, self.error]:
             v.set_field(None)
+        self._outcomes = ([], None, ())
+        self._show_method_choice(False)
+
+    def _show_method_choice(self, visible: bool) -> None:
+        self.method_box.setVisible(visible)
+        self.method_label.setVisible(visible)
+
+    def show_outcomes(self, outcomes: list[SolveOutcome], mask: np.ndarray | None,
+                      pde_fields: tuple[str, ...]) -> None:
+        """A finished solve's answers (several after a compare): the first is shown, the others chosen."""
+        self._outcomes = (list(outcomes), mask, tuple(pde_fields))
+        self.method_box.blockSignals(True)
+        self.method_box.clear()
+        self.method_box.addItems([r.method for r in outcomes])
+        self.method_box.setCurrentIndex(0)
+        self.method_box.blockSignals(False)
+        self._show_method_choice(len(outcomes) > 1)
+        self.show_result(outcomes[0], mask, pde_fields)
+
+    def _show_chosen(self, i: int) -> None:
+        outcomes, mask, pde_fields = self._outcomes
+        if 0 <= i < len(outcomes):
+            self.show_result(outcomes[i], mask, pde_fields)
 
     def show_preview(self, mean: np.ndarray) -> None:
         """Live update while a solve optimises: (C, N, N) current mean."""

@@ -131,7 +131,7 @@ def test_inverse_dataspace_with_compare(qtbot, make_window):
     assert np.isfinite(outs[0].residual).all() and "rel_l2" in outs[0].metrics  # vs the demo truth
 
 
-def test_a_compare_exports_every_methods_answer(qtbot, make_window, tmp_path):
+def test_a_compare_shows_and_exports_every_methods_answer(qtbot, make_window, tmp_path):
     from engine.io.hdf5 import read_fields
 
     w = make_window(16)
@@ -140,6 +140,12 @@ def test_a_compare_exports_every_methods_answer(qtbot, make_window, tmp_path):
     w.task_panel.compare_method.setCurrentText("classical")
     outs = _solve(qtbot, w, "forward", "dataspace", timeout=60_000)
     assert [r.method for r in outs] == ["dataspace", "classical"]
+    res = w.results  # the Results tab shows the chosen method's answer, and offers the other
+    assert res.summary.text().startswith("<b>dataspace</b>") and res.method_box.isVisibleTo(res)
+    np.testing.assert_array_equal(res.views()["u"].data(), outs[0].mean[1])
+    res.method_box.setCurrentText("classical")
+    assert res.summary.text().startswith("<b>classical</b>")
+    np.testing.assert_array_equal(res.views()["u"].data(), outs[1].mean[1])
     out = w.export_result(str(tmp_path / "answer.h5"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["answer-classical.h5", "answer.h5"]
     assert read_fields(out).method == "dataspace" and read_fields(tmp_path / "answer-classical.h5").method == "classical"
