@@ -94,7 +94,7 @@ def run_solve(model, pde_name: str, pde_params: dict, values: np.ndarray, mask: 
             raise EngineError("the classical solver needs the full coefficient: use the forward task")
         on_progress(Progress("solve", 0, 1, message="reference solve"))
         mean, std, res = _classical(pde, values), None, None
-        nfe, settings = 0, {"method": "classical"}
+        nfe, settings = 0, {}
     else:
         r = (solve_fn or _engine_solve)(model, pde, values, mask, opts, on_progress, cancel)
         mean, std = np.asarray(r.mean)[0], None if r.std is None else np.asarray(r.std)[0]

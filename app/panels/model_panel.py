@@ -197,9 +197,9 @@ class ModelPanel(QWidget):
 
     def set_equation(self, pde) -> None:
         """The PDE's equation with its parameter values, and its channels in order with their units."""
-        from engine.pdes import params_of
+        from engine.pdes import params_text
 
-        params = ", ".join(f"{k} = {v:g}" for k, v in params_of(pde).items())
+        params = params_text(pde)
         self.equation.setText(f"<i>{pde.title}</i>: {pde.equation}" + (f" ({params})" if params else "")
                               + f"<br>channels: {', '.join(pde.fields)} — {pde.units}")
         self.equation.setTextFormat(Qt.TextFormat.RichText)

@@ -26,16 +26,14 @@ def parse_params(items: list[str] | None) -> dict[str, float]:
 
 
 def cmd_pdes(args: argparse.Namespace) -> int:
-    rows = []
+    rows, lines = [], []
     for name in pdes.names():
         pde = pdes.get(name)
         rows.append({"name": name, "title": pde.title, "channels": list(pde.fields),
                      "equation": pde.equation, "units": pde.units, "params": pdes.params_of(pde)})
-    def line(r: dict) -> str:  # the parameters are what generate --param NAME=VALUE sets
-        params = ", ".join(f"{k} = {v:g}" for k, v in r["params"].items())
-        return f"{r['name']:<10} {','.join(r['channels']):<5} {r['equation']}" + (f"  ({params})" if params else "")
-
-    text = "\n".join(line(r) for r in rows) + "\n(piddm generate --param NAME=VALUE sets a parameter)"
+        params = pdes.params_text(pde)  # what generate --param NAME=VALUE sets
+        lines.append(f"{name:<10} {','.join(pde.fields):<5} {pde.equation}" + (f"  ({params})" if params else ""))
+    text = "\n".join(lines) + "\n(piddm generate --param NAME=VALUE sets a parameter)"
     emit({"pdes": rows}, args.json, text)
     return 0
 

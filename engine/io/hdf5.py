@@ -107,18 +107,24 @@ _KNOWN_ATTRS = {"format", "format_version", "pde", "channels", "grid", "pde_para
                 "created", "software_version", "seed"}
 
 
+def _open(p: Path) -> h5py.File:
+    """``p`` opened for reading; DatasetError naming it when it is missing or not HDF5."""
+    if not p.is_file():
+        raise DatasetError(f"{p}: no such file")
+    try:
+        return h5py.File(p, "r")
+    except OSError:
+        raise DatasetError(f"{p}: not an HDF5 file (or it is damaged)") from None
+
+
 def count_samples(path: str | os.PathLike[str]) -> int:
     """How many samples a fields file holds (its 'fields' dataset's first axis), read from the header
     alone; DatasetError if there is no such dataset. ``read_fields`` validates the rest."""
-    p = Path(path)
-    try:
-        with h5py.File(p, "r") as h:
-            ds = h.get("fields")
-            if isinstance(ds, h5py.Dataset) and ds.ndim >= 1:
-                return int(ds.shape[0])
-    except OSError:
-        raise DatasetError(f"{p}: {'not an HDF5 file (or it is damaged)' if p.is_file() else 'no such file'}") from None
-    raise DatasetError(f"{p}: missing dataset 'fields'")
+    with _open(Path(path)) as h:
+        ds = h.get("fields")
+        if isinstance(ds, h5py.Dataset) and ds.ndim >= 1:
+            return int(ds.shape[0])
+    raise DatasetError(f"{path}: missing dataset 'fields'")
 
 
 def _attr_str(v: Any) -> str:
@@ -154,13 +160,7 @@ def read_fields(path: str | os.PathLike[str], *, expect_pde: str | None = None,
     def bad(msg: str) -> DatasetError:
         return DatasetError(f"{p}: {msg}")
 
-    if not p.is_file():
-        raise bad("no such file")
-    try:
-        h = h5py.File(p, "r")
-    except OSError:
-        raise bad("not an HDF5 file (or it is damaged)") from None
-    with h:
+    with _open(p) as h:
         a = h.attrs
         if _attr_str(a.get("format", "")) != FORMAT:
             raise bad(f"not a fields file (format attribute {a.get('format')!r}, expected {FORMAT!r})")

@@ -35,4 +35,9 @@ def params_of(pde: PDE) -> dict[str, Any]:
     return dataclasses.asdict(pde)  # type: ignore[call-overload]
 
 
-__all__ = ["PDE", "PDES", "get", "names", "params_of"]
+def params_text(pde: PDE) -> str:
+    """``pde``'s parameters as people read them ("nu = 0.01, ic_scale = 1"); "" when it has none."""
+    return ", ".join(f"{k} = {v:g}" for k, v in params_of(pde).items())
+
+
+__all__ = ["PDE", "PDES", "get", "names", "params_of", "params_text"]
