@@ -270,45 +270,66 @@ def case_chunks(cases: int, ensemble: int, device: torch.device) -> list[slice]:
 
 
 def joined_outputs(outs: list[MethodOutput], sizes: list[int]) -> MethodOutput:
-    """One output of the chunks' outputs, cases in order. Each step's metrics are means over a chunk's
-    members, so the joined ones are their means weighted by the chunk's cases."""
-    w = np.asarray(sizes, dtype=np.float64) / sum(sizes)
-    history = [{k: v if k == "step" else float(sum(wi * out.history[j][k] for wi, out in zip(w, outs)))
-                for k, v in row.items()} for j, row in enumerate(outs[0].history)]
-    moments = None
-    if outs[0].adam_moments is not None:
-        moments = {"step": outs[0].adam_moments["step"],
-                   **{k: torch.cat([o.adam_moments[k] for o in outs]) for k in ("exp_avg", "exp_avg_sq")}}
-    return MethodOutput(members=np.concatenate([o.members for o in outs]), nfe=outs[0].nfe, history=history,
-                        mean=None if outs[0].mean is None else np.concatenate([o.mean for o in outs]),
+    """One output of the batches' outputs, cases in order. Each step's metrics are means over a batch's
+    members, so the joined ones are their means weighted by the batch's cases; a batch answered without
+    optimising (piddm-exact's shortcut, no history beyond step 0) does not enter them."""
+    steps = max(len(o.history) for o in outs)
+    timed = [(n, o) for n, o in zip(sizes, outs) if len(o.history) == steps]
+    w = np.asarray([n for n, _ in timed], dtype=np.float64) / sum(n for n, _ in timed)
+    history = [{k: v if k == "step" else float(sum(wi * o.history[j][k] for wi, (_, o) in zip(w, timed)))
+                for k, v in row.items()} for j, row in enumerate(timed[0][1].history)]
+
+    def joined(parts: list, cat: Any) -> Any:  # a field every batch has, else None
+        return None if any(p is None for p in parts) else cat(parts)
+
+    moments = joined([o.adam_moments for o in outs], lambda ms: {
+        "step": ms[0]["step"], **{k: torch.cat([m[k] for m in ms]) for k in ("exp_avg", "exp_avg_sq")}})
+    return MethodOutput(members=np.concatenate([o.members for o in outs]), nfe=max(o.nfe for o in outs),
+                        history=history, mean=joined([o.mean for o in outs], np.concatenate),
                         exact_solution=outs[0].exact_solution,
-                        latents=None if outs[0].latents is None else torch.cat([o.latents for o in outs]),
-                        adam_moments=moments)
+                        latents=joined([o.latents for o in outs], torch.cat), adam_moments=moments)
+
+
+def solve_batches(model: Any, pde: PDE, obs: Observations, opts: SolveOptions, grid: Grid) -> list[tuple[slice, bool]]:
+    """The batches a solve runs, cases in order, as (cases, optimised): the model methods' cases in
+    ``case_chunks``, the model-free methods' in one. piddm-exact answers the cases that know their
+    whole coefficient with S(c) and no optimisation: each run of such neighbours is one batch, the
+    other cases are chunked as piddm's."""
+    m = opts.method
+    if m in MODEL_FREE:
+        return [(slice(0, len(obs)), False)]
+    device = device_of(_part(model, "teacher" if m in TEACHER_METHODS else "student", m))
+    known = exact.whole_coefficient_known(pde, obs, grid) if m == "piddm-exact" else np.zeros(len(obs), bool)
+    edges = [0, *np.flatnonzero(known[1:] != known[:-1]) + 1, len(obs)]
+    batches = []
+    for start, stop in zip(edges[:-1], edges[1:]):
+        if known[start]:
+            batches.append((slice(start, stop), False))
+        else:
+            batches += [(slice(start + c.start, start + c.stop), True)
+                        for c in case_chunks(stop - start, opts.ensemble, device)]
+    return batches
 
 
 def _run_in_chunks(model: Any, pde: PDE, obs: Observations, opts: SolveOptions, grid: Grid,
                    on_progress: ProgressFn, cancel: CancelToken | None) -> MethodOutput:
-    """``_run`` on the cases in ``case_chunks``, joined as one solve of them all: each case is optimised
+    """``_run`` on the batches of ``solve_batches``, joined as one solve of them all: each case is optimised
     or sampled on its own and its members' seeds follow its place among all the cases, so the answers
     are the one-batch solve's (up to the float rounding of another batch size). Progress counts the
-    chunks' steps one after the other; the preview is the first case's (none after the first chunk).
-    The model-free methods run in one batch, and so does piddm-exact once a case knows its whole
-    coefficient: its shortcut (the answer S(c), no optimisation) is decided for a batch, and the
-    chunks must agree."""
-    m = opts.method
-    if m in MODEL_FREE or (m == "piddm-exact" and exact.whole_coefficient_known(pde, obs, grid).any()):
+    optimised batches' steps one after the other; the preview is the first optimised case's (none after
+    its batch)."""
+    batches = solve_batches(model, pde, obs, opts, grid)
+    if len(batches) == 1:
         return _run(model, pde, obs, opts, grid, on_progress, cancel)
-    part = _part(model, "teacher" if m in TEACHER_METHODS else "student", m)
-    chunks = case_chunks(len(obs), opts.ensemble, device_of(part))
-    if len(chunks) == 1:
-        return _run(model, pde, obs, opts, grid, on_progress, cancel)
-    outs = []
-    for i, which in enumerate(chunks):
-        def progress(p: Any, i: int = i) -> None:  # the preview stays the solve's first case
-            on_progress(replace(p, step=i * p.total + p.step, total=len(chunks) * p.total,
+    optimised = sum(opt for _, opt in batches)
+    outs, done = [], 0
+    for which, opt in batches:
+        def progress(p: Any, i: int = done) -> None:
+            on_progress(replace(p, step=i * p.total + p.step, total=optimised * p.total,
                                 preview=p.preview if i == 0 else None))
         outs.append(_run(model, pde, obs.cases(which), opts, grid, progress, cancel, first_case=which.start))
-    return joined_outputs(outs, [w.stop - w.start for w in chunks])
+        done += opt
+    return joined_outputs(outs, [w.stop - w.start for w, _ in batches])
 
 
 def _run(model: Any, pde: PDE, obs: Observations, opts: SolveOptions, grid: Grid,

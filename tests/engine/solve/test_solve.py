@@ -236,24 +236,36 @@ def test_same_seed_same_answer_and_cases_independent_of_batch(darcy):
     np.testing.assert_allclose(c.mean[0], a.mean[0], rtol=1e-4, atol=1e-5)
 
 
-def test_piddm_exact_stays_one_batch_once_a_case_knows_its_whole_coefficient(darcy, monkeypatch):
-    """Its shortcut (S(c), no optimisation) is decided per batch: chunks of a mixed solve would disagree."""
+def test_piddm_exact_optimises_only_the_cases_that_do_not_know_their_whole_coefficient(darcy, monkeypatch):
+    """A case that knows its whole coefficient is answered with S(c) in a batch of its own; the others
+    are optimised in chunks as piddm's, with the seeds of their place in the whole solve."""
     from engine.solve import api
 
     model, pde, truth = darcy
     forward = Observations.from_task(pde, truth[:1], "forward", "full", seed=0)
     inverse = Observations.from_task(pde, np.concatenate([truth, truth[::-1]]), "inverse", "points:20", seed=0)
-    mixed = Observations(np.concatenate([forward.values, inverse.values]),
-                         np.concatenate([forward.mask, inverse.mask]))
-    monkeypatch.setattr(api, "CPU_MEMBERS_PER_BATCH", FAST["ensemble"])  # one case per batch
+    mixed = Observations(np.concatenate([inverse.values[:1], forward.values, inverse.values[1:]]),
+                         np.concatenate([inverse.mask[:1], forward.mask, inverse.mask[1:]]))
+    opts = SolveOptions(method="piddm-exact", **FAST)
     batches = []
     run = api._run
     monkeypatch.setattr(api, "_run", lambda model, pde, obs, *a, **k: batches.append(len(obs)) or run(model, pde, obs, *a, **k))
-    solve(model, pde, mixed, SolveOptions(method="piddm-exact", **FAST))
-    assert batches == [len(mixed)]
+    monkeypatch.setattr(api, "CPU_MEMBERS_PER_BATCH", 10_000)
+    whole = solve(model, pde, mixed, opts)
+    assert batches == [1, 1, len(inverse) - 1]
     batches.clear()
-    solve(model, pde, inverse, SolveOptions(method="piddm-exact", **FAST))
-    assert batches == [1] * len(inverse)
+    monkeypatch.setattr(api, "CPU_MEMBERS_PER_BATCH", FAST["ensemble"])  # one case per batch
+    seen = []
+    parts = solve(model, pde, mixed, opts, on_progress=seen.append)
+    assert batches == [1] * len(mixed)
+    np.testing.assert_allclose(parts.members, whole.members, rtol=1e-4, atol=1e-5)
+    assert parts.history[-1]["misfit"] == pytest.approx(whole.history[-1]["misfit"], rel=1e-3)
+    assert parts.nfe == whole.nfe > FAST["steps"]  # the optimised cases', not the shortcut's 0
+    assert seen[-1].step == seen[-1].total == len(inverse) * FAST["steps"]  # the shortcut adds no steps
+    # the known case is the exact forward answer, as when solved alone
+    alone = solve(model, pde, forward, opts)
+    np.testing.assert_allclose(parts.mean[1], alone.mean[0], rtol=1e-6, atol=1e-9)
+    assert alone.nfe == 0
 
 
 @pytest.mark.parametrize("method", ["piddm", "piddm-ref", "piddm-exact", "diffusionpde"])
@@ -280,10 +292,9 @@ def test_cases_solved_in_chunks_on_a_cpu_give_the_one_batch_answer(darcy, method
     assert parts.history[-1].keys() == whole.history[-1].keys() > {"misfit"}
     for key in whole.history[-1].keys() - {"step"}:
         assert parts.history[-1][key] == pytest.approx(whole.history[-1][key], rel=1e-3)
-    first_chunk = parts_seen[:len(whole_seen)]  # with previews of case 0, as the one batch's; then none
-    assert [p.preview is None for p in first_chunk] == [p.preview is None for p in whole_seen]
-    assert any(p.preview is not None for p in first_chunk)
-    assert all(p.preview is None for p in parts_seen[len(whole_seen):])
+    per_chunk = whole_seen[-1].total  # reports are timed, so their count is not: find the chunk by step
+    assert any(p.preview is not None for p in parts_seen if p.step <= per_chunk)  # case 0's, as one batch's
+    assert all(p.preview is None for p in parts_seen if p.step > per_chunk)
     steps = [p.step for p in parts_seen]
     assert steps == sorted(steps) and parts_seen[-1].step == parts_seen[-1].total == len(chunks) * whole_seen[-1].total
     assert api.case_chunks(len(obs), 2, torch.device("cuda")) == [slice(0, len(obs))]
