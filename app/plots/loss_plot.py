@@ -6,6 +6,16 @@ import numpy as np
 import pyqtgraph as pg
 
 _COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
+# Legend wording: the job's stages and metrics as a user knows them ("distill" trains the student;
+# "residual" is the PDE term of the student's loss on its training batch, "preview_residual_mse" that
+# of the preview samples drawn every few steps).
+_STAGE_NAMES = {"teacher": "teacher", "distill": "student"}
+_METRIC_NAMES = {"loss": "", "residual": "training batch", "preview_residual_mse": "samples"}
+
+
+def legend_name(stage: str, metric: str) -> str:
+    """'student samples' for ("distill", "preview_residual_mse"); unknown names pass through."""
+    return " ".join(filter(None, (_STAGE_NAMES.get(stage, stage), _METRIC_NAMES.get(metric, metric))))
 
 
 class RingBuffer:
@@ -31,7 +41,7 @@ class RingBuffer:
 
 
 class LossPlot(pg.PlotWidget):
-    """Curves keyed "stage/metric", log-scaled y; x is the job's step."""
+    """Curves keyed "stage/metric" (the legend says ``legend_name``), log-scaled y; x is the job's step."""
 
     def __init__(self, keys: tuple[str, ...] = ("loss", "residual"), parent=None) -> None:
         super().__init__(parent=parent, background="w")
@@ -39,7 +49,8 @@ class LossPlot(pg.PlotWidget):
         self.setLogMode(y=True)
         self.showGrid(x=True, y=True, alpha=0.3)
         self.setLabel("bottom", "step")
-        self.addLegend(offset=(-10, 10))
+        # bottom left: falling curves leave it empty; translucent, so a curve there still shows
+        self.addLegend(offset=(10, -10), brush=pg.mkBrush(255, 255, 255, 190), labelTextSize="8pt")
         self.buffers: dict[str, RingBuffer] = {}
         self.curves: dict[str, pg.PlotDataItem] = {}
 
@@ -52,7 +63,7 @@ class LossPlot(pg.PlotWidget):
             if name not in self.buffers:
                 self.buffers[name] = RingBuffer()
                 pen = pg.mkPen(_COLOURS[len(self.curves) % len(_COLOURS)], width=2)
-                self.curves[name] = self.plot([], [], pen=pen, name=name)
+                self.curves[name] = self.plot([], [], pen=pen, name=legend_name(stage, k))
             self.buffers[name].append(step, float(v))
             self.curves[name].setData(*self.buffers[name].arrays())
 

@@ -72,6 +72,8 @@ def test_real_chain_lists_the_student(qtbot, make_window, tmp_path):
     assert previews == [2, 4, 2, 4] and tp.preview.data() is not None and tp.preview_res.data() is not None
     assert {"teacher/loss", "distill/loss"} <= set(tp.plot.curves)
     assert {"teacher/preview_residual_mse", "distill/residual", "distill/preview_residual_mse"} <= set(tp.res_plot.curves)
+    legend = [label.text for _, label in tp.res_plot.plotItem.legend.items]
+    assert {"teacher samples", "student training batch", "student samples"} <= set(legend)
     qtbot.waitUntil(lambda: w.state.model is not None and w.state.model.kind == "student", timeout=60_000)
     paths = [str(i.path) for i in w.model_panel.infos()]
     assert len(paths) == before + 2 and str(student) in paths
