@@ -44,7 +44,7 @@ class AppState:
     compare_third: str = ""  # a third method side by side, "" for none
     ensemble: int = 4
     lam: float | None = None
-    residual_norm: float | None = None  # σ of the latent solve's H^-σ physics term; None = the engine's choice
+    residual_norm: float | None = None  # σ of the latent solve's H^-2σ physics term; None = the engine's choice
     steps: int = 50  # ensemble 4 × 50 steps: a 64² piddm solve in ~15 s on a busy 2-core CPU
     seed: int = 0
     results: dict[str, SolveOutcome] = field(default_factory=dict)

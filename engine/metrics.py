@@ -29,7 +29,7 @@ def residual_stats(pde: PDE, fields: np.ndarray) -> dict[str, float]:
 
 
 def moment_errors(fields: np.ndarray, reference: np.ndarray, channels: tuple[str, ...]) -> dict[str, float]:
-    """mmse_<ch> / smse_<ch>: MSE between pixel-wise means (stds) of two sets, per channel."""
+    """mmse_<ch> / smse_<ch>: MSE between pixel-wise means (stds, population: ddof 0) of two sets, per channel."""
     out: dict[str, float] = {}
     for c, name in enumerate(channels):
         a, b = fields[:, c].astype(np.float64), reference[:, c].astype(np.float64)
@@ -51,14 +51,15 @@ def darcy_error_rate(a_pred: np.ndarray, a_true: np.ndarray, threshold: float = 
 
 
 def unknown_channels(mask: np.ndarray | None, n_channels: int) -> list[int]:
-    """Channels not fully observed in any sample (all channels if there is no mask)."""
+    """Channels that some sample does not observe whole (all channels if there is no mask)."""
     if mask is None:
         return list(range(n_channels))
     return [c for c in range(n_channels) if not mask[:, c].all()]
 
 
 def truth_errors(pde: PDE, pred: np.ndarray, truth: np.ndarray, mask: np.ndarray | None) -> dict[str, float]:
-    """rel_l2_<ch> on the unknown channels (over the unknown entries), and darcy's error_rate."""
+    """rel_l2_<ch> of every unknown channel (``unknown_channels``; over the whole channel, observed
+    entries included, as SPEC "Metrics" defines it), and darcy's error_rate."""
     out: dict[str, float] = {}
     for c in unknown_channels(mask, pred.shape[1]):
         name = pde.fields[c]

@@ -20,8 +20,8 @@ from PySide6.QtWidgets import (
 from app.state import TASKS, AppState
 
 NO_THIRD = "— (two methods)"  # the third compare box's "none"
-# the latent solve's physics term measured in H^-σ (engine.solve.latent); "auto" lets the engine choose
-RESIDUAL_NORMS = (("auto", None), ("plain (L²)", 0.0), ("H⁻½", 0.5), ("H⁻¹", 1.0))
+# the latent solve's physics term measured in H^-2σ (engine.solve.latent); "auto" lets the engine choose
+RESIDUAL_NORMS = (("auto", None), ("plain (L²)", 0.0), ("H⁻¹", 0.5), ("H⁻²", 1.0))
 
 
 class TaskPanel(QWidget):
@@ -51,7 +51,7 @@ class TaskPanel(QWidget):
         for text, sigma in RESIDUAL_NORMS:
             self.norm_box.addItem(text, sigma)
         self.norm_box.setToolTip(
-            "How the student methods measure the PDE residual. auto: in H⁻¹ / H⁻½ when a whole field is "
+            "How the student methods measure the PDE residual. auto: in H⁻² / H⁻¹ when a whole field is "
             "given and the solve is for the other (every scale of the unknown field's error counts alike), "
             "plainly from scattered points.")
         self.steps = QSpinBox()

@@ -24,7 +24,7 @@ class PDE(Protocol):
     fields: ClassVar[tuple[str, ...]]  # channel order everywhere
     units: ClassVar[str]
     # the residual's differential order in each channel (darcy: 1 in a, 2 in u): a solve for one
-    # channel measures the residual in H^(−order/2), where it is as sensitive to every scale of that
+    # channel measures the residual in H^(−order), where it is as sensitive to every scale of that
     # channel's error (``smoothed_residual``, ``engine.solve.api.default_residual_norm``)
     residual_orders: ClassVar[tuple[int, ...]]
     axes: ClassVar[tuple[str, str]]  # what the rows and the columns of a field run along: ("y", "x")
@@ -48,7 +48,7 @@ class PDE(Protocol):
         ...
 
     def smoothed_residual(self, r: torch.Tensor, grid: Grid, s: float) -> torch.Tensor:
-        """The residual r (B, n, n) made ready for the H^(−s) norm: ‖out‖₂ = ‖r‖_{H^(−s)}.
+        """The residual r (B, n, n) made ready for the H^(−2s) norm: ‖out‖₂ = ‖r‖_{H^(−2s)}.
 
         The equation's part becomes (−Δ_h)^(−s) r (−Δ_h with the problem's boundary conditions),
         boundary rows stay as they are; s = 0 returns r. ConfigError for an s the PDE has no

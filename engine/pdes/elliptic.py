@@ -35,7 +35,7 @@ def full_residual(r_int: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
 
 
 def smoothed_residual(r: torch.Tensor, grid: Grid, s: float) -> torch.Tensor:
-    """(B, n, n): the full-grid residual r with (−Δ_h)^(−s) applied to its interior part (H^(−s) norm).
+    """(B, n, n): the full-grid residual r with (−Δ_h)^(−s) applied to its interior part (H^(−2s) norm).
 
     The boundary residual (u itself) is left as it is. See ``PDE.smoothed_residual``.
     """

@@ -57,7 +57,7 @@ class SolveOptions:
     lam: float | None = None  # physics weight λ; None = the method's per-PDE default (diffusionpde: ζ_pde)
     lr: float | None = None  # latent methods; None = the card's tuned rate, else DEFAULT_LR
     candidates: int | None = None  # latent methods: start from the best of K draws; None = the model card's
-    residual_norm: float | None = None  # latent methods: physics term in H^(−σ); None = default_residual_norm
+    residual_norm: float | None = None  # latent methods: physics term in H^(−2σ); None = default_residual_norm
     seed: int = 0
     device: str | None = None  # model-free methods only; model methods run where the model is
     cuda_graphs: bool = True  # on a GPU, replay each latent step as one CUDA graph (engine.solve.graphs)
@@ -69,7 +69,7 @@ class SolveOptions:
 class SolveResult:
     mean: np.ndarray  # (B, C, N, N) float32 physical; observed entries equal the observations
     std: np.ndarray  # (B, C, N, N) ensemble std (0 where observed)
-    residual: np.ndarray  # (B, N, N) residual of the mean, computed in float64
+    residual: np.ndarray  # (B, N, N) residual of the float32 mean, computed in float64
     members: np.ndarray | None  # (B, E, C, N, N) float32, or None
     method: str
     seconds: float
@@ -193,7 +193,7 @@ def exact_phase_settings(obs: Observations, lr: float) -> dict[str, Any]:
 
     The exact phase starts from the soft phase's latents. A fresh Adam's first steps move every
     latent entry by about the rate whatever its gradient, and with a whole channel observed the soft
-    phase (H^(−σ) residual) already ends near the answer, so a fresh full-rate start undoes part of
+    phase (H^(−2σ) residual) already ends near the answer, so a fresh full-rate start undoes part of
     it. Darcy validation cases (8, ensemble 4, error rate of the coefficient from the whole u; fresh
     moments at the full rate / fresh at a tenth / continued at a tenth): 32², 200 steps 7.3 / 5.1 /
     3.9 %; 32², 100 steps 8.3 / 6.0 / 5.8 %; 64², 200 steps 7.1 / 5.7 / 4.9 %; checked afterwards on
@@ -387,7 +387,7 @@ def solve(model: Any, pde: PDE, obs: Observations, opts: SolveOptions, *, on_pro
     if opts.precision not in PRECISIONS:
         raise ConfigError(f"unknown precision {opts.precision!r}; known: {', '.join(PRECISIONS)}")
     if opts.residual_norm is not None and not 0 <= opts.residual_norm <= 2:
-        raise ConfigError(f"residual norm σ (H^-σ) must be in [0, 2], got {opts.residual_norm:g}")
+        raise ConfigError(f"residual norm σ (H^-2σ) must be in [0, 2], got {opts.residual_norm:g}")
     if opts.device is not None:
         opts = replace(opts, device=str(resolve_device(opts.device)))  # a clear error for a missing GPU
     grid = Grid(int(obs.values.shape[-1]))
@@ -413,6 +413,8 @@ def _assemble(pde: PDE, obs: Observations, grid: Grid, out: MethodOutput, method
     std[keep] = 0.0  # an exact solution's observed solution entries are fitted: their spread is real
     mean = mean64.astype(np.float32)
     mean[keep] = np.asarray(obs.values)[keep].astype(np.float32)
-    return SolveResult(mean=mean, std=std.astype(np.float32), residual=residual_map(pde, mean64),
+    # the residual of the answer as returned and stored (float32), so that it, the file's `residual`
+    # and every figure from them agree with what anyone recomputes from the file's fields
+    return SolveResult(mean=mean, std=std.astype(np.float32), residual=residual_map(pde, mean),
                        members=members.astype(np.float32), method=method, seconds=seconds, nfe=out.nfe,
                        history=out.history)

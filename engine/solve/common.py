@@ -112,7 +112,7 @@ def misfit(x: torch.Tensor, obs: ObsTensors, inv_std: torch.Tensor) -> torch.Ten
 
 def residual_ms(pde: PDE, x: torch.Tensor, grid: Grid, norm: float = 0.0) -> torch.Tensor:
     """(B·E,) mean of R(x)² over all nodes (interior and boundary), physical units; with ``norm`` = s
-    the residual is measured in H^(−s) (``PDE.smoothed_residual``)."""
+    the residual is measured in H^(−2s) (``PDE.smoothed_residual``)."""
     return pde.smoothed_residual(pde.residual(x, grid), grid, norm).square().flatten(1).mean(1)
 
 

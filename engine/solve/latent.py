@@ -8,7 +8,7 @@ For each case, E latent starts ε_e ~ N(0, I) (per-member seeds) are optimised b
 - the misfit is in the normaliser's units (σ_c = std_c/σ_data, the slope of its encode) and
   averaged over the observed entries, so it is O(1) for a random sample whatever the channel's physical scale or |M|;
 - R is the full-grid residual in physical units (boundary residual included), averaged over nodes,
-  measured in the H^(−σ) norm with σ = ``residual_norm`` (below);
+  measured in the H^(−2σ) norm with σ = ``residual_norm`` (below);
   s is the mean R(x_mix)² of the case's E starting samples (fixed, no gradient), so λ is
   dimensionless and means the same for every PDE and model: λ = 1 weighs "remove all the starting
   residual" like "move every observed entry by one std";
@@ -116,7 +116,7 @@ def latent_solve(student: Any, pde: PDE, obs: Observations, *, ensemble: int, st
     Returns members (B, E, C, N, N) float64 physical x_mix; nfe = generator evaluations per member
     (one per step and the final one, plus the K screened draws when K > 1).
     candidates: K, each member starts from the best of K prior draws (``screened_latents``).
-    residual_norm: σ, the physics term measures the residual in H^(−σ) (module docstring); the
+    residual_norm: σ, the physics term measures the residual in H^(−2σ) (module docstring); the
         reported residual_mse is the plain one whatever σ.
     cuda_graphs: on a GPU, replay each step as a CUDA graph (``engine.solve.graphs``; same steps).
     first_case: the place of these cases among those of one solve (their members' seeds, ``member_seeds``).

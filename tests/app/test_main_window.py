@@ -334,7 +334,7 @@ def test_residual_norm_choice_reaches_the_solve(qtbot, make_window, dialogs):
     w.controller.solve_fn = recording_fake
     w.task_panel.method_box.setCurrentText("dataspace")
     assert w.task_panel.norm_box.currentText() == "auto"
-    for text, sigma in (("auto", None), ("H⁻¹", 1.0), ("plain (L²)", 0.0)):
+    for text, sigma in (("auto", None), ("H⁻²", 1.0), ("plain (L²)", 0.0)):
         w.task_panel.norm_box.setCurrentText(text)
         with qtbot.waitSignal(w.controller.solve_failed, timeout=5000):
             w.task_panel.solve_btn.click()

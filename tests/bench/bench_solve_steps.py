@@ -5,7 +5,7 @@ solves, so one run per learning rate gives the whole curve: the ensemble mean is
 of the marked step counts (``latent_solve(trace=...)``) and scored against the true fields. The
 cases are validation cases (``engine.bench_solve.VALIDATION_SEED``), never the bench's.
 ``--candidates`` compares starts screened from K prior draws per member (``screened_latents``),
-``--residual-norms`` the physics term in H^(−σ) (``latent`` module docstring; default: the solve's).
+``--residual-norms`` the physics term in H^(−2σ) (``latent`` module docstring; default: the solve's).
 
     python tests/bench/bench_solve_steps.py --models resources/models/darcy --task inverse \\
         --obs points:123 --lrs 0.05 0.1 0.2 --candidates 1 32 [--residual-norms 0 0.5 1] --steps 200 \\
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lrs", type=float, nargs="+", default=[0.05, 0.1, 0.2])
     ap.add_argument("--candidates", type=int, nargs="+", default=[1])
     ap.add_argument("--residual-norms", dest="sigmas", type=float, nargs="+", default=None,
-                    help="σ of the physics term's H^-σ norm (default: the solve's for these observations)")
+                    help="σ of the physics term's H^-2σ norm (default: the solve's for these observations)")
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--marks", type=int, nargs="+", default=[25, 50, 70, 100, 150, 200])
     ap.add_argument("--cases", type=int, default=8)

@@ -49,7 +49,7 @@ def test_every_method_row_and_the_reference_rows_are_right(folder):
     assert table["piddm"]["rel_l2_u"]["mean"] > 1e-3  # a 2-step student is not the truth
     text = format_table(res)
     assert "obs full" in text and all(m in text for m in METHODS)
-    assert res["residual_norm"] == 1.0 and "σ 1" in text  # forward from the whole a: u measured in H^-1
+    assert res["residual_norm"] == 1.0 and "σ 1" in text  # forward from the whole a: u measured in H^-2
 
 
 def test_inverse_points_scores_both_channels_and_exact_stays_at_tolerance(folder):

@@ -121,9 +121,9 @@ class FieldStudent(torch.nn.Module):
 
 
 @pytest.mark.parametrize("name", ["poisson", "darcy"])
-def test_residual_in_h_minus_1_solves_the_forward_problem_where_the_plain_residual_stalls(name):
+def test_residual_in_h_minus_2_solves_the_forward_problem_where_the_plain_residual_stalls(name):
     # forward from the whole coefficient: the unknown u enters the residual with order 2, so the plain
-    # residual's gradient hardly moves u's smooth part (condition number O(n²)); measured in H^-1 the
+    # residual's gradient hardly moves u's smooth part (condition number O(n²)); measured in H^-2 the
     # same number of steps gets close to the reference solution
     model, (pde, _, truth) = make_model(name), make_case(name)
     student = FieldStudent(model.student)
