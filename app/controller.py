@@ -62,6 +62,7 @@ class Controller(QObject):
         self.busy = False
         self._solving: tuple | None = None  # the problem the running solve is for (``_problem``)
         self._model_requests = 0  # model loads asked for; only the latest one's model is taken
+        self._status_shows_result = False  # the task panel's status line is a finished solve's summary
         self._t0: float | None = None
         self._first_preview: float | None = None
         self.timings: dict[str, float] = {}  # last solve: first_preview, total (seconds, wall clock)
@@ -104,13 +105,28 @@ class Controller(QObject):
         self.task.load(s)
         self.model_changed.emit()
 
+    def counterpart(self, pde_name: str):
+        """The listed model of ``pde_name`` that stands where the open one stands for its PDE: the same
+        member (piddm, distill, teacher, a run's name), on the same grid where there is one. None if none."""
+        info = self.state.model_info
+        same = [i for i in self.model_panel.infos() if i.pde == pde_name and info is not None and i.name == info.name]
+        grid = self.state.grid_n
+        return next((i for i in same if i.card.get("grid") == grid), same[0] if same else None)
+
     @asyncSlot(str)
     async def change_pde(self, name: str) -> None:
+        """Switch the canvases to PDE ``name``. With a model open, the PDE's own counterpart opens
+        (``counterpart``: e.g. poisson · piddm after darcy · piddm); without one the app stays model-free."""
         s = self.state
         if name == s.pde_name:
             return
         self.stop_solve_for_change()
         if s.model is not None and s.model.pde.name != name:
+            match = self.counterpart(name)
+            if match is not None:
+                self.model_panel.set_models(self.model_panel.infos(), match)
+                await self.load_model_info(match)  # the model's PDE and grid, with a demo
+                return
             s.model_info = s.model = None
             self.model_panel.set_models(self.model_panel.infos(), None)
             self.model_panel.show_info(None)
@@ -148,23 +164,35 @@ class Controller(QObject):
             s.values, s.mask, s.truth = d["values"], mask, d["truth"]
             s.results.clear()
         self.inputs.rebuild()
-        self.results.set_channels(s.channels)
+        self.clear_results()
         self.demo_ready.emit()
 
+    def clear_results(self) -> None:
+        """New canvases (another PDE, grid or file): the views and numbers of earlier solves go."""
+        self.results.set_channels(self.state.channels)
+        self.compare.clear()
+        if not self.busy and self._status_shows_result:  # (a solve stopped for the change says so)
+            self.task.status.setText(" ")
+            self.task.set_busy(False)
+
     def apply_task(self, task: str) -> None:
-        """Task changed: set the observation mask the task implies (undoable)."""
+        """Task changed: set the observation mask the task implies (undoable, with the task) and offer
+        the task's methods."""
         s = self.state
+        if s.mask is not None:
+            self.inputs.history.push()  # the mask and the task before the switch
+        self.task.store(s)
         s.task = task
+        self.task.set_methods(s.methods(), s.method, s.compare_method, s.compare_third)
         if s.mask is None:
             return
-        self.inputs.history.push()
         s.mask[...] = task_mask(s.pde, s.grid_n, task, np.random.default_rng(s.seed), current=s.mask)
         self.inputs.redraw()
 
     # -- solve ----------------------------------------------------------------------------------
-    def _set_busy(self, busy: bool) -> None:
+    def _set_busy(self, busy: bool, finished: bool = False) -> None:
         self.busy = busy
-        self.task.set_busy(busy)
+        self.task.set_busy(busy, finished)
         self.busy_changed.emit(busy)
 
     def cancel(self) -> None:
@@ -213,10 +241,11 @@ class Controller(QObject):
         methods = [s.method]
         if self.task.comparing:
             methods += [m for m in dict.fromkeys((s.compare_method, s.compare_third)) if m and m not in methods]
-        values, mask, truth = s.values.copy(), s.mask.copy(), s.truth
+        values, mask, truth, task = s.values.copy(), s.mask.copy(), s.truth, s.task
         self._solving = self._problem()
+        self._status_shows_result = False
         self._set_busy(True)
-        outcomes = []
+        outcomes, finished = [], False
         try:
             for m in methods:
                 self._t0, self._first_preview = time.perf_counter(), None
@@ -231,6 +260,9 @@ class Controller(QObject):
                 self.timings = {"first_preview": self._first_preview or float("nan"),
                                 "total": time.perf_counter() - self._t0}
                 log.info("%s finished after %.2f s (wall clock)", m, self.timings["total"])
+                r.task = task
+                if not outcomes:  # this solve's answers replace the last one's (export writes them all)
+                    s.results.clear()
                 s.results[m] = r
                 outcomes.append(r)
                 self.results.show_result(r, mask, s.channels)
@@ -239,6 +271,7 @@ class Controller(QObject):
                 self.compare.show_results(outcomes, mask, s.channels)
             log.info("solved with %s", ", ".join(f"{r.method} ({r.seconds:.2f} s)" for r in outcomes))
             self.task.status.setText(self.results.summary.text())
+            finished = self._status_shows_result = True
             self.solve_done.emit(outcomes)
         except Cancelled:
             changed = self._solving != self._problem()
@@ -251,4 +284,4 @@ class Controller(QObject):
             self.solve_failed.emit(exc.message)
         finally:
             self.solve_runner, self._solving = None, None
-            self._set_busy(False)
+            self._set_busy(False, finished)

@@ -25,7 +25,7 @@ def export_result(path: str | Path, state: AppState, r: SolveOutcome) -> Path:
                     pde_params=pdes.params_of(pde), method=r.method, seed=state.seed,
                     mask=None if mask is None else mask[None],
                     std=None if r.std is None else r.std[None], residual=r.residual[None],
-                    extra={"task": state.task, "solve": json.dumps(solve, default=str)})
+                    extra={"task": r.task or state.task, "solve": json.dumps(solve, default=str)})
     return write_fields(path, ff)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import traceback
 from pathlib import Path
@@ -25,7 +26,7 @@ from app import dialogs, io_actions
 from app.canvas.field_view import FieldView
 from app.controller import Controller
 from app.panels.inputs_panel import InputsPanel
-from app.panels.model_panel import ModelPanel, bundled_models
+from app.panels.model_panel import ModelPanel, bundled_models, is_bundled
 from app.panels.results_panel import ComparePanel, ResultsPanel
 from app.panels.task_panel import TaskPanel
 from app.panels.training_panel import TrainingPanel
@@ -108,7 +109,8 @@ class MainWindow(QMainWindow):
         logging.getLogger().setLevel(min(logging.getLogger().level or logging.INFO, logging.INFO))
         self._build_menus()
         self._wire()
-        self.statusBar().showMessage("Ready.")
+        self._idle_message = "Ready."  # what the status bar returns to when no job runs
+        self.show_status("Ready.")
         self.resize(*self._default_size())
         self._restore_settings()
         self.state.ensure_fields()
@@ -137,7 +139,8 @@ class MainWindow(QMainWindow):
         f.addAction("Quit", self.close).setShortcut(QKeySequence.StandardKey.Quit)
         e = mb.addMenu("&Edit")
         self.undo_action = QAction("Undo", self, shortcut=QKeySequence.StandardKey.Undo, triggered=self.inputs.undo)
-        self.redo_action = QAction("Redo", self, shortcut=QKeySequence.StandardKey.Redo, triggered=self.inputs.redo)
+        self.redo_action = QAction("Redo", self, triggered=self.inputs.redo)
+        self.redo_action.setShortcuts([*QKeySequence.keyBindings(QKeySequence.StandardKey.Redo), QKeySequence("Ctrl+Y")])
         e.addActions([self.undo_action, self.redo_action])
         r = mb.addMenu("&Solve")  # the task panel's buttons, from the keyboard
         self.solve_action = r.addAction("Solve", self.task_panel.solve_btn.click)
@@ -147,6 +150,8 @@ class MainWindow(QMainWindow):
         v = mb.addMenu("&View")
         for d in self.docks.values():
             v.addAction(d.toggleViewAction())
+        v.addSeparator()
+        v.addAction("Whole fields (reset zoom)", self.reset_zoom).setShortcut(QKeySequence("Ctrl+0"))
         h = mb.addMenu("&Help")
         h.addAction("About", lambda: dialogs.QMessageBox.about(self, "About PIDDM Studio", about_text()))
 
@@ -161,6 +166,7 @@ class MainWindow(QMainWindow):
         c.model_changed.connect(self._refresh_model_ui)
         c.demo_ready.connect(self._refresh_model_ui)
         c.solve_done.connect(self._on_solved)
+        self.inputs.task_restored.connect(self._on_task_restored)
         self.training.chain_done.connect(self._on_trained)
         self.jobs.changed.connect(self._on_jobs_changed)
 
@@ -168,14 +174,14 @@ class MainWindow(QMainWindow):
     async def _start_up(self) -> None:
         infos = bundled_models()
         darcy = [i for i in infos if i.pde == "darcy"]
-        self.model_panel.set_models(infos, darcy[0] if darcy else None)
+        self.model_panel.set_models(infos + self._remembered_runs(), darcy[0] if darcy else None)
         if darcy:
             await self.controller.load_model_info(darcy[0])
         if self.state.model is None:
             await self.controller.load_demo()
             self.task_panel.load(self.state)
         self._refresh_model_ui()
-        self.statusBar().showMessage("Demo task loaded: click observation points or draw, then Solve.")
+        self.show_status("Demo task loaded: click observation points or draw, then Solve.")
         self.started.emit()
 
     def start_up(self) -> None:
@@ -204,25 +210,45 @@ class MainWindow(QMainWindow):
         for view in self.findChildren(FieldView):  # burgers' rows are time
             view.set_axes(s.pde.axes, periodic_columns=s.pde.periodic_columns)
 
+    def reset_zoom(self) -> None:
+        """Every view back to its whole field (a view also does on a double click)."""
+        for view in self.findChildren(FieldView):
+            view.reset_view()
+
+    def _on_task_restored(self, task: str) -> None:
+        """Undo/redo restored another task's mask: the task box and the methods follow it."""
+        box = self.task_panel.task_box
+        box.blockSignals(True)
+        box.setCurrentText(task)
+        box.blockSignals(False)
+        s = self.state
+        self.task_panel.store(s)
+        self.task_panel.set_methods(s.methods(), s.method, s.compare_method, s.compare_third)
+
     def _on_solved(self, outcomes) -> None:
         self.tabs.setCurrentWidget(self.compare if len(outcomes) > 1 else self.results)
-        self.statusBar().showMessage(self.results.summary.text().replace("<b>", "").replace("</b>", ""))
+        self.show_status(self.results.summary.text().replace("<b>", "").replace("</b>", ""))
 
     def _on_trained(self, run_dir: str) -> None:
         """List the new teacher and student and open the student."""
         info = self.model_panel.add_run(run_dir)
         if info is None:
-            self.statusBar().showMessage(f"Training finished, but no model was found in {run_dir}.")
+            self.show_status(f"Training finished, but no model was found in {run_dir}.")
         else:
-            self.statusBar().showMessage(f"Training finished: {info.name} of {Path(run_dir).parent.name} "
+            self.show_status(f"Training finished: {info.name} of {Path(run_dir).parent.name} "
                                          "is listed and opened.")
+
+    def show_status(self, message: str) -> None:
+        """A status line that stays (the status bar comes back to it after "Running: …")."""
+        self._idle_message = message
+        self.statusBar().showMessage(message)
 
     def _on_jobs_changed(self) -> None:
         names = [r.name for r in self.jobs.running()]
         if names:
             self.statusBar().showMessage("Running: " + ", ".join(names))
         elif self.statusBar().currentMessage().startswith("Running:"):
-            self.statusBar().showMessage("Ready.")
+            self.statusBar().showMessage(self._idle_message)
 
     # -- errors ---------------------------------------------------------------------------------
     def report_error(self, title: str, message: str, details: str = "") -> None:
@@ -261,7 +287,7 @@ class MainWindow(QMainWindow):
             self.report_error("Export failed", str(exc), traceback.format_exc())
             return None
         also = f" (and {', '.join(o.method for o in others)} beside it)" if others else ""
-        self.statusBar().showMessage(f"Exported {r.method} result to {out}{also}")
+        self.show_status(f"Exported {r.method} result to {out}{also}")
         return out
 
     def export_observations(self, path: str | None = None) -> None:
@@ -289,9 +315,10 @@ class MainWindow(QMainWindow):
             self.report_error("Import failed", str(exc), traceback.format_exc())
             return
         self.inputs.rebind()
-        self.results.set_channels(self.state.channels)
+        if not mask_only:
+            self.controller.clear_results()
         self._refresh_model_ui()
-        self.statusBar().showMessage(msg)
+        self.show_status(msg)
 
     def _ask_sample(self, path: str) -> int | None:
         """0 for a one-sample file, else the user's pick (None if cancelled)."""
@@ -342,6 +369,17 @@ class MainWindow(QMainWindow):
         return min(1500, int(0.95 * free.width())), min(920, int(0.95 * free.height()))
 
     # -- settings and closing -------------------------------------------------------------------
+    def _remembered_runs(self) -> list:
+        """The run directories listed in an earlier session (opened, or trained here) that still hold
+        a model; the list is saved on closing (``save_settings``)."""
+        from engine.models import find_runs
+
+        try:
+            paths = json.loads(str(self.settings.value("models/runs", "[]")))
+        except json.JSONDecodeError:
+            paths = []
+        return [i for p in paths if isinstance(p, str) for i in find_runs(p, depth=0)]
+
     def _restore_settings(self) -> None:
         st = self.settings
         if (g := st.value("geometry")) is not None:
@@ -353,6 +391,9 @@ class MainWindow(QMainWindow):
         s.ensemble = int(st.value("task/ensemble", s.ensemble))
         s.steps = int(st.value("task/steps", s.steps))
         s.lam = float(st.value("task/lam", 0.0)) or None
+        s.seed = int(st.value("task/seed", s.seed))
+        sigma = float(st.value("task/residual_norm", -1.0))  # −1: auto
+        s.residual_norm = None if sigma < 0 else sigma
         if (folder := st.value("training/folder")) is not None:
             self.training.folder.setText(str(folder))
 
@@ -365,7 +406,11 @@ class MainWindow(QMainWindow):
         st.setValue("task/ensemble", self.state.ensemble)
         st.setValue("task/steps", self.state.steps)
         st.setValue("task/lam", self.state.lam or 0.0)
+        st.setValue("task/seed", self.state.seed)
+        st.setValue("task/residual_norm", -1.0 if self.state.residual_norm is None else self.state.residual_norm)
         st.setValue("training/folder", self.training.folder.text())
+        runs = [str(i.path) for i in self.model_panel.infos() if not is_bundled(i.path)]
+        st.setValue("models/runs", json.dumps(runs))
         st.sync()
 
     def closeEvent(self, event) -> None:  # noqa: N802

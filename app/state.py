@@ -26,6 +26,7 @@ class SolveOutcome:
     metrics: dict[str, float] = field(default_factory=dict)
     mask: np.ndarray | None = None  # (C, N, N) bool: what this solve observed (the canvases may change since)
     settings: dict[str, Any] = field(default_factory=dict)  # what the engine's solve used (λ, rate, …)
+    task: str = ""  # the task it solved (the task box may change since)
 
 
 @dataclass
@@ -47,8 +48,7 @@ class AppState:
     residual_norm: float | None = None  # σ of the latent solve's H^-2σ physics term; None = the engine's choice
     steps: int = 50  # ensemble 4 × 50 steps: a 64² piddm solve in ~15 s on a busy 2-core CPU
     seed: int = 0
-    results: dict[str, SolveOutcome] = field(default_factory=dict)
-    run_folders: list[str] = field(default_factory=list)
+    results: dict[str, SolveOutcome] = field(default_factory=dict)  # the last solve's, by method
 
     @property
     def pde(self):
@@ -85,8 +85,9 @@ class AppState:
 
     def methods(self) -> list[str]:
         """Methods offered now: model methods only with a model of the right kind. ``distill`` (the
-        plain λ = 0 latent solve) only when the loaded student is a distill (λ = 0) student."""
-        out = list(FREE_METHODS)
+        plain λ = 0 latent solve) only when the loaded student is a distill (λ = 0) student; ``classical``
+        (the reference solve of a whole coefficient) only for the forward task."""
+        out = [m for m in FREE_METHODS if m != "classical" or self.task == "forward"]
         if self.model is not None:
             kind = getattr(self.model, "kind", "student")
             if kind == "teacher":

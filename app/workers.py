@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import re
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -22,8 +23,10 @@ class JobFailed(Exception):
 
 
 def _last_line(tb: str) -> str:
+    """The exception's line of a traceback. The engine's own errors (engine.errors) are messages for
+    the user and lose their type's name; any other keeps it (``ValueError: …``), a clue to a bug."""
     lines = [ln for ln in tb.strip().splitlines() if ln.strip()]
-    return lines[-1] if lines else "unknown error"
+    return re.sub(r"^engine\.errors\.\w+: ", "", lines[-1]) if lines else "unknown error"
 
 
 # The worker's progress goes through a deque that the GUI thread drains on a timer, not through a

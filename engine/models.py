@@ -64,15 +64,27 @@ def bundled_root() -> Path:
 
 
 def read_card(folder: Path) -> dict[str, Any]:
-    """The model card of a folder, or a minimal one built from its config.json."""
+    """The model card of a folder, or a minimal one built from its config.json (a run directory)."""
     for name in (CARD, "config.json"):
         p = folder / name
         if p.is_file():
             try:
-                return json.loads(p.read_text(encoding="utf-8"))
+                data = json.loads(p.read_text(encoding="utf-8"))
             except (OSError, json.JSONDecodeError):
                 return {}
+            return data if name == CARD else _run_card(data)
     return {}
+
+
+def _run_card(saved: Any) -> dict[str, Any]:
+    """What a card says that a run's config.json (``engine.io.run_dir``: {"config", "meta"}) can tell:
+    kind, parameters, U-Net size (teacher), λ and where physics acts (student), the device it ran on."""
+    config, meta = (saved.get(k) if isinstance(saved, dict) else None for k in ("config", "meta"))
+    if not isinstance(config, dict) or not isinstance(meta, dict):
+        return {}
+    card = {"kind": meta.get("kind"), "parameters": meta.get("n_params"), "model_size": config.get("model"),
+            "lambda": config.get("lam"), "physics_on": config.get("physics_on"), "hardware": meta.get("device")}
+    return {k: v for k, v in card.items() if v is not None}
 
 
 def _info(folder: Path) -> ModelInfo | None:
@@ -109,11 +121,22 @@ def bundled_models() -> list[ModelInfo]:
     return out
 
 
-def find_runs(folder: str | os.PathLike[str]) -> list[ModelInfo]:
-    """Run directories directly inside ``folder`` (and ``folder`` itself) holding a checkpoint."""
+def find_runs(folder: str | os.PathLike[str], depth: int = 2) -> list[ModelInfo]:
+    """Run directories holding a checkpoint: ``folder`` itself and the folders up to ``depth`` levels
+    below it (a runs folder of the app's chains holds <chain>/teacher and <chain>/student), in path
+    order. Folders inside a run (its previews) are not searched."""
     root = Path(folder)
-    cands = [root, *sorted(p for p in root.iterdir() if p.is_dir())] if root.is_dir() else []
-    return [i for i in (_info(c) for c in cands) if i]
+    if not root.is_dir():
+        return []
+    if (info := _info(root)) is not None:
+        return [info]
+    if depth == 0:
+        return []
+    try:
+        children = sorted(p for p in root.iterdir() if p.is_dir())
+    except OSError:  # unreadable: nothing found there
+        return []
+    return [i for child in children for i in find_runs(child, depth - 1)]
 
 
 def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> Model:

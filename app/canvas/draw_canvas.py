@@ -9,6 +9,7 @@ Strokes are continuous: stamps are interpolated between mouse events.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
@@ -21,16 +22,18 @@ TOOLS = ("brush", "eraser", "fill", "points", "mask", "pan")
 
 
 class History:
-    """Undo/redo of (values, mask) snapshots of every channel; arrays restored in place."""
+    """Undo/redo of (values, mask) snapshots of every channel; arrays restored in place. ``tag``: a
+    (get, set) pair for one more value restored with them (the task whose mask an edit set)."""
 
-    def __init__(self, get_arrays: Callable[[], tuple[np.ndarray, np.ndarray]], limit: int = 50) -> None:
-        self._get, self._limit = get_arrays, limit
-        self._undo: list[tuple[np.ndarray, np.ndarray]] = []
-        self._redo: list[tuple[np.ndarray, np.ndarray]] = []
+    def __init__(self, get_arrays: Callable[[], tuple[np.ndarray, np.ndarray]], limit: int = 50,
+                 tag: tuple[Callable[[], Any], Callable[[Any], None]] | None = None) -> None:
+        self._get, self._limit, self._tag = get_arrays, limit, tag
+        self._undo: list[tuple[np.ndarray, np.ndarray, Any]] = []
+        self._redo: list[tuple[np.ndarray, np.ndarray, Any]] = []
 
-    def _snap(self) -> tuple[np.ndarray, np.ndarray]:
+    def _snap(self) -> tuple[np.ndarray, np.ndarray, Any]:
         v, m = self._get()
-        return v.copy(), m.copy()
+        return v.copy(), m.copy(), None if self._tag is None else self._tag[0]()
 
     def push(self) -> None:
         self._undo.append(self._snap())
@@ -46,7 +49,9 @@ class History:
             self.clear()
             return False
         dst.append(self._snap())
-        v[...], m[...] = snap
+        v[...], m[...] = snap[:2]
+        if self._tag is not None:
+            self._tag[1](snap[2])
         return True
 
     def undo(self) -> bool:
@@ -119,6 +124,9 @@ class DrawCanvas(FieldView):
 
     def _make_image(self) -> pg.ImageItem:
         return _PaintImage(self)
+
+    def _double_click_resets(self) -> bool:
+        return self.tool == "pan"  # with a drawing tool a double click is two strokes
 
     def bind(self, values: np.ndarray, mask: np.ndarray) -> None:
         """Edit these (N, N) arrays in place."""

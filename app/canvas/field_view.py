@@ -33,6 +33,7 @@ class FieldView(QWidget):
         self._data: np.ndarray | None = None
         self._shown: np.ndarray | None = None
         self._mask: np.ndarray | None = None
+        self._levels: tuple[float, float] | None = None  # fixed colour levels (shared_levels), else its own
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setBackground("w")
         self.plot: pg.PlotItem = self.graphics.addPlot(title=title)
@@ -74,6 +75,8 @@ class FieldView(QWidget):
             row.addWidget(self.log_box)
         lay.addLayout(row)
         self.graphics.scene().sigMouseMoved.connect(self._on_mouse_moved)
+        self.graphics.scene().sigMouseClicked.connect(self._on_click)
+        self.graphics.setToolTip("wheel: zoom, drag: pan, double-click: whole field")
         self.set_axes(("y", "x"))
 
     def _make_image(self) -> pg.ImageItem:
@@ -110,23 +113,50 @@ class FieldView(QWidget):
     def data(self) -> np.ndarray | None:
         return self._data
 
+    def reset_view(self) -> None:
+        """Zoom and pan back to the whole field."""
+        self.plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0.02)
+
+    def _double_click_resets(self) -> bool:
+        return True
+
+    def _on_click(self, ev) -> None:
+        if ev.double() and self._double_click_resets():
+            self.reset_view()
+
+    def _shown_of(self, d: np.ndarray) -> np.ndarray:
+        return np.log10(np.abs(d) + 1e-12) if self.log_scale else d
+
+    def natural_levels(self) -> tuple[float, float] | None:
+        """The colour levels this view picks for its own data (None without data)."""
+        if self._data is None:
+            return None
+        shown = self._shown_of(self._data)
+        finite = shown[np.isfinite(shown)]
+        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        if self.log_scale and finite.size:  # a robust window: exact zeros (boundary) would stretch it
+            lo = max(lo, float(np.percentile(finite, 1.0)), hi - LOG_DECADES)
+        return lo, hi
+
+    def set_levels(self, levels: tuple[float, float] | None) -> None:
+        """Fix the colour levels (in the shown units: log₁₀ on a log scale); None = the view's own."""
+        self._levels = levels
+        self._refresh()
+
     def _refresh(self) -> None:
         d = self._data
+        self.cbar.setVisible(d is not None)  # an empty view has no scale to show
         if d is None:
             self.image.clear()
             self.overlay.clear()
             self.points.clear()
             self.plot.setTitle(f"{self.title} (n/a)")
-            self.plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0.02)
+            self.reset_view()
             return
         self.plot.setTitle(f"log₁₀ {self.title}" if self.log_scale else self.title)
         n = d.shape[-1]
-        shown = np.log10(np.abs(d) + 1e-12) if self.log_scale else d
-        self._shown = shown
-        finite = shown[np.isfinite(shown)]
-        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-        if self.log_scale and finite.size:  # a robust window: exact zeros (boundary) would stretch it
-            lo = max(lo, float(np.percentile(finite, 1.0)), hi - LOG_DECADES)
+        shown = self._shown = self._shown_of(d)
+        lo, hi = self._levels or self.natural_levels()
         if hi - lo < 1e-12 or (not self.log_scale and hi - lo < 1e-4 * max(abs(lo), abs(hi))):
             mid = 0.5 * (lo + hi)  # (nearly) constant: a ±1 % bar the axis can label
             pad = 0.01 * abs(mid) if abs(mid) > 1e-12 else 0.5
@@ -191,3 +221,24 @@ class FieldView(QWidget):
         if not self.graphics.grab().save(buffer, "PNG"):
             raise EngineError(f"cannot write {path}: the view could not be encoded as PNG")
         write_bytes(path, data.data())
+
+
+def share_levels(views: list[FieldView]) -> None:
+    """One colour scale for ``views`` (methods side by side): the span of their own levels. Toggling
+    one's log box toggles the others' and shares the new scale."""
+    spans = [lv for v in views if (lv := v.natural_levels()) is not None]
+    levels = (min(lo for lo, _ in spans), max(hi for _, hi in spans)) if spans else None
+    for v in views:
+        v.set_levels(levels if v.data() is not None else None)
+        if v.log_box is not None and not v.property("shares_levels"):
+            v.setProperty("shares_levels", True)
+            v.log_box.toggled.connect(lambda on, group=views: _toggle_all(group, on))
+
+
+def _toggle_all(views: list[FieldView], on: bool) -> None:
+    for v in views:
+        if v.log_box is not None and v.log_box.isChecked() != on:
+            v.log_box.blockSignals(True)
+            v.log_box.setChecked(on)
+            v.log_box.blockSignals(False)
+    share_levels(views)

@@ -28,11 +28,13 @@ _TOOL_TIPS = {"brush": "paint the value (marks it observed)", "eraser": "un-obse
 
 class InputsPanel(QWidget):
     edited = Signal()
+    task_restored = Signal(str)  # undo/redo went back to a mask another task had set
 
     def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.state = state
-        self.history = History(lambda: (self.state.values, self.state.mask))
+        self.history = History(lambda: (self.state.values, self.state.mask),
+                               tag=(lambda: self.state.task, self._restore_task))
         self.canvases: list[DrawCanvas] = []
         self.bar = QToolBar("Tools")
         self.tool_actions: dict[str, QAction] = {}
@@ -130,8 +132,13 @@ class InputsPanel(QWidget):
         for cv in self.canvases:
             cv.tool, cv.brush_value, cv.brush_size = self.tool, self.value.value(), self.size.value()
 
+    def _restore_task(self, task: str) -> None:
+        if task != self.state.task:
+            self.state.task = task
+            self.task_restored.emit(task)
+
     def _on_edit(self) -> None:
-        self.state.results.clear()
+        # (the last solve's answers stay: each holds the mask it observed, which export writes)
         self.edited.emit()
 
     @property

@@ -40,6 +40,15 @@ def find_runs(folder: str) -> list[Any]:
     return list(_find(folder))
 
 
+def is_bundled(path) -> bool:
+    """A model shipped in resources/models (listed at every start), not a run of the user's."""
+    try:
+        from engine.models import bundled_root
+    except ImportError:
+        return False
+    return Path(str(path)).resolve().is_relative_to(bundled_root().resolve())
+
+
 def _num(v) -> str:
     if isinstance(v, float):
         return f"{v:.3g}"

@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.canvas.field_view import FieldView
+from app.canvas.field_view import FieldView, share_levels
 from app.state import SolveOutcome
 
 
@@ -24,6 +24,9 @@ def _unknown_channel(mask: np.ndarray | None, c: int) -> int:
         return c - 1
     frac = mask.reshape(c, -1).mean(1)
     return int(np.flatnonzero(frac == frac.min())[-1])
+
+
+NO_RESULT = "No result yet: set up a task and press Solve."
 
 
 def fmt(v) -> str:
@@ -38,7 +41,7 @@ class ResultsPanel(QWidget):
         self.residual = FieldView("|residual|", "residual", log_option=True)
         self.std = FieldView("ensemble std", "std")
         self.error = FieldView("|error| vs classical", "error")
-        self.summary = QLabel("No result yet: set up a task and press Solve.")
+        self.summary = QLabel(NO_RESULT)
         self.summary.setWordWrap(True)
         # after a compare: which method's answer the views show (the chosen method's first)
         self.method_box = QComboBox()
@@ -75,6 +78,8 @@ class ResultsPanel(QWidget):
     def clear(self) -> None:
         for v in [*self.channel_views, self.residual, self.std, self.error]:
             v.set_field(None)
+        self.std.set_title("ensemble std")
+        self.summary.setText(NO_RESULT)
         self._outcomes = ([], None, ())
         self._show_method_choice(False)
 
@@ -109,8 +114,10 @@ class ResultsPanel(QWidget):
         self.residual.set_field(np.abs(r.residual))
         c = _unknown_channel(mask, r.mean.shape[0])
         name = pde_fields[c]
-        self.std.set_title(f"ensemble std ({name})")
-        self.std.set_field(None if r.std is None else r.std[c])
+        spread = r.std is not None and bool(np.any(r.std[c]))
+        # a deterministic answer (dataspace, classical, S(c) of a whole coefficient) has no spread to map
+        self.std.set_title(f"ensemble std ({name})" if spread else f"ensemble std ({name}): none, one answer")
+        self.std.set_field(r.std[c] if spread else None)
         # the solution channel against the reference solve of the (observed or predicted) coefficient
         sol = len(pde_fields) - 1
         self.error.set_title(f"|{pde_fields[sol]} − classical solve|")
@@ -151,9 +158,22 @@ class ComparePanel(QWidget):
         self.table.horizontalHeader().setStretchLastSection(True)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
+        self.hint = QLabel("Tick “compare with” in the task panel to solve with two methods (or three: “and”).")
         lay.addLayout(row, 1)
-        lay.addWidget(QLabel("Tick “compare with” in the task panel to solve with two methods (or three: “and”)."))
+        lay.addWidget(self.hint)
         lay.addWidget(self.table)
+        # each row of views shares one colour scale, so that the methods compare at a glance
+        self.rows = ([f for f, _ in self.sides], [r for _, r in self.sides])
+
+    def clear(self) -> None:
+        """No compare (a new PDE, grid or model): blank views, empty table, the hint."""
+        for i, (field, res) in enumerate(self.sides):
+            field.set_title("—")
+            field.set_field(None)
+            res.set_field(None)
+            self.columns[i].setVisible(i < 2)
+        self.table.setRowCount(0)
+        self.hint.setVisible(True)
 
     def show_results(self, results: list[SolveOutcome], mask: np.ndarray | None, pde_fields) -> None:
         self.table.setRowCount(len(results))
@@ -165,6 +185,12 @@ class ComparePanel(QWidget):
             field.set_title(f"{r.method}: {pde_fields[c]}")
             field.set_field(r.mean[c])
             res.set_field(np.abs(r.residual))
+        for i in range(len(results), len(self.sides)):  # a third column left from an earlier compare
+            self.sides[i][0].set_field(None)
+            self.sides[i][1].set_field(None)
+        for row in self.rows:
+            share_levels(row)
+        self.hint.setVisible(False)
         for i, r in enumerate(results):
             m = r.metrics
             vals = (r.method, fmt(m.get("rel_l2")), m.get("rel_l2_vs", "—"), fmt(m.get("residual_mse")),

@@ -96,6 +96,9 @@ class TaskPanel(QWidget):
             box.setEnabled(False)
 
     def set_methods(self, methods: list[str], current: str, compare: str, third: str = "") -> None:
+        current = current if current in methods else methods[0]
+        if compare == current or compare not in methods:  # compare with another method where there is one
+            compare = next((m for m in methods if m != current), current)
         for box, cur, items in ((self.method_box, current, methods), (self.compare_method, compare, methods),
                                 (self.compare_third, third or NO_THIRD, [NO_THIRD, *methods])):
             box.blockSignals(True)
@@ -131,14 +134,16 @@ class TaskPanel(QWidget):
     def comparing(self) -> bool:
         return self.compare_box.isChecked()
 
-    def set_busy(self, busy: bool) -> None:
+    def set_busy(self, busy: bool, finished: bool = False) -> None:
+        """Busy: an indeterminate bar until the first progress. Idle: full when the solve ``finished``,
+        empty when it was cancelled or failed."""
         self.solve_btn.setEnabled(not busy)
         self.cancel_btn.setEnabled(busy)
         if busy:
             self.bar.setRange(0, 0)
         else:
             self.bar.setRange(0, 1)
-            self.bar.setValue(1)
+            self.bar.setValue(1 if finished else 0)
 
     def show_progress(self, step: int, total: int, text: str) -> None:
         if total > 0:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtCore import Qt
 
 _COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
 # Legend wording: the job's stages and metrics as a user knows them ("distill" trains the student;
@@ -41,36 +42,54 @@ class RingBuffer:
 
 
 class LossPlot(pg.PlotWidget):
-    """Curves keyed "stage/metric" (the legend says ``legend_name``), log-scaled y; x is the job's step."""
+    """Curves keyed "stage/metric" (the legend says ``legend_name``), log-scaled y. x is the step of the
+    whole chain: a stage after the first starts where the ones before it ended (its own step plus that
+    offset), at a dashed line named after it, so the student's curves follow the teacher's."""
 
     def __init__(self, keys: tuple[str, ...] = ("loss", "residual"), parent=None) -> None:
         super().__init__(parent=parent, background="w")
         self.keys = keys
         self.setLogMode(y=True)
         self.showGrid(x=True, y=True, alpha=0.3)
-        self.setLabel("bottom", "step")
+        self.setLabel("bottom", "step (teacher, then student)")
         # bottom left: falling curves leave it empty; translucent, so a curve there still shows
         self.addLegend(offset=(10, -10), brush=pg.mkBrush(255, 255, 255, 190), labelTextSize="8pt")
         self.buffers: dict[str, RingBuffer] = {}
         self.curves: dict[str, pg.PlotDataItem] = {}
+        self.offsets: dict[str, float] = {}  # stage -> where its steps start on the chain's axis
+        self.stage_lines: list[pg.InfiniteLine] = []
+
+    def _offset(self, stage: str) -> float:
+        if stage not in self.offsets:
+            end = max((b.arrays()[0].max() for b in self.buffers.values() if len(b)), default=0.0)
+            self.offsets[stage] = float(end)
+            if self.buffers:  # a later stage: mark where it starts
+                line = pg.InfiniteLine(end, pen=pg.mkPen("#888", style=Qt.PenStyle.DashLine),
+                                       label=_STAGE_NAMES.get(stage, stage), labelOpts={"position": 0.95})
+                self.addItem(line)
+                self.stage_lines.append(line)
+        return self.offsets[stage]
 
     def add(self, stage: str, step: int, metrics: dict) -> None:
         for k in self.keys:
             v = metrics.get(k)
             if v is None or not np.isfinite(v) or v <= 0:
                 continue
+            x = step + self._offset(stage)
             name = f"{stage}/{k}"
             if name not in self.buffers:
                 self.buffers[name] = RingBuffer()
                 pen = pg.mkPen(_COLOURS[len(self.curves) % len(_COLOURS)], width=2)
                 self.curves[name] = self.plot([], [], pen=pen, name=legend_name(stage, k))
-            self.buffers[name].append(step, float(v))
+            self.buffers[name].append(x, float(v))
             self.curves[name].setData(*self.buffers[name].arrays())
 
     def clear_curves(self) -> None:
-        for c in self.curves.values():
+        for c in [*self.curves.values(), *self.stage_lines]:
             self.removeItem(c)
         self.buffers.clear()
         self.curves.clear()
+        self.offsets.clear()
+        self.stage_lines.clear()
         if self.plotItem.legend is not None:
             self.plotItem.legend.clear()

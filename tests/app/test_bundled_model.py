@@ -31,8 +31,13 @@ def test_bundled_darcy_student_piddm_solve(qtbot, make_window):
     assert "2,326,434" in w.model_panel.info.toPlainText() or "parameters" in w.model_panel.info.toPlainText()
     methods = [w.task_panel.method_box.itemText(i) for i in range(w.task_panel.method_box.count())]
     assert methods[:3] == ["piddm", "piddm-ref", "piddm-exact"] and "distill" not in methods
-    assert {"diffusionpde", "teacher", "dataspace", "classical"} <= set(methods)
+    assert {"diffusionpde", "teacher", "dataspace"} <= set(methods) and "classical" not in methods  # inverse
     assert w.task_panel.method_box.currentText() == "piddm"
+    w.task_panel.task_box.setCurrentText("forward")  # the reference solve of the whole coefficient
+    assert "classical" in [w.task_panel.method_box.itemText(i) for i in range(w.task_panel.method_box.count())]
+    assert w.task_panel.method_box.currentText() == "piddm"  # the chosen method stays
+    w.task_panel.task_box.setCurrentText("inverse")
+    assert 0.0 < s.mask[1].mean() < 0.06 and not s.mask[0].any()
 
     w.task_panel.ensemble.setValue(2)
     w.task_panel.steps.setValue(5)
@@ -203,3 +208,31 @@ def test_three_methods_side_by_side(qtbot, make_window):
     with qtbot.waitSignal(w.controller.solve_done, timeout=120_000) as blocker:
         tp.solve_btn.click()
     assert len(blocker.args[0]) == 2 and not w.compare.sides[2][0].isVisibleTo(w.compare)
+
+
+def test_switching_the_pde_opens_that_pdes_counterpart_model(qtbot, make_window):
+    """With darcy · piddm open, choosing poisson opens poisson · piddm (not "no model"); without a
+    model the switch stays model-free."""
+    from engine.models import bundled_models
+
+    infos = bundled_models()
+    darcy = [i for i in infos if i.pde == "darcy" and i.name == "piddm" and i.card.get("grid") == 64]
+    poisson = [i for i in infos if i.pde == "poisson" and i.name == "piddm"]
+    if not darcy or not poisson:
+        pytest.skip("no bundled darcy and poisson sets")
+    w = make_window(16)
+    w.model_panel.set_models(infos, darcy[0])
+    with qtbot.waitSignal(w.controller.model_changed, timeout=120_000):
+        asyncio.ensure_future(w.controller.load_model_info(darcy[0]))
+    with qtbot.waitSignal(w.controller.model_changed, timeout=120_000):
+        w.model_panel.pde_box.setCurrentText("poisson")
+    s = w.state
+    assert s.model_info is poisson[0] and s.model.pde.name == s.pde_name == "poisson"
+    assert s.values.shape == (2, 64, 64) and s.truth is not None and not w.banner.isVisibleTo(w)
+    assert w.model_panel.models.currentRow() == 1 + w.model_panel.infos().index(poisson[0])
+    assert w.task_panel.method_box.currentText() == "piddm"
+    w.model_panel.models.setCurrentRow(0)  # no model
+    qtbot.waitUntil(lambda: s.model is None, timeout=10_000)
+    with qtbot.waitSignal(w.controller.demo_ready, timeout=60_000):
+        w.model_panel.pde_box.setCurrentText("helmholtz")
+    assert s.model is None and s.pde_name == "helmholtz" and w.banner.isVisibleTo(w)

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
+from app.panels.results_panel import NO_RESULT
 from engine.errors import EngineError
 from engine.jobs import Progress
 
@@ -86,6 +87,7 @@ def test_forward_classical_solve_fills_views_and_exports(qtbot, make_window, tmp
     views = w.results.views()
     assert views["u"].data() is not None and views["residual"].data() is not None
     assert views["error"].data() is not None
+    assert views["std"].data() is None and "none, one answer" in views["std"].title  # deterministic
     assert w.tabs.currentWidget() is w.results
     solved_mask = w.state.mask.copy()
     w.state.mask[1, 3, 3] = True  # an edit after the solve does not belong to its answer
@@ -151,6 +153,56 @@ def test_a_compare_shows_and_exports_every_methods_answer(qtbot, make_window, tm
     assert read_fields(out).method == "dataspace" and read_fields(tmp_path / "answer-classical.h5").method == "classical"
     np.testing.assert_array_equal(read_fields(tmp_path / "answer-classical.h5").fields[0], outs[1].mean)
     assert "and classical beside it" in w.statusBar().currentMessage()
+    # side by side on one colour scale per row (residuals of different size compare at a glance)
+    for row in w.compare.rows:
+        assert row[0].cbar.levels() == row[1].cbar.levels()
+    assert w.compare.rows[1][0].natural_levels() != w.compare.rows[1][1].natural_levels()
+    assert not w.compare.hint.isVisibleTo(w.compare)
+    # another PDE: nothing of this compare stays on screen
+    with qtbot.waitSignal(w.controller.demo_ready, timeout=10_000):
+        w.model_panel.pde_box.setCurrentText("poisson")
+    assert w.compare.table.rowCount() == 0 and w.compare.hint.isVisibleTo(w.compare)
+    assert all(v.data() is None for pair in w.compare.sides for v in pair)
+    assert res.summary.text() == NO_RESULT and res.views()["residual"].data() is None
+    assert w.task_panel.status.text().strip() == "" and not res.method_box.isVisibleTo(res)
+
+
+def test_export_writes_the_last_solves_answers_with_the_task_they_solved(qtbot, make_window, tmp_path):
+    from engine.io.hdf5 import read_fields
+
+    w = make_window(16)
+    w.task_panel.steps.setValue(5)
+    w.task_panel.compare_box.setChecked(True)
+    w.task_panel.compare_method.setCurrentText("classical")
+    assert len(_solve(qtbot, w, "forward", "dataspace", timeout=60_000)) == 2  # a compare
+    w.task_panel.compare_box.setChecked(False)
+    (r,) = _solve(qtbot, w, "inverse", "dataspace", timeout=60_000)
+    solved_mask = w.state.mask.copy()
+    w.task_panel.task_box.setCurrentText("forward")  # the task box and the mask move on; the answer stays
+    out = w.export_result(str(tmp_path / "last.h5"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.h5"]  # not the earlier compare's classical
+    with h5py.File(out) as h:
+        assert h.attrs["task"] == "inverse" and h.attrs["method"] == "dataspace"
+    np.testing.assert_array_equal(read_fields(out).mask[0], solved_mask)
+
+
+def test_undo_of_a_task_switch_restores_the_task_and_its_methods(qtbot, make_window):
+    w = make_window(16)
+    tp = w.task_panel
+
+    def methods():
+        return [tp.method_box.itemText(i) for i in range(tp.method_box.count())]
+
+    assert tp.task_box.currentText() == "inverse" and "classical" not in methods()
+    inverse_mask = w.state.mask.copy()
+    tp.task_box.setCurrentText("forward")
+    assert w.state.mask[0].all() and "classical" in methods()
+    w.undo_action.trigger()
+    assert tp.task_box.currentText() == w.state.task == "inverse" and "classical" not in methods()
+    np.testing.assert_array_equal(w.state.mask, inverse_mask)
+    w.redo_action.trigger()
+    assert tp.task_box.currentText() == w.state.task == "forward" and w.state.mask[0].all()
+    assert "Ctrl+Y" in [k.toString() for k in w.redo_action.shortcuts()]
 
 
 def slow_fake(model, pde, values, mask, opts, on_progress, cancel):
@@ -178,6 +230,7 @@ def test_cancel_stops_a_solve_within_a_second(qtbot, make_window):
         w.task_panel.cancel_btn.click()
     assert time.perf_counter() - t0 < 1.0
     assert w.task_panel.solve_btn.isEnabled()
+    assert w.task_panel.bar.value() == 0  # not a full bar: the solve did not finish
 
 
 def test_changing_the_pde_during_a_solve_stops_it_and_keeps_nothing_of_it(qtbot, make_window, dialogs):
@@ -241,6 +294,7 @@ def test_engine_failure_shows_a_dialog(qtbot, make_window, dialogs):
         w.task_panel.solve_btn.click()
     assert dialogs and dialogs[-1]["title"] == "Solve failed"
     assert "NaN at node (3, 4)" in dialogs[-1]["text"] and "Traceback" in dialogs[-1]["details"]
+    assert dialogs[-1]["text"].startswith("observations hold NaN")  # the engine's own error: its message, no type name
     w.show_exception(ZeroDivisionError, ZeroDivisionError("x"), None)  # the excepthook: shown, survivable
     assert dialogs[-1]["title"] == "Unexpected error"
     assert w.task_panel.solve_btn.isEnabled()
@@ -321,6 +375,55 @@ def test_settings_persist(qtbot, settings, aloop, monkeypatch):
     assert w2.state.ensemble == 13 and w2.task_panel.steps.value() == 77
     assert w2.size().height() == 700 and settings.value("window_state") is not None
     w2.close()
+
+
+def test_runs_opened_in_a_session_are_listed_in_the_next(qtbot, settings, aloop, monkeypatch, tmp_path):
+    import app.main_window as mw
+    from engine import models
+
+    run = tmp_path / "runs" / "darcy-16" / "student"
+    run.mkdir(parents=True)
+    (run / models.FILENAME).write_bytes(b"")  # listing reads the card only
+    (run / models.CARD).write_text(json.dumps({"pde": "darcy", "kind": "student"}))
+    monkeypatch.setattr(mw, "bundled_models", lambda: [])
+    w = mw.MainWindow(settings, startup=False)
+    qtbot.addWidget(w)
+    bundled = models.bundled_models()[:1]  # listed at every start: not remembered
+    w.model_panel.set_models([*bundled, *models.find_runs(tmp_path / "runs")])
+    w.task_panel.seed.setValue(7)
+    w.task_panel.norm_box.setCurrentIndex(2)
+    w.close()
+    w2 = mw.MainWindow(settings, startup=False)
+    qtbot.addWidget(w2)
+    assert [i.path for i in w2._remembered_runs()] == [run]
+    assert w2.task_panel.seed.value() == 7 and w2.task_panel.norm_box.currentIndex() == 2
+    w2.close()
+    (run / models.FILENAME).unlink()  # deleted since: no longer listed
+    assert mw.MainWindow(settings, startup=False)._remembered_runs() == []
+
+
+def test_a_zoomed_view_returns_to_the_whole_field(qtbot, make_window):
+    from types import SimpleNamespace
+
+    w = make_window(16)
+    cv = w.inputs.canvases[0]
+
+    def zoomed() -> bool:
+        (x0, x1), (y0, y1) = cv.plot.viewRange()
+        return x1 - x0 < 0.5
+
+    cv.plot.setRange(xRange=(0.4, 0.5), yRange=(0.4, 0.5), padding=0)
+    assert zoomed()
+    w.reset_zoom()  # View ▸ Whole fields (Ctrl+0)
+    assert not zoomed()
+    double = SimpleNamespace(double=lambda: True)
+    cv.plot.setRange(xRange=(0.4, 0.5), yRange=(0.4, 0.5), padding=0)
+    w.inputs.set_tool("brush")
+    cv._on_click(double)  # drawing: a double click is two strokes, the view stays
+    assert zoomed()
+    w.inputs.set_tool("pan")
+    cv._on_click(double)
+    assert not zoomed()
 
 
 def test_residual_norm_choice_reaches_the_solve(qtbot, make_window, dialogs):

@@ -73,11 +73,15 @@ def test_real_chain_lists_the_student(qtbot, make_window, tmp_path):
     assert {"teacher/loss", "distill/loss"} <= set(tp.plot.curves)
     assert {"teacher/preview_residual_mse", "distill/residual", "distill/preview_residual_mse"} <= set(tp.res_plot.curves)
     legend = [label.text for _, label in tp.res_plot.plotItem.legend.items]
+    teacher_x, student_x = (tp.plot.buffers[k].arrays()[0] for k in ("teacher/loss", "distill/loss"))
+    assert student_x.min() > teacher_x.max() and len(tp.plot.stage_lines) == 1  # the student follows on
     assert {"teacher samples", "student training batch", "student samples"} <= set(legend)
     qtbot.waitUntil(lambda: w.state.model is not None and w.state.model.kind == "student", timeout=60_000)
     paths = [str(i.path) for i in w.model_panel.infos()]
     assert len(paths) == before + 2 and str(student) in paths
     assert str(w.state.model_info.path) == str(student)
+    info = w.model_panel.info.toPlainText()  # described from its config.json: λ, not the file's layout
+    assert "λ (physics)" in info and "0.1" in info and "DistillConfig" not in info
     # a fresh start never overwrites the finished run
     assert tp.run_base() == tmp_path / "runs" / "darcy-16-2"
 

@@ -38,3 +38,17 @@ def test_a_set_folder_given_as_a_model_is_refused_naming_its_models(tmp_path):
     _fake_model(tmp_path / "poisson" / "distill", "poisson", "student")
     with pytest.raises(CheckpointError, match=r"pass .*poisson/distill$"):  # one model: nothing else to name
         models.load_model(tmp_path / "poisson")
+
+
+def test_find_runs_looks_two_levels_down_but_not_inside_a_run(tmp_path):
+    """A runs folder of the app's chains holds <chain>/teacher and <chain>/student."""
+    _fake_model(tmp_path / "darcy-16" / "teacher", "darcy", "teacher")
+    _fake_model(tmp_path / "darcy-16" / "student", "darcy", "student")
+    _fake_model(tmp_path / "one", "darcy", "student")
+    _fake_model(tmp_path / "one" / "inner", "darcy", "student")  # inside a run: not searched
+    _fake_model(tmp_path / "a" / "b" / "c", "darcy", "student")  # three levels down: not searched
+    found = [i.path.relative_to(tmp_path).as_posix() for i in models.find_runs(tmp_path)]
+    assert found == ["darcy-16/student", "darcy-16/teacher", "one"]
+    assert [i.path for i in models.find_runs(tmp_path / "one")] == [tmp_path / "one"]
+    assert [i.path for i in models.find_runs(tmp_path / "a", depth=3)] == [tmp_path / "a" / "b" / "c"]
+    assert models.find_runs(tmp_path / "missing") == []

@@ -72,3 +72,16 @@ def test_cli_distill_then_sample(teacher_run, tmp_path, capsys):
     assert res["n"] == 4 and res["refine"] == 3 and res["nfe"] == 4
     ff = read_fields(out)
     assert ff.method == "piddm-ref" and ff.fields.shape == (4, 2, 16, 16) and ff.residual.shape == (4, 16, 16)
+
+
+def test_a_run_directory_is_listed_with_what_its_config_tells(student):
+    """A run without a card.json (one trained in the app) is described by its config.json: kind, λ
+    (a λ = 0 run offers the distill method), parameters; not by the config's raw layout keys."""
+    from engine.models import find_runs, read_card
+
+    run = student.path.parent  # the checkpoint's folder
+    card = read_card(run)
+    assert card["kind"] == "student" and card["lambda"] == 0.0 and card["parameters"] > 0
+    assert not {"format", "type", "config", "meta"} & set(card)
+    (info,) = find_runs(run)
+    assert info.kind == "student" and info.card == card and info.path == run
