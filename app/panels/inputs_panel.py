@@ -65,9 +65,10 @@ class InputsPanel(QWidget):
         self.threshold_act = self.bar.addAction("threshold", self.threshold)
         self.k_points = QSpinBox()
         self.k_points.setRange(0, 100_000)
-        self.k_points.setSpecialValueText("3 %")
+        self.k_points.setSpecialValueText("3 % of nodes")  # (the prefix does not show with it)
         self.k_points.setPrefix("k ")
         self.k_points.setToolTip("random observation points: k nodes (or 3 % when 0)")
+        self.bar.addSeparator()  # the points' count belongs to "random points", not to "threshold"
         self.bar.addWidget(self.k_points)
         self.bar.addAction("random points", self.random_points)
         self.bar.addAction("clear mask", self.clear_mask)
