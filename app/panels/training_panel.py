@@ -12,6 +12,8 @@ import asyncio
 import json
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -49,14 +51,21 @@ _SHOWN = (("loss", "loss {:.3g}"), ("residual", "residual {:.3g}"), ("preview_re
           ("samples_per_s", "{:.0f} samples/s"))
 
 
-def leave_a_core_for_the_gui() -> None:
+@contextmanager
+def leave_a_core_for_the_gui() -> Iterator[None]:
     """Training on the CPU: one intra-op thread fewer than the cores, so the window keeps a core.
 
     On a busy 2-core machine two spinning OpenMP threads beside the GUI thread made the tiny
-    teacher ~25x slower (2 s/step against 0.17 s/step with one thread)."""
+    teacher ~25x slower (2 s/step against 0.17 s/step with one thread). The count is process-wide,
+    so it is put back afterwards: solves run as fast after a training as before one."""
     import torch
 
+    before = torch.get_num_threads()
     torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def generate(pde, n, grid_n, seed, path, *, on_progress, cancel):
@@ -69,16 +78,16 @@ def train(cfg: dict, run_dir, resume, *, on_progress, cancel):
     from engine.config import TeacherConfig
     from engine.diffusion.train import train_teacher
 
-    leave_a_core_for_the_gui()
-    return train_teacher(TeacherConfig(**cfg), run_dir, resume=resume, on_progress=on_progress, cancel=cancel)
+    with leave_a_core_for_the_gui():
+        return train_teacher(TeacherConfig(**cfg), run_dir, resume=resume, on_progress=on_progress, cancel=cancel)
 
 
 def distill(cfg: dict, run_dir, resume, *, on_progress, cancel):
     from engine.distill.config import DistillConfig
     from engine.distill.train import distill as _distill
 
-    leave_a_core_for_the_gui()
-    return _distill(DistillConfig(**cfg), run_dir, resume=resume, on_progress=on_progress, cancel=cancel)
+    with leave_a_core_for_the_gui():
+        return _distill(DistillConfig(**cfg), run_dir, resume=resume, on_progress=on_progress, cancel=cancel)
 
 
 def _spin(lo, hi, val, double=False, tip=""):

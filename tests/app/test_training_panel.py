@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import torch
 
 from engine.io.checkpoint import load_checkpoint
 from engine.jobs import Progress
@@ -62,8 +63,10 @@ def test_real_chain_lists_the_student(qtbot, make_window, tmp_path):
     before = len(w.model_panel.infos())
     previews = []
     tp.preview_shown.connect(previews.append)
+    threads = torch.get_num_threads()
     with qtbot.waitSignal(tp.chain_done, timeout=120_000) as blocker:
         tp.start_btn.click()
+    assert torch.get_num_threads() == threads  # training left a core to the window, then gave it back
     student = tmp_path / "runs" / "darcy-16" / "student"
     assert blocker.args[0] == str(student)
     assert (student / "checkpoint.pt").is_file() and (student.parent / "teacher" / "checkpoint.pt").is_file()
