@@ -195,3 +195,52 @@ def test_an_unwritable_output_file_is_refused_before_the_work(capsys, monkeypatc
     assert "folder" in err and "does not exist" in err
     err = one_line_error(capsys, ["generate", "--pde", "darcy", "--n", "5000", "-o", tmp_path])
     assert "it is a folder" in err
+
+
+def test_an_output_never_overwrites_what_the_command_reads(capsys, tmp_path, tiny_dataset):
+    """-o onto the observation file, a hard link of it, or a file of the model folder is refused before
+    any work; a new file beside them is written."""
+    import os
+
+    obs = tmp_path / "obs.h5"
+    with h5py.File(tiny_dataset) as h, h5py.File(obs, "w") as o:
+        for k, v in h.attrs.items():
+            o.attrs[k] = v
+        o["fields"] = h["fields"][:1]
+        mask = np.zeros_like(h["fields"][:1], dtype=np.uint8)
+        mask[:, 0] = 1  # the whole coefficient: classical needs no model
+        o["mask"] = mask
+    before = obs.read_bytes()
+    os.link(obs, tmp_path / "hard.h5")
+    for target in (obs, tmp_path / "hard.h5", tmp_path / "." / "obs.h5"):
+        err = one_line_error(capsys, ["solve", "--method", "classical", "--obs", obs, "-o", target])
+        assert "is the input" in err
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "checkpoint.pt").write_bytes(b"weights")
+    err = one_line_error(capsys, ["sample", "--model", model, "-n", "2", "-o", model / "checkpoint.pt"])
+    assert "would overwrite a file of" in err and (model / "checkpoint.pt").read_bytes() == b"weights"
+    assert obs.read_bytes() == before
+    assert main(["solve", "--method", "classical", "--obs", str(obs), "-o", str(tmp_path / "sol.h5")]) == 0
+
+
+def test_an_output_link_is_written_through_and_a_readonly_folder_refused(capsys, tmp_path, monkeypatch):
+    import os
+
+    real = tmp_path / "real.h5"
+    real.write_bytes(b"old")
+    link = tmp_path / "link.h5"
+    link.symlink_to(real)
+    assert main(["generate", "--pde", "darcy", "--n", "2", "--grid", "16", "-o", str(link)]) == 0
+    capsys.readouterr()
+    assert link.is_symlink() and h5py.is_hdf5(real)  # the link stays, its target holds the file
+    monkeypatch.setattr(os, "access", lambda path, mode: mode != os.W_OK)  # as on a read-only mount
+    err = one_line_error(capsys, ["generate", "--pde", "darcy", "--n", "2", "--grid", "16", "-o", tmp_path / "x.h5"])
+    assert f"cannot write {tmp_path / 'x.h5'}: folder {tmp_path} is not writable" in err
+
+
+def test_a_seed_out_of_range_is_one_line(tmp_path):
+    for seed in ("-1", "4294967296", "9223372036854775807", "x"):
+        r = run("generate", "--pde", "darcy", "--n", "2", "--grid", "16", "--seed", seed, "-o", tmp_path / "x.h5")
+        assert r.returncode == 2 and r.stderr.count("\n") == 1 and "seed" in r.stderr, r.stderr
+    assert not (tmp_path / "x.h5").exists()

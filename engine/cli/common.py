@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -14,9 +15,23 @@ from engine.errors import ConfigError
 from engine.io.atomic import existing_folder
 from engine.jobs import Progress, ProgressFn
 
+SEED_LIMIT = 2**32  # seeds feed NumPy and torch generators, which take 32 (NumPy) or 64 bits
+
+
+def seed_value(text: str) -> int:
+    """An argparse type: a seed in [0, 2^32). Larger ones overflowed torch's generator (a traceback)
+    or were taken modulo 2^32 by NumPy (another seed's results, silently)."""
+    try:
+        seed = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid seed {text!r}: a whole number") from None
+    if not 0 <= seed < SEED_LIMIT:
+        raise argparse.ArgumentTypeError(f"seed {seed} out of range: 0 … {SEED_LIMIT - 1}")
+    return seed
+
 
 def add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=seed_value, default=0, help="random seed, 0 … 2^32 − 1 (default 0)")
     p.add_argument("--json", action="store_true", help="print a machine-readable result on stdout")
 
 
@@ -67,14 +82,37 @@ def progress_bar(desc: str, enabled: bool = True) -> tuple[ProgressFn, Any]:
     return on_progress, bar
 
 
-def check_output_file(path: str | None) -> None:
-    """Refuse an output file that cannot be written before the work that fills it (minutes, maybe)."""
+INPUT_OPTIONS = ("obs", "data", "model", "models", "teacher", "reference", "truth", "file")  # what commands read
+
+
+def check_output_file(path: str | None, inputs: list[str] | tuple[str, ...] = (), example: str = "out.h5") -> None:
+    """Refuse an output file that cannot be written before the work that fills it (minutes, maybe),
+    and one that would overwrite what the command reads: an input file, or a file of an input folder
+    (a model's checkpoint.pt). A new file inside a model's folder is allowed. ``example``: a file name
+    the message suggests when ``path`` is a folder."""
     if path is None:
         return
     p = Path(path)
     existing_folder(p)
     if p.is_dir():
-        raise ConfigError(f"cannot write {p}: it is a folder (give a file name, e.g. {p / 'out.h5'})")
+        raise ConfigError(f"cannot write {p}: it is a folder (give a file name, e.g. {p / example})")
+    if not p.exists():
+        return
+    for given in inputs:
+        src = Path(given)
+        if src.is_file() and os.path.samefile(src, p):
+            raise ConfigError(f"-o {path} is the input {given}: write the output to another file")
+        if src.is_dir() and p.resolve().is_relative_to(src.resolve()):
+            raise ConfigError(f"-o {path} would overwrite a file of {given}: write the output elsewhere")
+
+
+def inputs_of(args: argparse.Namespace) -> list[str]:
+    """The files and folders a parsed command reads (``INPUT_OPTIONS`` it has), for ``check_output_file``."""
+    out = []
+    for name in INPUT_OPTIONS:
+        value = getattr(args, name, None)
+        out += [str(v) for v in (value if isinstance(value, list) else [value]) if v]
+    return out
 
 
 def json_text(result: Any) -> str:

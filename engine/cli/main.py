@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 from engine import __version__
-from engine.cli.common import check_output_file
+from engine.cli.common import check_output_file, inputs_of
 from engine.errors import EngineError
 from engine.jobs import Cancelled
 
@@ -53,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     try:
         if args.command in FILE_OUTPUT:
-            check_output_file(args.output)
+            check_output_file(args.output, inputs_of(args), example="out.json" if args.command == "bench" else "out.h5")
         return int(args.func(args) or 0)
     except EngineError as exc:
         print(f"piddm: error: {exc}", file=sys.stderr)
@@ -63,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"piddm: error: {text}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `piddm … --json | head -1`: the reader has gone; nothing left to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        return 0
     except OSError as exc:  # the machine's, not the input's: a full disk, a folder without permission
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"piddm: error: {where}{exc.strerror or exc}", file=sys.stderr)

@@ -23,10 +23,13 @@ os.umask(_UMASK)
 
 
 def existing_folder(final: Path) -> Path:
-    """The folder ``final`` goes into; EngineError naming both if there is no such folder."""
+    """The folder ``final`` goes into; EngineError naming both if there is no such folder or it is
+    not writable (no permission, a read-only file system)."""
     folder = final.parent if str(final.parent) else Path(".")
     if not folder.is_dir():
         raise EngineError(f"cannot write {final}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise EngineError(f"cannot write {final}: folder {folder} is not writable")
     return folder
 
 
@@ -34,8 +37,13 @@ def existing_folder(final: Path) -> Path:
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it to ``path`` if the block succeeds."""
     final = Path(path)
+    if final.is_symlink():  # write through a link to its target; replacing it would drop the link
+        final = final.resolve()
     folder = existing_folder(final)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=folder)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=folder)
+    except OSError as exc:  # a read-only folder or file system: name the file asked for, not the temporary
+        raise EngineError(f"cannot write {final}: {exc.strerror or exc}") from exc
     os.close(fd)
     tmp = Path(tmp_name)
     try:
