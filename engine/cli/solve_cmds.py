@@ -11,6 +11,24 @@ from engine.io.hdf5 import FieldsFile, read_fields, write_fields
 from engine.metrics import residual_stats
 
 
+def check_student_kind(method: str, model, path: str) -> None:
+    """``piddm`` is the latent solve of a student distilled with physics (λ > 0), ``distill`` that of
+    the λ = 0 student (SPEC "Methods"): the same algorithm, so the label is all that tells them apart,
+    and it must be true to the student."""
+    from engine.errors import ConfigError
+
+    config = getattr(getattr(model, "student", None), "config", None)
+    if config is None or method not in ("piddm", "distill"):
+        return
+    lam = float(config.lam)
+    if method == "distill" and lam != 0:
+        raise ConfigError(f"method distill is the latent solve of a student distilled with λ = 0; {path} was "
+                          f"distilled with λ = {lam:g} (use --method piddm, or its set's distill/ student)")
+    if method == "piddm" and lam == 0:
+        raise ConfigError(f"method piddm needs a student distilled with physics (λ > 0); {path} was distilled "
+                          "with λ = 0: use --method distill")
+
+
 def cmd_solve(args: argparse.Namespace) -> int:
     from engine.solve import Observations, SolveOptions, solve
     from engine.solve.api import METHODS, MODEL_FREE
@@ -24,8 +42,10 @@ def cmd_solve(args: argparse.Namespace) -> int:
         from engine.models import load_model  # late: the model layer is optional for model-free methods
 
         model = load_model(args.model, device=args.device or "cpu")
+        check_student_kind(args.method, model, args.model)
         ff = read_fields(args.obs, expect_pde=model.pde.name, expect_grid=model.grid.n, require_mask=True, observations=True)
-        pde = model.pde
+        # the file's PDE parameters (helmholtz's k): the solve refuses a model made for other ones
+        pde = pdes.get(ff.pde, **ff.pde_params)
     elif args.method in MODEL_FREE:
         ff = read_fields(args.obs, require_mask=True, observations=True)
         pde = pdes.get(ff.pde, **ff.pde_params)
@@ -47,8 +67,7 @@ def cmd_solve(args: argparse.Namespace) -> int:
     write_fields(args.output, FieldsFile(
         fields=res.mean, pde=pde.name, channels=pde.fields, pde_params=pdes.params_of(pde), method=res.method,
         seed=args.seed, mask=obs.mask, std=res.std, residual=res.residual,
-        extra={"solve": json.dumps({k: out[k] for k in ("ensemble", "seconds", "nfe", "misfit")} | res.settings
-                                   | {"precision": args.precision, "compile": args.compile})}))
+        extra={"solve": json.dumps({k: out[k] for k in ("ensemble", "seconds", "nfe", "misfit")} | res.settings)}))
     misfit = "" if res.misfit is None else f", misfit {res.misfit:.3e}"
     emit(out, args.json, f"{res.method}: {len(obs)} case(s) in {res.seconds:.2f} s, residual_mse "
          f"{stats['residual_mse']:.3e}{misfit}; wrote {args.output}")

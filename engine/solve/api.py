@@ -252,14 +252,32 @@ def resolved_options(model: Any, pde: PDE, obs: Observations, opts: SolveOptions
                                   else default_residual_norm(pde, obs)))
 
 
-def settings_record(opts: SolveOptions, obs: Observations) -> dict[str, Any]:
-    """What a resolved solve used, for the output file's ``solve`` attribute and the bench JSON."""
+def settings_record(opts: SolveOptions, obs: Observations, model: Any = None, pde: PDE | None = None,
+                    grid: Grid | None = None) -> dict[str, Any]:
+    """What a resolved solve used, for the output file's ``solve`` attribute and the bench JSON: only
+    the settings its method reads (classical reads none; the teacher methods' ζ weights as ``_run``
+    takes them)."""
+    m = opts.method
+    if m == "classical":
+        return {}
+    if m in TEACHER_METHODS:
+        return {"steps": opts.steps, **guidance_zetas(model, pde, obs, opts, grid), "precision": opts.precision}
     rec: dict[str, Any] = {"steps": opts.steps, "lambda": opts.lam}
-    if opts.method in STUDENT_METHODS:
-        rec |= {"lr": opts.lr, "candidates": opts.candidates, "residual_norm": opts.residual_norm}
-    if opts.method == "piddm-exact":
+    if m in STUDENT_METHODS:
+        rec |= {"lr": opts.lr, "candidates": opts.candidates, "residual_norm": opts.residual_norm,
+                "precision": opts.precision, "compile": opts.compile_network}
+    if m == "piddm-exact":
         rec |= exact_phase_settings(obs, opts.lr)
     return rec
+
+
+def guidance_zetas(model: Any, pde: PDE, obs: Observations, opts: SolveOptions, grid: Grid) -> dict[str, float]:
+    """The teacher methods' guidance weights for these observations and steps: the card's tuned ζ (or
+    the defaults) scaled to the step count; ``teacher`` has no PDE term, ``--lambda`` sets diffusionpde's."""
+    w = _guidance_weights(model, infer_task(pde, obs, grid), grid, observation_kind(obs))
+    w = guidance.weights_for_steps(w, opts.steps)
+    zeta_pde = 0.0 if opts.method == "teacher" else (opts.lam if opts.lam is not None else w["zeta_pde"])
+    return {"zeta_obs": w["zeta_obs"], "zeta_pde": zeta_pde}
 
 
 def case_chunks(cases: int, ensemble: int, device: torch.device) -> list[slice]:
@@ -359,11 +377,8 @@ def _run(model: Any, pde: PDE, obs: Observations, opts: SolveOptions, grid: Grid
                                        **common)
     teacher = _part(model, "teacher", m)
     _check_model(pde, teacher, grid)
-    w = _guidance_weights(model, infer_task(pde, obs, grid), grid, observation_kind(obs))
-    w = guidance.weights_for_steps(w, opts.steps)
-    zeta_pde = 0.0 if m == "teacher" else (opts.lam if opts.lam is not None else w["zeta_pde"])
     with network_precision(teacher.device, opts.precision):
-        return guidance.guided_sample(teacher, pde, obs, zeta_obs=w["zeta_obs"], zeta_pde=zeta_pde, **common)
+        return guidance.guided_sample(teacher, pde, obs, **guidance_zetas(model, pde, obs, opts, grid), **common)
 
 
 def solve(model: Any, pde: PDE, obs: Observations, opts: SolveOptions, *, on_progress: ProgressFn = no_progress,
@@ -397,7 +412,7 @@ def solve(model: Any, pde: PDE, obs: Observations, opts: SolveOptions, *, on_pro
     with torch.no_grad():  # methods enable gradients where they need them
         out = _run_in_chunks(model, pde, obs, opts, grid, on_progress, cancel)
     res = _assemble(pde, obs, grid, out, opts.method, time.perf_counter() - t0)
-    res.settings = settings_record(opts, obs)
+    res.settings = settings_record(opts, obs, model, pde, grid)
     return res
 
 

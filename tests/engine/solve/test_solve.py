@@ -501,3 +501,12 @@ def test_the_compiled_network_gives_the_plain_answer():
     unknown = ~obs.mask
     gap = np.linalg.norm((compiled.mean - plain.mean)[unknown]) / np.linalg.norm(plain.mean[unknown])
     assert gap < 1e-4, gap
+
+
+def test_the_teacher_methods_record_the_guidance_weights_they_used(darcy):
+    model, pde, truth = darcy
+    obs = Observations.from_task(pde, truth, "inverse", "points:20", seed=0)
+    teacher = solve(model, pde, obs, SolveOptions(method="teacher", lam=5.0, ensemble=1, steps=2)).settings
+    assert teacher["zeta_pde"] == 0.0 and teacher["zeta_obs"] > 0 and "lambda" not in teacher  # no PDE term
+    guided = solve(model, pde, obs, SolveOptions(method="diffusionpde", lam=5.0, ensemble=1, steps=2)).settings
+    assert guided["zeta_pde"] == 5.0 and guided["zeta_obs"] == teacher["zeta_obs"]
