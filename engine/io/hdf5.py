@@ -109,6 +109,8 @@ _KNOWN_ATTRS = {"format", "format_version", "pde", "channels", "grid", "pde_para
 
 def _open(p: Path) -> h5py.File:
     """``p`` opened for reading; DatasetError naming it when it is missing or not HDF5."""
+    if p.is_dir():
+        raise DatasetError(f"{p}: a folder, not a fields file")
     if not p.is_file():
         raise DatasetError(f"{p}: no such file")
     try:
@@ -187,6 +189,8 @@ def read_fields(path: str | os.PathLike[str], *, expect_pde: str | None = None,
         if ds.ndim != 4 or ds.shape[1] != len(channels) or ds.shape[2] != ds.shape[3]:
             raise bad(f"dataset 'fields' has shape {ds.shape}, expected (n, {len(channels)}, N, N)")
         grid = _attr_int(a.get("grid"))
+        if grid is None:
+            raise bad(f"attribute grid must be one whole number (N), got {_attr_str(a.get('grid', '(none)'))!r}")
         if ds.shape[-1] != grid:
             raise bad(f"dataset 'fields' is {ds.shape[-1]}x{ds.shape[-1]} but attribute grid = {grid}")
         if ds.shape[0] == 0:
@@ -201,6 +205,11 @@ def read_fields(path: str | os.PathLike[str], *, expect_pde: str | None = None,
                 if h[name].shape != shape:
                     raise bad(f"dataset {name!r} has shape {h[name].shape}, expected {shape}")
                 extras[name] = h[name][which]
+        if "mask" in extras:  # 1 = observed, 0 = not (SPEC "Files"): a 2, 0.5 or −1 is a broken mask
+            m = extras["mask"]
+            if m.dtype.kind not in "biuf" or not np.isin(m, (0, 1)).all():
+                odd = np.unique(m[~np.isin(m, (0, 1))])[:3] if m.dtype.kind in "biuf" else m.dtype
+                raise bad(f"dataset 'mask' must hold 0 (unobserved) and 1 (observed) only; it holds {odd}")
         if not (finite := np.isfinite(fields)).all():
             masked = observations and "mask" in extras  # unobserved values are ignored (SPEC "Files")
             where = ~finite & extras["mask"].astype(bool) if masked else ~finite

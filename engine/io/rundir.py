@@ -48,6 +48,8 @@ class RunDir:
     def __init__(self, path: str | os.PathLike[str], *, create: bool = False) -> None:
         self.path = Path(path)
         if create:
+            if self.path.exists() and not self.path.is_dir():
+                raise EngineError(f"cannot create run directory {self.path}: it is a file")
             try:
                 self.path.mkdir(parents=True, exist_ok=True)
             except OSError as exc:

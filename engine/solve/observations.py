@@ -107,6 +107,8 @@ def _random_nodes(base: np.ndarray, spec: str, count: int, seed: int) -> np.ndar
         k = None
     if k is None:
         raise ConfigError(f"observation spec must be full, points:K or fraction:F, got {spec!r}")
+    if kind == "fraction" and not 0 < float(arg) <= 1:
+        raise ConfigError(f"{spec}: the fraction F must be in (0, 1], e.g. fraction:0.03")
     if not 1 <= k <= nodes.size:
         raise ConfigError(f"{spec}: need between 1 and {nodes.size} observed nodes, got {k}")
     out = np.zeros((count,) + base.shape, dtype=bool)

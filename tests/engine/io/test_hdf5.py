@@ -177,6 +177,8 @@ BAD = {
     "not square": (_with_fields(np.zeros((3, 2, 8, 6), np.float32)), "has shape"),
     "3-d fields": (_with_fields(np.zeros((2, 8, 8), np.float32)), "has shape"),
     "grid attr": (lambda p: _good(p, grid=16), "8x8 but attribute grid = 16"),
+    "grid text": (lambda p: _good(p, grid="thirty-two"), "attribute grid must be one whole number \\(N\\), got 'thirty-two'"),
+    "a folder": (lambda p: p.mkdir() or p, "a folder, not a fields file"),
     "empty": (_with_fields(np.zeros((0, 2, 8, 8), np.float32)), "no samples"),
     "NaN values": (_edit(lambda h: h["fields"].__setitem__((2, 1, 3, 3), np.nan)), "non-finite values in 1 sample"),
     "inf values": (_edit(lambda h: h["fields"].__setitem__((0, 0, 0, 0), np.inf)), "non-finite"),
@@ -184,6 +186,11 @@ BAD = {
                    "'mask' has shape"),
     "residual shape": (_edit(lambda h: h.create_dataset("residual", data=np.ones((3, 2, 8, 8)))),
                        "'residual' has shape"),
+    "mask of 2": (_edit(lambda h: h.create_dataset("mask", data=np.full((3, 2, 8, 8), 2, np.uint8))),
+                  "0 \\(unobserved\\) and 1 \\(observed\\) only; it holds \\[2\\]"),
+    "mask of halves": (_edit(lambda h: h.create_dataset("mask", data=np.full((3, 2, 8, 8), 0.5))), "holds \\[0.5\\]"),
+    "mask of -1": (_edit(lambda h: h.create_dataset("mask", data=-np.ones((3, 2, 8, 8), np.int8))), "holds \\[-1\\]"),
+    "mask of text": (_edit(lambda h: h.create_dataset("mask", data=np.full((3, 2, 8, 8), b"x"))), "mask"),
 }
 
 
@@ -267,3 +274,12 @@ def test_written_files_get_the_mode_of_a_plain_open(tmp_path):
             assert stat.S_IMODE((tmp_path / name).stat().st_mode) == want, name
     finally:
         os.umask(old)
+
+
+def test_a_run_directory_where_a_file_is_is_refused_by_name(tmp_path):
+    from engine.io.rundir import RunDir
+
+    (tmp_path / "td.h5").write_bytes(b"data")
+    with pytest.raises(EngineError, match="cannot create run directory .*td.h5: it is a file"):
+        RunDir(tmp_path / "td.h5", create=True)
+    assert (tmp_path / "td.h5").read_bytes() == b"data"

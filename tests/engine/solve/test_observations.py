@@ -72,3 +72,6 @@ def test_bad_specs_are_refused():
     for task, spec in (("inverse", "points:99"), ("forward", "lines:3"), ("reconstruct", "full"), ("sideways", "full")):
         with pytest.raises(ConfigError):
             Observations.from_task(pde, truth.numpy(), task, spec)
+    for spec in ("fraction:1.5", "fraction:-0.1"):
+        with pytest.raises(ConfigError, match=r"the fraction F must be in \(0, 1\]"):
+            Observations.from_task(pde, truth.numpy(), "reconstruct", spec)
