@@ -85,7 +85,7 @@ class AppState:
 
     def methods(self) -> list[str]:
         """Methods offered now: model methods only with a model of the right kind. ``distill`` (the
-        plain λ = 0 latent solve) only when the loaded student is a distill (λ = 0) student; ``classical``
+        latent solve of a λ = 0 student) instead of ``piddm`` when the student is one; ``classical``
         (the reference solve of a whole coefficient) only for the forward task."""
         out = [m for m in FREE_METHODS if m != "classical" or self.task == "forward"]
         if self.model is not None:
@@ -93,9 +93,10 @@ class AppState:
             if kind == "teacher":
                 out = ["teacher", "diffusionpde", *out]
             else:
-                student = ["piddm", "piddm-ref", "piddm-exact"]
-                if is_distill_student(self.model, self.model_info):
-                    student.append("distill")
+                # piddm and distill are the same latent solve, named by the student's λ (as piddm solve
+                # checks): a λ = 0 student offers distill in piddm's place
+                first = "distill" if is_distill_student(self.model, self.model_info) else "piddm"
+                student = [first, "piddm-ref", "piddm-exact"]
                 if getattr(self.model, "teacher", None) is not None:
                     student += ["diffusionpde", "teacher"]
                 out = [*student, *out]

@@ -98,6 +98,9 @@ def test_the_last_model_picked_is_the_one_opened_whichever_loads_first(qtbot, ma
     qtbot.waitUntil(lambda: not w.jobs.running(), timeout=30_000)
     qtbot.wait(100)
     assert w.state.model_info is darcy32["distill"] and w.state.model.card["lambda"] == 0.0
+    methods = [w.task_panel.method_box.itemText(i) for i in range(w.task_panel.method_box.count())]
+    assert methods[:3] == ["distill", "piddm-ref", "piddm-exact"] and "piddm" not in methods  # named by its λ
+    assert w.task_panel.method_box.currentText() == "distill"
 
 
 def test_loading_a_model_takes_the_optimisers_one_off_import_off_the_first_solve():
