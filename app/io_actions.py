@@ -58,9 +58,16 @@ def import_fields(path: str | Path, state: AppState, *, sample: int = 0, mask_on
             raise DatasetError(f"{path}: mask is {ff.pde} {ff.grid}², canvases are {state.pde_name} {state.grid_n}²")
         state.mask[...] = ff.mask[0]
         return f"mask of sample {sample} loaded ({int(ff.mask[0].sum())} observed values)"
+    from app.jobs import task_mask
+
     state.pde_name, state.pde_params, state.grid_n = ff.pde, dict(ff.pde_params), ff.grid
     state.values = ff.fields[0].astype(np.float64)
-    state.mask = ff.mask[0].copy() if ff.mask is not None else np.ones(ff.fields.shape[1:], dtype=bool)
-    state.truth = None
+    if ff.mask is not None:  # observations: their own mask, and no truth to score against
+        state.mask, state.truth = ff.mask[0].copy(), None
+        observed = "its mask"
+    else:  # whole fields (a dataset): the current task's observations of them, scored against them
+        state.mask = task_mask(state.pde, ff.grid, state.task, np.random.default_rng(state.seed))
+        state.truth = state.values.copy()
+        observed = f"the {state.task} task's observations, scored against the file's fields"
     state.results.clear()
-    return f"sample {sample} of {Path(path).name} loaded ({ff.pde} {ff.grid}², {total} samples)"
+    return f"sample {sample} of {Path(path).name} loaded ({ff.pde} {ff.grid}², {total} samples; {observed})"

@@ -311,7 +311,9 @@ def test_import_fields_file(qtbot, make_window, tiny_dataset, dialogs, monkeypat
     w.import_fields(str(tiny_dataset))  # 8 samples: which one is asked
     assert asked[-1][1:] == (0, 0, 7) and "holds 8 samples" in asked[-1][0]
     np.testing.assert_array_equal(w.state.values, stored[5])
-    assert w.state.mask.all()  # a file without a mask: everything observed
+    # a file without a mask (a dataset): the task's observations of it, the file's fields as the truth
+    assert w.state.task == "inverse" and not w.state.mask[0].any() and 0 < w.state.mask[1].mean() < 0.1
+    np.testing.assert_array_equal(w.state.truth, stored[5])
     assert w.statusBar().currentMessage().startswith("sample 5 of ")
     monkeypatch.setattr(mw.QInputDialog, "getInt", lambda *a: (2, False))  # cancelled: nothing changes
     w.import_fields(str(tiny_dataset))
