@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,6 +25,44 @@ T = TypeVar("T")
 CONFIG_FORMAT = 1
 MODEL_SIZES = ("tiny", "small", "base")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
+# A step count this large is no step limit (10⁸ steps of the tiny U-Net take weeks): what `--minutes` alone
+# sets, so that the clock decides. Such a run must have a time limit (minutes > 0), or it never ends.
+UNLIMITED_STEPS = 100_000_000
+
+
+def check_number(name: str, value: float | None, low: float = -math.inf, *, above: bool = False,
+                 high: float | None = None) -> None:
+    """Refuse a setting that is not a finite number ≥ ``low`` (> ``low`` with ``above``; ≤ ``high`` when
+    given): one ConfigError naming ``name`` and the value. None (an option left out) passes.
+
+    NaN and ±inf are in no range: NaN passes every ``<`` test (an lr of NaN reached AdamW, a λ of NaN
+    gave a table of NaN), and an infinite rate, weight or budget is a typo, not a setting.
+    """
+    if value is None:
+        return
+    want = (f" in {'(' if above else '['}{low:g}, {high:g}]" if high is not None
+            else "" if low == -math.inf else f" {'>' if above else '≥'} {low:g}")
+    if not math.isfinite(value):
+        raise ConfigError(f"{name} must be a finite number{want}, got {value}")
+    if (value <= low if above else value < low) or (high is not None and value > high):
+        kind = "a whole number" if isinstance(value, int) else "a number"
+        raise ConfigError(f"{name} must be {kind}{want}, got {value:g}")
+
+
+def check_numbers(cfg: Any, *, at_least_one: tuple[str, ...] = (), positive: tuple[str, ...] = (),
+                  non_negative: tuple[str, ...] = (), finite: tuple[str, ...] = (), what: str = "") -> None:
+    """``check_number`` on fields of ``cfg`` (a config dataclass); ``what`` prefixes their names."""
+    for names, low, above in ((finite, -math.inf, False), (at_least_one, 1, False), (positive, 0, True),
+                              (non_negative, 0, False)):
+        for name in names:
+            check_number(f"{what}{name}", getattr(cfg, name), low, above=above)
+
+
+def check_budget(steps: int, minutes: float) -> None:
+    """Refuse a run without a limit: minutes 0 (no time limit) with steps of UNLIMITED_STEPS or more."""
+    if minutes == 0 and steps >= UNLIMITED_STEPS:
+        raise ConfigError(f"a run needs a limit: minutes is 0 (no time limit) and steps {steps} is no step "
+                          f"limit either; give a step count or minutes > 0")
 
 
 @dataclass(frozen=True)
@@ -65,20 +104,13 @@ class TeacherConfig:
             raise ConfigError(f"grid_n must be a multiple of 8 (U-Net downsampling), got {self.grid_n}")
         if self.model not in MODEL_SIZES:
             raise ConfigError(f"model must be one of {list(MODEL_SIZES)}, got {self.model!r}")
-        for name in ("batch_size", "steps", "report_every"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("lr", "ema_halflife_steps", "sigma_data", "P_std"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
-        for name in ("warmup_steps", "minutes", "checkpoint_minutes", "checkpoint_every",
-                     "preview_every", "weight_decay"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must be non-negative, got {getattr(self, name)}")
+        check_numbers(self, finite=("P_mean",), at_least_one=("batch_size", "steps", "report_every", "preview_steps"),
+                      positive=("lr", "ema_halflife_steps", "sigma_data", "P_std"),
+                      non_negative=("warmup_steps", "minutes", "checkpoint_minutes", "checkpoint_every",
+                                    "preview_every", "weight_decay"))
+        check_budget(self.steps, self.minutes)
         if not 0 <= self.cooldown <= 1:
             raise ConfigError(f"cooldown is a fraction of the steps, between 0 and 1, got {self.cooldown}")
-        if self.preview_steps < 1:
-            raise ConfigError(f"preview_steps must be at least 1, got {self.preview_steps}")
         if self.compile_mode not in COMPILE_MODES:
             raise ConfigError(f"compile_mode must be one of {list(COMPILE_MODES)}, got {self.compile_mode!r}")
         if not 0 <= self.holdout_fraction < 1:

@@ -6,9 +6,9 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from engine.cli.common import emit, progress_bar
+from engine.cli.common import emit, progress_bar, seed_value
 from engine.cli.train_cmds import _ctrl_c_cancels
-from engine.config import from_dict, load_config, to_dict
+from engine.config import UNLIMITED_STEPS, check_numbers, from_dict, load_config, to_dict
 from engine.distill.config import PHYSICS_ON, DistillConfig
 from engine.errors import ConfigError
 from engine.jobs import CancelToken
@@ -27,12 +27,17 @@ def distill_config_from_args(args: argparse.Namespace) -> DistillConfig:
         saved = Path(args.output) / "config.json"
         if not saved.is_file():
             raise ConfigError(f"{args.output}: no run to resume (config.json missing)")
-        return from_dict(DistillConfig, {**to_dict(load_config(saved, DistillConfig)), **given})
-    if "teacher" not in given:
-        raise ConfigError("--teacher is required for a new distillation run")
-    if "minutes" in given and "steps" not in given:
-        given["steps"] = 10**9  # the time budget is the stopping rule
-    return DistillConfig(**given)
+        cfg = from_dict(DistillConfig, {**to_dict(load_config(saved, DistillConfig)), **given})
+    else:
+        if "teacher" not in given:
+            raise ConfigError("--teacher is required for a new distillation run")
+        if "minutes" in given and "steps" not in given:
+            given["steps"] = UNLIMITED_STEPS  # the time budget is the stopping rule
+        cfg = DistillConfig(**given)
+    # DistillConfig lets the engine build a step-0 student (lr 0 leaves it there); from the command
+    # line both are a run that trains nothing and reports a NaN loss, refused as `piddm train` does
+    check_numbers(cfg, at_least_one=("steps",), positive=("lr",))
+    return cfg
 
 
 def cmd_distill(args: argparse.Namespace) -> int:
@@ -78,6 +83,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint-minutes", dest="checkpoint_minutes", type=float)
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--resume", action="store_true", help="continue the run in -o from its checkpoint")
-    p.add_argument("--seed", type=int)
+    p.add_argument("--seed", type=seed_value, help="random seed, 0 … 2^32 − 1 (default: the config's, 0)")
     p.add_argument("--json", action="store_true", help="print a machine-readable result on stdout")
     p.set_defaults(func=cmd_distill)

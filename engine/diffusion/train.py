@@ -33,7 +33,7 @@ from engine.diffusion.loss import edm_loss
 from engine.diffusion.precond import Denoiser
 from engine.diffusion.sampler import RHO, SIGMA_MAX, SIGMA_MIN, heun_sample, noise_from_seeds
 from engine.diffusion.unet import UNet, count_parameters
-from engine.errors import CheckpointError, ConfigError, NonFiniteError
+from engine.errors import CheckpointError, ConfigError, DatasetError, NonFiniteError
 from engine.io.checkpoint import check_warm_start, load_checkpoint, save_checkpoint
 from engine.io.rundir import RunDir
 from engine.jobs import Cancelled, CancelToken, Progress, ProgressFn, Throttle, no_progress
@@ -92,6 +92,14 @@ def step_generator(seed: int, step: int, device: torch.device) -> torch.Generato
     return torch.Generator(device).manual_seed((int(state[0]) << 31) ^ int(state[1]))
 
 
+def checkpoint_note(run: RunDir, step: int) -> str:
+    """Where a stopped run can go back to: its last checkpoint, or, before the first one, none (naming a
+    step-0 checkpoint there sent people to a file that does not exist, and --resume refused)."""
+    if run.has_checkpoint():
+        return f"the last good checkpoint is step {step} in {run.checkpoint_path}"
+    return f"no checkpoint was written to {run.path}, so start it again without --resume"
+
+
 def lr_at(cfg: TeacherConfig, step: int) -> float:
     """Linear warm-up to cfg.lr over cfg.warmup_steps, constant, then (cfg.cooldown > 0) a linear fall
     that would reach 0 after step cfg.steps: the last updates anneal the weights instead of stirring them."""
@@ -135,9 +143,25 @@ class _Trainer:
         self.info, dev = info, info.device
         path = run_dir.path if isinstance(run_dir, RunDir) else Path(run_dir)
         self.run_dir = RunDir.open_shared(path, is_main=info.is_main, barrier=dist.barrier)
+        if resume and cfg.dataset and not Path(cfg.dataset).exists():
+            # a run started before datasets were recorded as absolute paths (below) holds one relative
+            # to the directory it was started from
+            raise DatasetError(f"{cfg.dataset}: no such file (a relative path is taken from the current "
+                               f"directory); pass --data with the dataset of {path}")
         data = load_split(cfg.dataset, pde=cfg.pde, grid_n=cfg.grid_n, holdout_fraction=cfg.holdout_fraction)
-        cfg = _resolve_pde(cfg, data.pde, data.pde_params)
+        # Absolute in config.json and the checkpoint, so that --resume finds it from any directory
+        # (bundled models keep only the file name: packaging/make_models.py).
+        cfg = dataclasses.replace(_resolve_pde(cfg, data.pde, data.pde_params), dataset=os.path.abspath(cfg.dataset))
         self.cfg, self.data = cfg, data
+        # Rows are drawn with replacement: beyond the training set they repeat its samples under other
+        # noise levels, which a tiny set may use (the app trains 8 samples at the default batch), but
+        # 100,000 rows of 7 samples had the OOM killer end the run without a word. A batch above both
+        # the set and the default is refused, not clamped, so that config.json says what ran.
+        default = TeacherConfig.batch_size
+        if cfg.batch_size > max(len(data.train), default):
+            raise ConfigError(f"batch {cfg.batch_size} is larger than the {len(data.train)} training samples of "
+                              f"{cfg.dataset} (and the default {default}); give --batch {max(len(data.train), default)} "
+                              f"or less")
         self.pde = pdes.get(cfg.pde, **cfg.pde_params)
         ckpt = None
         if resume:
@@ -293,8 +317,8 @@ class _Trainer:
                     bad = int((~torch.isfinite(losses_cpu)).nonzero()[0, 0])
                     raise NonFiniteError(
                         f"loss is {losses_cpu[bad].item()} at step {s - len(window) + bad + 1}; training "
-                        f"stopped, the last good checkpoint is step {self.last_ckpt_step} in "
-                        f"{self.run_dir.checkpoint_path} (a lower lr than {cfg.lr:g} may help)")
+                        f"stopped, {checkpoint_note(self.run_dir, self.last_ckpt_step)} "
+                        f"(a lower lr than {cfg.lr:g} may help)")
                 now = time.perf_counter()
                 loss_mean = float(losses_cpu.mean())
                 metrics = {"loss": loss_mean, "lr": lr_at(cfg, s - 1),

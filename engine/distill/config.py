@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from engine.config import check_budget, check_numbers
 from engine.errors import ConfigError
 
 # What the residual term's gradient may move (engine/distill/loss.py): every entry (PIDDM Eq. 9)
@@ -46,14 +47,17 @@ class DistillConfig:
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:1"
 
     def __post_init__(self) -> None:
-        if self.lam < 0:
-            raise ConfigError(f"lambda must be >= 0, got {self.lam}")
+        # steps 0 and lr 0 stay valid here: the engine's step-0 student is the teacher's σ_max denoiser
+        # (tests build it); `piddm distill` refuses both, as `piddm train` does
+        check_numbers(self, at_least_one=("pairs", "batch_size", "report_every"),
+                      positive=("ema_halflife_steps",),
+                      non_negative=("lam", "lr", "steps", "refresh", "warmup_steps", "minutes",
+                                    "checkpoint_minutes", "preview_every"))
+        check_budget(self.steps, self.minutes)
         if not 0 <= self.lam_warmup <= 1:
             raise ConfigError(f"lam_warmup is a fraction of the run in [0, 1], got {self.lam_warmup}")
         if self.physics_on not in PHYSICS_ON:
             raise ConfigError(f"physics_on must be one of {', '.join(PHYSICS_ON)}, got {self.physics_on!r}")
-        if self.pairs < 1 or self.batch_size < 1:
-            raise ConfigError(f"pairs and batch_size must be positive, got {self.pairs}, {self.batch_size}")
         if not 0 < self.refresh_fraction <= 1:
             raise ConfigError(f"refresh_fraction must be in (0, 1], got {self.refresh_fraction}")
         if self.sampler_steps < 2:

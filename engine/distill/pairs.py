@@ -50,19 +50,28 @@ def teacher_map(teacher: Teacher, seeds: list[int], steps: int, *, batch: int = 
     return torch.cat(eps_all), torch.cat(x0_all)
 
 
-def save_pairs(path: str | os.PathLike[str], eps: torch.Tensor, x0: torch.Tensor, seeds: list[int]) -> None:
+def save_pairs(path: str | os.PathLike[str], eps: torch.Tensor, x0: torch.Tensor, seeds: list[int],
+               made_by: str = "") -> None:
+    """``made_by``: what mapped them (the teacher and the sampler, ``train.pairs_source``), kept so that
+    another run's file is never taken for this one's (``load_pairs``)."""
     with atomic_hdf5(path, eps.numpy().nbytes + x0.numpy().nbytes) as h:
         h.create_dataset("eps", data=eps.numpy())
         h.create_dataset("x0", data=x0.numpy())
         h.create_dataset("seeds", data=np.asarray(seeds, dtype=np.int64))
+        h.attrs["made_by"] = made_by
 
 
-def load_pairs(path: str | os.PathLike[str]) -> tuple[torch.Tensor, torch.Tensor, list[int]] | None:
-    """The stored pairs, or None if the file is missing or unreadable (they are then rebuilt)."""
+def load_pairs(path: str | os.PathLike[str], made_by: str | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor, list[int]] | None:
+    """The stored pairs, or None if the file is missing, unreadable or, when ``made_by`` is given,
+    made by another teacher or sampler (a file left by a start that died, a copy from another run):
+    they are then mapped afresh. Pairs are matched by seed, which alone cannot tell."""
     if not Path(path).is_file():
         return None
     try:
         with h5py.File(path, "r") as h:
+            if made_by is not None and str(h.attrs.get("made_by", "")) != made_by:
+                return None
             return (torch.from_numpy(h["eps"][()]), torch.from_numpy(h["x0"][()]),
                     [int(s) for s in h["seeds"][()]])
     except (OSError, KeyError):

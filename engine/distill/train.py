@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import logging
 import os
 import time
@@ -27,7 +28,8 @@ from engine import __version__, dist
 from engine.config import check_resumable, from_dict, save_config, to_dict
 from engine.diffusion.model import load_teacher
 from engine.diffusion.sampler import noise_from_seeds
-from engine.diffusion.train import PREVIEW_SEEDS, step_generator
+from engine.diffusion.train import PREVIEW_SEEDS, checkpoint_note, step_generator
+from engine.diffusion.train import RESUME_MAY_CHANGE as TEACHER_MAY_CHANGE
 from engine.diffusion.unet import count_parameters
 from engine.distill.config import DistillConfig
 from engine.distill.generator import one_step
@@ -84,6 +86,24 @@ def _warm_start(init_from: str, teacher) -> dict:
     return init
 
 
+def _check_same_teacher(teacher, ckpt: dict, run: Path) -> None:
+    """Refuse to resume ``ckpt`` with another teacher than the one it was distilled from.
+
+    The teacher's path may change (folders move, a resume runs from another directory), so the
+    teacher is known by what made its weights: its step and the settings a resumed teacher run may
+    not change. Checked before any weights load, so a teacher of another U-Net size is this one line
+    rather than load_state_dict's size-mismatch listing.
+    """
+    old, new = ckpt.get("teacher_config", {}), to_dict(teacher.config)
+    diff = [f"{k}: {old[k]!r} -> {new[k]!r}" for k in old
+            if k in new and k not in TEACHER_MAY_CHANGE and old[k] != new[k]]
+    if "teacher_step" in ckpt and int(ckpt["teacher_step"]) != teacher.step:
+        diff.insert(0, f"step: {int(ckpt['teacher_step'])} -> {teacher.step}")
+    if diff:
+        raise ConfigError(f"cannot resume {run} with another teacher: {teacher.path} is not the one it was "
+                          f"distilled from ({'; '.join(diff)})")
+
+
 def distill(cfg: DistillConfig, run_dir: str | Path, *, resume: bool = False,
             on_progress: ProgressFn = no_progress, cancel: CancelToken | None = None) -> DistillResult:
     """Distill ``cfg.teacher`` into a one-step student in ``run_dir`` (or resume it)."""
@@ -107,6 +127,7 @@ class _Distiller:
                 raise CheckpointError(f"{path}: no checkpoint to resume from")
             ckpt = load_checkpoint(self.run_dir.checkpoint_path, kind="student", pde=t.pde.name, grid=t.grid)
             check_resumable(cfg, from_dict(DistillConfig, ckpt["config"]), RESUME_MAY_CHANGE)
+            _check_same_teacher(t, ckpt, path)
         elif self.run_dir.has_checkpoint():
             raise ConfigError(f"{path} already holds a checkpoint; resume it or choose another run directory")
 
@@ -153,10 +174,19 @@ class _Distiller:
     def pairs_path(self) -> Path:
         return self.run_dir.path / "pairs.h5"
 
+    @property
+    def pairs_source(self) -> str:
+        """What maps ε to x0 here: the teacher (its step and the settings that make its weights) and the
+        sampler's steps. pairs.h5 keeps it, so that a file another teacher filled (left by a start that
+        died, or copied in) is mapped afresh, while one of the same teacher saves the mapping."""
+        teacher = {k: v for k, v in to_dict(self.teacher.config).items() if k not in TEACHER_MAY_CHANGE}
+        return json.dumps({"teacher_step": self.teacher.step, "teacher": teacher,
+                           "sampler_steps": self.cfg.sampler_steps}, sort_keys=True, default=str)
+
     def _build_pairs(self, on_progress: ProgressFn, cancel: CancelToken | None) -> None:
         """Load pairs.h5 and map through the teacher only the seeds it lacks."""
         t0 = time.perf_counter()
-        stored = load_pairs(self.pairs_path)
+        stored = load_pairs(self.pairs_path, self.pairs_source)
         have = {} if stored is None else {s: i for i, s in enumerate(stored[2])}
         missing = [s for s in self.seeds if s not in have]
         new_eps, new_x0 = (teacher_map(self.teacher, missing, self.cfg.sampler_steps, on_progress=on_progress,
@@ -172,7 +202,7 @@ class _Distiller:
                 x0.append(stored[1][have[s]])
         self.eps, self.x0 = torch.stack(eps).to(self.info.device), torch.stack(x0).to(self.info.device)
         if missing and self.info.is_main:
-            save_pairs(self.pairs_path, self.eps.cpu(), self.x0.cpu(), self.seeds)
+            save_pairs(self.pairs_path, self.eps.cpu(), self.x0.cpu(), self.seeds, self.pairs_source)
         self.pair_seconds += time.perf_counter() - t0
 
     def _refresh(self) -> None:
@@ -292,7 +322,7 @@ class _Distiller:
                     bad = int((~torch.isfinite(window)).nonzero()[0, 0])
                     raise NonFiniteError(
                         f"distillation loss is {window[bad].item()} at step {s - len(window) + bad + 1}; "
-                        f"stopped, the last good checkpoint is step {self.last_ckpt_step} "
+                        f"stopped, {checkpoint_note(self.run_dir, self.last_ckpt_step)} "
                         f"(a lower lr than {cfg.lr:g} or a smaller lambda than {cfg.lam:g} may help)")
                 loss_mean = float(window.mean())
                 losses, residuals = [], []

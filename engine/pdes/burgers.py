@@ -21,6 +21,7 @@ from typing import ClassVar
 import torch
 
 from engine import grf
+from engine.config import check_numbers
 from engine.errors import ConfigError, NonFiniteError
 from engine.grid import Grid
 
@@ -48,8 +49,8 @@ class Burgers:
     ic_scale: float = 1.0  # multiplies the initial-condition GRF
 
     def __post_init__(self) -> None:
-        if self.nu <= 0:
-            raise ConfigError(f"burgers nu must be positive, got {self.nu}")
+        # ν ≤ 0 or NaN: Newton's iteration fails to converge, far from the parameter that made it
+        check_numbers(self, positive=("nu",), finite=("ic_scale",), what="burgers ")
 
     # -- the scheme -----------------------------------------------------------------------------
     def flux_terms(self, v: torch.Tensor, dx: float) -> torch.Tensor:

@@ -17,6 +17,8 @@ import numpy as np
 import torch
 
 from engine import fd, grf
+from engine.config import check_numbers
+from engine.errors import ConfigError
 from engine.grid import Grid
 from engine.pdes import elliptic
 
@@ -35,6 +37,14 @@ class Darcy:
     forcing: float = 1.0  # f, constant source
     a_low: float = 3.0  # permeability where the GRF < 0
     a_high: float = 12.0  # permeability where the GRF >= 0
+
+    def __post_init__(self) -> None:
+        # a ≤ 0 makes -∇·(a∇u) singular or indefinite (the reference LU failed: "Factor is exactly
+        # singular"), a_low ≥ a_high swaps or merges the prior's two phases, and a NaN or inf in a or
+        # f reaches every field
+        check_numbers(self, finite=("forcing",), positive=("a_low", "a_high"), what="darcy ")
+        if not self.a_low < self.a_high:
+            raise ConfigError(f"darcy needs a_low < a_high, got a_low {self.a_low}, a_high {self.a_high}")
 
     def sample_inputs(self, seeds: Sequence[int], grid: Grid) -> torch.Tensor:
         g = grf.sample_2d(seeds, grid.n, alpha=2.0, tau=3.0)

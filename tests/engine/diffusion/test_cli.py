@@ -95,3 +95,24 @@ def test_train_init_from_a_teacher_with_a_cooldown(darcy16, tmp_path, capsys):
     assert main(["train", "--data", str(darcy16), "-o", str(tmp_path / "x"), "--minutes", "1",
                  "--cooldown", "0.5", *TRAIN]) == 2
     assert "give --steps" in capsys.readouterr().err
+
+
+def test_resume_from_another_directory(darcy16, tmp_path, monkeypatch, capsys):
+    import shutil
+
+    shutil.copy(darcy16, tmp_path / "d.h5")
+    (tmp_path / "other").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--data", "d.h5", "-o", "runs/int", "--steps", "1", *TRAIN]) == 0
+    capsys.readouterr()
+    monkeypatch.chdir(tmp_path / "other")
+    assert main(["train", "-o", "../runs/int", "--resume", "--steps", "2", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["step"] == 2
+
+
+@pytest.mark.parametrize("budget", [["--minutes", "0"], ["--minutes", "nan"], ["--minutes", "inf"]])
+def test_train_refuses_a_run_without_a_limit(budget, darcy16, tmp_path, capsys):
+    assert main(["train", "--data", str(darcy16), "-o", str(tmp_path / "run"), *budget, *TRAIN]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("piddm: error:") and err.count("\n") == 1
+    assert "a run needs a limit" in err or "minutes must be a finite number" in err

@@ -33,6 +33,17 @@ def test_config_validation(bad):
         TeacherConfig(**bad)
 
 
+@pytest.mark.parametrize("bad", [
+    {"lr": float("nan")}, {"lr": float("inf")}, {"minutes": float("nan")}, {"minutes": float("inf")},
+    {"P_mean": float("nan")}, {"ema_halflife_steps": float("nan")}, {"checkpoint_minutes": float("nan")},
+    {"minutes": 0.0, "steps": 100_000_000},  # neither a time nor a step limit: `train --minutes 0` ran forever
+])
+def test_config_refuses_non_finite_numbers_and_a_run_without_a_limit(bad):
+    with pytest.raises(ConfigError, match="must be a finite number|a run needs a limit"):
+        TeacherConfig(**bad)
+    TeacherConfig(steps=100_000_000, minutes=1.0)  # --minutes alone: the clock decides
+
+
 def test_normalizer_encodes_to_sigma_data_and_back():
     x = torch.stack([torch.randn(6, 8, 8) * 3 + 7, torch.rand(6, 8, 8) * 1e-2], dim=1).double()  # (6, 2, 8, 8)
     norm = Normalizer.fit(x, scale=0.5)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from engine.diffusion.train import train_teacher
-from engine.errors import CheckpointError, ConfigError, NonFiniteError
+from engine.errors import CheckpointError, ConfigError, DatasetError, NonFiniteError
 from engine.io.checkpoint import load_checkpoint
 from engine.io.rundir import RunDir
 from engine.jobs import Cancelled, CancelToken
@@ -183,3 +183,43 @@ def test_init_from_refuses_a_teacher_of_another_pde_or_size(tiny_cfg, tmp_path):
     with pytest.raises(CheckpointError, match="U-Net size 'tiny', this run needs 'small'"):
         train_teacher(tiny_cfg(model="small", init_from=str(tmp_path / "darcy")), tmp_path / "s")
     assert not (tmp_path / "p" / "checkpoint.pt").exists() and not (tmp_path / "s" / "checkpoint.pt").exists()
+
+
+def test_non_finite_loss_before_any_checkpoint_says_none_was_written(tiny_cfg, tmp_path):
+    # checkpoint_minutes=0 and no checkpoint_every: nothing is saved before the loss blows up
+    with pytest.raises(NonFiniteError, match="no checkpoint was written") as info:
+        train_teacher(tiny_cfg(lr=1e30, warmup_steps=0, steps=20), tmp_path / "run")
+    assert "last good checkpoint" not in str(info.value)
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_a_batch_larger_than_the_training_set_and_the_default_is_refused(tiny_cfg, tmp_path):
+    """100,000 rows of 6 samples (8 less the 2 held out) had the OOM killer end the run without a word;
+    a batch up to the default 32 stays allowed on a tiny set (the app trains 8 samples at it)."""
+    with pytest.raises(ConfigError, match=r"batch 1000 is larger than the 6 training samples") as info:
+        train_teacher(tiny_cfg(steps=1, batch_size=1000), tmp_path / "big")
+    assert "\n" not in str(info.value) and not (tmp_path / "big" / "checkpoint.pt").exists()
+    assert train_teacher(tiny_cfg(steps=1, batch_size=32), tmp_path / "default").step == 1
+
+
+def test_a_run_records_its_dataset_so_that_it_resumes_from_any_directory(tiny_cfg, darcy16, tmp_path,
+                                                                         monkeypatch):
+    import json
+    import shutil
+
+    shutil.copy(darcy16, tmp_path / "d.h5")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path)
+    train_teacher(tiny_cfg(steps=1, dataset="d.h5"), "run")
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())["config"]["dataset"]
+    assert saved == str(tmp_path / "d.h5")
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    from engine.config import TeacherConfig, load_config
+
+    cfg = load_config(tmp_path / "run" / "config.json", TeacherConfig)
+    assert train_teacher(tiny_cfg(steps=2, dataset=cfg.dataset), "../run", resume=True).step == 2
+    # a run that recorded a relative path (before this) says, from elsewhere, to pass the dataset
+    with pytest.raises(DatasetError, match=r"d\.h5: no such file .*pass --data"):
+        train_teacher(tiny_cfg(steps=3, dataset="d.h5"), "../run", resume=True)
+    monkeypatch.chdir(tmp_path)  # and from where it was started it still resumes
+    assert train_teacher(tiny_cfg(steps=3, dataset="d.h5"), "run", resume=True).step == 3

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
 
 import pytest
 import torch
@@ -135,3 +136,57 @@ def test_init_from_refuses_a_student_that_does_not_fit_the_teacher(straight, tea
         with pytest.raises(CheckpointError, match=message):
             distill(dataclasses.replace(cfg, teacher=str(teacher), init_from=str(earlier)), tmp_path / f"s{i}")
         assert not (tmp_path / f"s{i}" / "checkpoint.pt").exists()
+
+
+def test_a_fresh_start_maps_its_own_pairs_not_a_leftover_file(distill_cfg, tmp_path, monkeypatch):
+    """A pairs.h5 left by a start that died before its first checkpoint (here: same seeds, another
+    teacher's x0, zeros) is not trained on: a fresh start maps the pairs through its own teacher."""
+    from engine.distill.pairs import load_pairs, pair_seed, save_pairs
+
+    cfg = distill_cfg(steps=1)
+    run = tmp_path / "s"
+    run.mkdir()
+    seeds = [pair_seed(cfg.seed, 0, i) for i in range(cfg.pairs)]
+    save_pairs(run / "pairs.h5", torch.zeros(cfg.pairs, 2, 16, 16), torch.zeros(cfg.pairs, 2, 16, 16), seeds)
+    distill(cfg, run)
+    eps, x0, stored = load_pairs(run / "pairs.h5")
+    assert stored == seeds and eps.abs().amax() > 0 and x0.abs().amax() > 0
+    # a copy of the same teacher's pairs (packaging/make_models.py copies them between students) is used
+    import engine.distill.train as train
+
+    again = tmp_path / "again"
+    again.mkdir()
+    shutil.copy(run / "pairs.h5", again / "pairs.h5")
+    monkeypatch.setattr(train, "teacher_map", lambda *a, **k: pytest.fail("mapped pairs it was given"))
+    distill(cfg, again)
+    assert torch.equal(load_pairs(again / "pairs.h5")[1], x0)
+
+
+def test_resume_refuses_another_teacher_in_one_line(straight, teacher_run, tmp_path):
+    """The teacher may move (its path may change), but a resume with another teacher (another step, seed
+    or U-Net size) is refused before any weights load, and config.json keeps the run's teacher."""
+    import json
+
+    cfg, _ = straight
+    run = tmp_path / "s"
+    distill(dataclasses.replace(cfg, steps=1), run)
+    others = {"step: 20 -> 2; seed: 1 -> 7": _teacher_like(teacher_run, tmp_path / "seed7", seed=7),
+              "model: 'tiny' -> 'small'": _teacher_like(teacher_run, tmp_path / "small", model="small")}
+    for message, other in others.items():
+        with pytest.raises(ConfigError, match="cannot resume .* with another teacher") as info:
+            distill(dataclasses.replace(cfg, teacher=str(other)), run, resume=True)
+        assert message in str(info.value) and "\n" not in str(info.value)
+        assert json.loads((run / "config.json").read_text())["config"]["teacher"] == cfg.teacher
+    # the same teacher under another spelling of its path resumes
+    moved = dataclasses.replace(cfg, teacher=str(teacher_run / ".." / teacher_run.name), steps=2)
+    assert distill(moved, run, resume=True).step == 2
+
+
+def test_non_finite_loss_before_any_checkpoint_says_none_was_written(distill_cfg, tmp_path):
+    from engine.errors import NonFiniteError
+
+    cfg = distill_cfg(lr=1e30, steps=6, checkpoint_minutes=1e6)
+    with pytest.raises(NonFiniteError, match="no checkpoint was written") as info:
+        distill(cfg, tmp_path / "s")
+    assert "last good checkpoint" not in str(info.value)
+    assert not (tmp_path / "s" / "checkpoint.pt").exists()

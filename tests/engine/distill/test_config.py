@@ -1,0 +1,47 @@
+"""DistillConfig refuses bad numbers in one line (as TeacherConfig does); so does `piddm distill`."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from engine.cli.main import main
+from engine.config import UNLIMITED_STEPS
+from engine.distill.config import DistillConfig
+from engine.errors import ConfigError
+
+
+@pytest.mark.parametrize("bad", [
+    {"lr": math.nan}, {"lr": -1e-4}, {"lr": math.inf}, {"ema_halflife_steps": 0.0}, {"report_every": 0},
+    {"lam": math.nan}, {"lam": math.inf}, {"lam": -0.1}, {"refresh": -1}, {"checkpoint_minutes": -1.0},
+    {"checkpoint_minutes": math.nan}, {"minutes": math.nan}, {"minutes": -1.0}, {"steps": -1},
+    {"minutes": 0.0, "steps": UNLIMITED_STEPS},  # neither a time nor a step limit: it would never end
+])
+def test_bad_numbers_are_refused(bad):
+    with pytest.raises(ConfigError) as info:
+        DistillConfig(**bad)
+    assert next(iter(bad)) in str(info.value) or "limit" in str(info.value)
+
+
+def test_the_engine_may_still_build_a_step_0_student():
+    DistillConfig(steps=0, lr=0.0)  # the teacher's σ_max denoiser as a student (test_student.py)
+    DistillConfig(steps=UNLIMITED_STEPS, minutes=1.0)  # what --minutes alone sets
+
+
+@pytest.mark.parametrize("option, message", [
+    (["--steps", "0"], "steps must be a whole number ≥ 1, got 0"),
+    (["--lr", "0"], "lr must be a number > 0, got 0"),
+    (["--lr", "nan"], "lr must be a finite number ≥ 0, got nan"),
+    (["--ema-halflife", "0"], "ema_halflife_steps must be a number > 0"),
+    (["--report-every", "0"], "report_every must be a whole number ≥ 1"),
+    (["--minutes", "0"], "a run needs a limit"),
+    (["--minutes", "-1"], "minutes must be a number ≥ 0"),
+    (["--minutes", "nan"], "minutes must be a finite number ≥ 0"),
+])
+def test_distill_command_refuses_a_run_that_would_not_train(option, message, tmp_path, capsys):
+    # refused before the teacher loads: the teacher folder does not even exist
+    assert main(["distill", "--teacher", str(tmp_path / "none"), "-o", str(tmp_path / "s"), *option]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.startswith("piddm: error:") and err.count("\n") == 1
+    assert not (tmp_path / "s").exists()
