@@ -19,13 +19,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from engine.config import check_number
 from engine.data.generate import generate_fields, sample_seeds
 from engine.diffusion.model import load_teacher
 from engine.diffusion.sampler import nfe as heun_nfe
 from engine.distill.config import REFINE_LAMBDA, REFINE_LR
 from engine.distill.generator import load_student
-from engine.distill.sample import refine
-from engine.errors import ConfigError
+from engine.distill.sample import check_refine, refine
+from engine.errors import CheckpointError, ConfigError
 from engine.io.checkpoint import FILENAME, load_checkpoint
 from engine.jobs import CancelToken, Progress, ProgressFn, check_cancel, no_progress
 from engine.metrics import moment_errors, residual_stats
@@ -74,6 +75,68 @@ def model_costs(folder: Path) -> dict[str, Any]:
     return {}
 
 
+# What ``--models`` must be; said in full whenever a folder is not that (the README's run names,
+# runs/darcy-teacher and runs/darcy-piddm beside each other, are not a set).
+LAYOUT = (f"a folder holding teacher/ and student folders such as piddm/ and distill/, each with {FILENAME} "
+          "(train -o SET/teacher, distill -o SET/piddm)")
+SHOWN_ENTRIES = 8  # of a folder's entries listed in a layout error
+
+
+def _kind(folder: Path) -> str:
+    """A model folder's kind as its card or checkpoint tells it ("" when it tells none)."""
+    from engine.models import read_card
+
+    if kind := read_card(folder).get("kind"):
+        return str(kind)
+    try:
+        return str(load_checkpoint(folder).get("kind", ""))
+    except CheckpointError:
+        return "unreadable checkpoint"
+
+
+def layout_error(models: Path, problem: str) -> ConfigError:
+    """A one-line refusal of ``models`` stating ``LAYOUT`` and listing what the folder holds."""
+    if not models.is_dir():
+        return ConfigError(f"{models}: no such folder; --models takes {LAYOUT}")
+    entries = sorted(models.iterdir(), key=lambda p: p.name)
+    shown = []
+    for p in entries[:SHOWN_ENTRIES]:
+        kind = _kind(p) if (p / FILENAME).is_file() else ""
+        shown.append(p.name + ("/" if p.is_dir() else "") + (f" ({kind})" if kind else ""))
+    more = f" and {len(entries) - SHOWN_ENTRIES} more" if len(entries) > SHOWN_ENTRIES else ""
+    holds = ", ".join(shown) + more if entries else "nothing"
+    return ConfigError(f"{models}: {problem}; --models takes {LAYOUT}; it holds {holds}")
+
+
+def model_folders(models: Path) -> list[Path]:
+    """The folders of ``models`` that hold a checkpoint; ``layout_error`` when there are none."""
+    found = sorted(p for p in models.iterdir() if (p / FILENAME).is_file()) if models.is_dir() else []
+    if not found:
+        raise layout_error(models, "no model folders")
+    return found
+
+
+def models_pde_grid(models: str | Path) -> tuple[str, int]:
+    """(PDE name, grid N) of the models in a folder, from their cards (bundled) or checkpoints (runs),
+    before any network is built: a bench for another PDE or grid is refused before its minutes of work.
+    ConfigError when the folder holds no model, or models of different PDEs or grids."""
+    from engine.models import read_card
+
+    seen: dict[tuple[str, int], str] = {}
+    for d in model_folders(Path(models)):
+        card = read_card(d)
+        if isinstance(card.get("pde"), str) and isinstance(card.get("grid"), int):
+            key = (card["pde"], card["grid"])
+        else:
+            ckpt = load_checkpoint(d)
+            key = (str((ckpt.get("pde") or {}).get("name", "")), int((ckpt.get("grid") or {}).get("n", -1)))
+        seen.setdefault(key, d.name)
+    if len(seen) > 1:
+        what = ", ".join(f"{name}/ {pde} {n}²" for (pde, n), name in seen.items())
+        raise ConfigError(f"{models}: models of different PDEs or grids ({what}); a bench takes one set")
+    return next(iter(seen))
+
+
 def student_folders(models: Path) -> list[Path]:
     """Student folders: distill, piddm, then sweep-* in name order."""
     found = []
@@ -99,10 +162,13 @@ def bench_generate(models: str | Path, *, n: int = 256, seeds: int = 3, sampler_
     ``student_weights="model"`` benches the students' raw last-step weights instead of their EMA.
     """
     models = Path(models)
+    check_number("n", n, 2)
+    check_number("seeds", seeds, 1)
+    check_number("sampler_steps", sampler_steps, 1)
+    check_number("n_reference", n_reference, 2)
+    check_refine(refine_steps, lam_infer, refine_lr)
     if not (models / "teacher" / FILENAME).is_file():
-        raise ConfigError(f"{models}: expected a teacher/ folder with {FILENAME} (and student folders)")
-    if n < 2 or seeds < 1:
-        raise ConfigError(f"need n >= 2 samples and seeds >= 1, got n={n}, seeds={seeds}")
+        raise layout_error(models, f"no teacher/{FILENAME}")
     teacher = load_teacher(models / "teacher", device)
     students = {d.name: load_student(d, device, student_weights) for d in student_folders(models)}
     pde, grid = teacher.pde, teacher.grid
@@ -176,7 +242,8 @@ def format_table(result: dict[str, Any]) -> str:
     """A plain-text table of a bench result (mean ± std)."""
     table = result["table"]
     cols = list(dict.fromkeys(c for row in table.values() for c in row if c != "nfe"))
-    head = f"{result['task']} · {result['pde']} {result['grid']}² · n={result['n']} × {result['seeds']} seeds"
+    seeds = f"{result['seeds']} seed" + ("" if result["seeds"] == 1 else "s")
+    head = f"{result['task']} · {result['pde']} {result['grid']}² · n={result['n']} × {seeds}"
     if "obs" in result:  # solve tasks
         head += (f" · obs {result['obs']} · ensemble {result['ensemble']} · steps {result['steps']}"
                  f" (guidance {result['guidance_steps']})")

@@ -31,7 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from engine.bench import summarise
+from engine.bench import layout_error, model_folders, summarise
+from engine.config import check_number
 from engine.data.generate import generate_fields
 from engine.errors import ConfigError
 from engine.io.checkpoint import FILENAME
@@ -91,12 +92,12 @@ def _models(folder: Path, methods: list[str], device: str) -> dict[str, Any]:
         elif (folder / "teacher" / FILENAME).is_file():
             out["piddm"] = load_model(folder / "teacher", device)
         else:
-            raise ConfigError(f"{folder}: no piddm/ or teacher/ model folder")
+            raise layout_error(folder, "no piddm/ or teacher/ model folder")
         if out["piddm"].teacher is None and (folder / "teacher" / FILENAME).is_file():
             out["piddm"].teacher = load_model(folder / "teacher", device).teacher
     if "distill" in methods:
         if not (folder / "distill" / FILENAME).is_file():
-            raise ConfigError(f"{folder}: method distill needs a distill/ student folder")
+            raise layout_error(folder, "method distill needs a distill/ student folder")
         out["distill"] = load_model(folder / "distill", device)
     return out
 
@@ -110,7 +111,7 @@ def _pde_of(folder: Path, models: dict[str, Any]) -> tuple[Any, int]:
         if (folder / name / FILENAME).is_file():
             m = load_model(folder / name)
             return m.pde, m.grid.n
-    raise ConfigError(f"{folder}: no model folder to take the PDE and grid from")
+    raise layout_error(folder, "no teacher/, piddm/ or distill/ to take the PDE and grid from")
 
 
 def _steps_of(on_progress: ProgressFn, label: str) -> ProgressFn:
@@ -133,11 +134,14 @@ def bench_solve(folder: str | Path, *, task: str = "forward", obs: str = "points
     folder = Path(folder)
     if task not in TASKS:
         raise ConfigError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
-    if cases < 1 or seeds < 1:
-        raise ConfigError(f"need cases >= 1 and seeds >= 1, got {cases}, {seeds}")
-    have = {d.name for d in folder.iterdir() if (d / FILENAME).is_file()} if folder.is_dir() else set()
-    if not have:
-        raise ConfigError(f"{folder}: expected model folders (teacher/, piddm/, distill/)")
+    # solve() refuses these too, but only once the models are loaded and the cases solved for
+    for name, value in (("cases", cases), ("seeds", seeds), ("ensemble", ensemble), ("steps", steps),
+                        ("guidance_steps", guidance_steps), ("candidates", candidates)):
+        check_number(name, value, 1)
+    check_number("residual_norm", residual_norm, 0, high=2)
+    check_number("lam", lam, 0)
+    check_number("lr", lr, 0, above=True)
+    have = {d.name for d in model_folders(folder)}
     methods = list(methods) if methods else default_methods(task, obs, have)
     split = {m: split_row(m) for m in methods}  # row name -> (method, its own step count or None)
     models = _models(folder, [base for base, _ in split.values()], device)

@@ -15,7 +15,7 @@ import signal
 from collections.abc import Iterator
 from pathlib import Path
 
-from engine.cli.common import add_common, emit, progress_bar
+from engine.cli.common import add_common, emit, progress_bar, seed_value
 from engine.config import COMPILE_MODES, TeacherConfig, load_config
 from engine.distill.config import REFINE_LAMBDA, REFINE_LR
 from engine.errors import ConfigError
@@ -108,7 +108,9 @@ def sample_teacher_cmd(args: argparse.Namespace) -> int:
         res = sample_teacher(args.model, args.n, steps=args.steps, seed=args.seed, batch=args.batch,
                              device=args.device, output=args.output, on_progress=on_progress)
     out = {k: v for k, v in dataclasses.asdict(res).items() if k not in ("fields", "residual")}
-    emit(out, args.json, f"wrote {res.n} teacher samples ({res.steps} Heun steps, NFE {res.nfe}) to "
+    steps = f"{res.steps} Heun step" + ("" if res.steps == 1 else "s")
+    samples = f"{res.n} teacher sample" + ("" if res.n == 1 else "s")
+    emit(out, args.json, f"wrote {samples} ({steps}, NFE {res.nfe}) to "
          f"{res.path} in {res.seconds:.1f} s; residual_mse {res.residual_mse:.3g}, bc_mse {res.bc_mse:.3g}")
     return 0
 
@@ -118,27 +120,41 @@ def sample_student_cmd(args: argparse.Namespace) -> int:
 
     on_progress, bar = progress_bar("sample student")
     with bar:
-        res = sample_student(args.model, args.n, refine_steps=args.refine, lam_infer=args.lambda_infer, refine_lr=args.refine_lr,
-                             project_solution=args.project, seed=args.seed, batch=args.batch,
+        res = sample_student(args.model, args.n, refine_steps=args.refine, lam_infer=args.lambda_infer,
+                             refine_lr=args.refine_lr, project_solution=args.project, seed=args.seed, batch=args.batch,
                              device=args.device, output=args.output, on_progress=on_progress)
     out = {k: v for k, v in dataclasses.asdict(res).items() if k != "fields"}
     moved = "" if res.projection_distance is None else f"; projection moved the solution by {res.projection_distance:.3g} (relative L2)"
-    emit(out, args.json, f"wrote {res.n} one-step samples (refine {res.refine}, NFE {res.nfe}) to {res.path} "
+    samples = f"{res.n} one-step sample" + ("" if res.n == 1 else "s")
+    emit(out, args.json, f"wrote {samples} (refine {res.refine}, NFE {res.nfe}) to {res.path} "
          f"in {res.seconds:.2f} s; residual_mse {res.residual_mse:.3g}, bc_mse {res.bc_mse:.3g}{moved}")
     return 0
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
     """Dispatch on the checkpoint's kind: a teacher (Heun sampler) or a student (one step)."""
+    from engine.config import check_number
+    from engine.distill.sample import check_refine
     from engine.io.checkpoint import peek_kind
 
+    # in the flags' names, before the model loads (a negative λ_infer climbed the residual, lr 0 did nothing)
+    for name, value in (("-n", args.n), ("--steps", args.steps), ("--batch", args.batch)):
+        check_number(name, value, 1)
+    # the student's options, None when not given (--refine 0 too: a teacher always took it)
+    student_only = {"--refine": args.refine or None, "--lambda-infer": args.lambda_infer,
+                    "--refine-lr": args.refine_lr, "--project": args.project or None}
+    args.refine = args.refine or 0
+    args.lambda_infer = REFINE_LAMBDA if args.lambda_infer is None else args.lambda_infer
+    args.refine_lr = REFINE_LR if args.refine_lr is None else args.refine_lr
+    check_refine(args.refine, args.lambda_infer, args.refine_lr, names=("--refine", "--lambda-infer", "--refine-lr"))
     kind = peek_kind(args.model)
     if kind == "student":
         return sample_student_cmd(args)
     if kind != "teacher":
         raise ConfigError(f"{args.model}: cannot sample a {kind!r} checkpoint")
-    if args.refine or args.project:
-        raise ConfigError("--refine and --project apply to a distilled student, not to a teacher")
+    # a teacher has no latent to refine: these would be ignored without a word
+    if given := [k for k, v in student_only.items() if v is not None]:
+        raise ConfigError(f"{given[0]} applies to a distilled student, not to a teacher ({args.model})")
     return sample_teacher_cmd(args)
 
 
@@ -174,22 +190,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--compile-mode", dest="compile_mode", choices=COMPILE_MODES,
                    help="with --compile: torch.compile's mode (default 'default'; max-autotune compiles for minutes)")
     p.add_argument("--resume", action="store_true", help="continue the run in -o from its checkpoint")
-    p.add_argument("--seed", type=int, help="random seed (default 0)")
+    p.add_argument("--seed", type=seed_value, help="random seed, 0 … 2^32 − 1 (default 0)")
     p.add_argument("--json", action="store_true", help="print a machine-readable result on stdout")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("sample", help="draw samples from a trained model into a fields file")
     p.add_argument("--model", required=True, help="run directory or checkpoint.pt")
-    p.add_argument("-n", type=int, required=True, help="number of samples")
+    p.add_argument("-n", "--n", type=int, required=True, help="number of samples")
     p.add_argument("--steps", type=int, default=18, help="teacher: Heun steps N_s (NFE 2N_s - 1; default 18)")
-    p.add_argument("--refine", type=int, default=0, help="student: PIDDM-ref latent refinement steps k")
-    p.add_argument("--lambda-infer", dest="lambda_infer", type=float, default=REFINE_LAMBDA,
-                   help=f"student: residual weight of the refinement (default {REFINE_LAMBDA:g})")
-    p.add_argument("--refine-lr", dest="refine_lr", type=float, default=REFINE_LR,
-                   help=f"student: Adam learning rate of the refinement (default {REFINE_LR:g})")
+    # student options default to None so that one given for a teacher is refused, not ignored
+    p.add_argument("--refine", type=int, help="student: PIDDM-ref latent refinement steps k ≥ 0 (default 0)")
+    p.add_argument("--lambda-infer", dest="lambda_infer", type=float,
+                   help=f"student: residual weight λ_infer ≥ 0 of the refinement (default {REFINE_LAMBDA:g})")
+    p.add_argument("--refine-lr", dest="refine_lr", type=float,
+                   help=f"student: Adam learning rate > 0 of the refinement (default {REFINE_LR:g})")
     p.add_argument("--project", action="store_true",
                    help="student: replace the solution by the reference solve of the coefficient")
-    p.add_argument("--batch", type=int, default=64, help="samples per batch")
+    p.add_argument("--batch", type=int, default=64, help="samples per batch (default 64)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("-o", "--output", required=True, help="fields file to write (.h5)")
     add_common(p)

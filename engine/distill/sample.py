@@ -19,14 +19,23 @@ import numpy as np
 import torch
 
 from engine import pdes
+from engine.config import check_number
 from engine.data.generate import sample_seeds
 from engine.distill.config import REFINE_LAMBDA, REFINE_LR
 from engine.distill.generator import Student, load_student
 from engine.distill.loss import residual_energy
-from engine.errors import ConfigError
 from engine.io.hdf5 import FieldsFile, write_fields
 from engine.jobs import CancelToken, Progress, ProgressFn, check_cancel, no_progress
 from engine.metrics import residual_map, residual_stats
+
+
+def check_refine(steps: int, lam_infer: float, lr: float, names: tuple[str, str, str] = (
+        "refine_steps", "lam_infer", "refine_lr")) -> None:
+    """PIDDM-ref's settings: k ≥ 0 steps, λ_infer ≥ 0 (a negative weight climbs the residual) and an
+    Adam rate > 0 (0 leaves ε where it was while reporting k steps); ``names`` as the caller spells them."""
+    check_number(names[0], steps, 0)
+    check_number(names[1], lam_infer, 0)
+    check_number(names[2], lr, 0, above=True)
 
 
 def refine(student: Student, eps: torch.Tensor, steps: int, lam_infer: float = REFINE_LAMBDA, lr: float = REFINE_LR,
@@ -80,8 +89,9 @@ def sample_student(model: str | os.PathLike[str] | Student, n: int, *, refine_st
                    output: str | os.PathLike[str] | None = None, on_progress: ProgressFn = no_progress,
                    cancel: CancelToken | None = None) -> StudentSampleResult:
     """Draw n samples from a student (PIDDM-1, or PIDDM-ref with refine_steps > 0)."""
-    if n < 1 or batch < 1 or refine_steps < 0:
-        raise ConfigError(f"n and batch must be positive and refine >= 0, got {n}, {batch}, {refine_steps}")
+    check_number("n", n, 1)
+    check_number("batch", batch, 1)
+    check_refine(refine_steps, lam_infer, refine_lr)
     student = model if isinstance(model, Student) else load_student(model, device)
     seeds = sample_seeds(seed, n)
     t0 = time.perf_counter()

@@ -230,3 +230,106 @@ def test_solve_command_records_the_residual_norm_precision_and_exact_rate_it_use
         recorded = json.loads(h.attrs["solve"])
         assert (recorded["exact_lr"], recorded["continue_moments"]) == (pytest.approx(0.004), True)  # a whole channel
         assert recorded["lr"] == 0.04
+
+
+def _bench_error(capsys, argv: list[str]) -> str:
+    """The one line ``piddm bench ARGV`` prints when it refuses."""
+    from engine.cli.main import main
+
+    assert main(["bench", *map(str, argv)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("piddm: error: ") and err.count("\n") == 1, err
+    return err
+
+
+@pytest.fixture
+def no_bench_work(monkeypatch):
+    """Both benches stop at once with a recognisable error, recording the folder they were given:
+    a refusal that shows instead came before any of the work."""
+    import engine.bench
+    import engine.bench_solve
+
+    reached: list = []
+
+    def stop(folder, **kw):
+        reached.append(folder)
+        raise ConfigError("bench reached")
+
+    monkeypatch.setattr(engine.bench, "bench_generate", stop)
+    monkeypatch.setattr(engine.bench_solve, "bench_solve", stop)
+    return reached
+
+
+def test_bench_refuses_another_pde_or_grid_before_any_work(folder, capsys, no_bench_work):
+    """--pde and --grid were checked after the whole bench (--pde), or never (--grid): a bench of the
+    wrong models ran for minutes, then failed or reported the models' grid."""
+    solve = ["--task", "forward", "--obs", "full", "--methods", "classical", "--cases", "1", "--seeds", "1"]
+    assert "holds darcy models, not poisson" in _bench_error(capsys, ["--pde", "poisson", "--models", folder, *solve])
+    err = _bench_error(capsys, ["--pde", "navier", "--models", folder, *solve])
+    assert "unknown PDE 'navier'; known: darcy, poisson" in err
+    assert "--pde darcy --grid 32" in _bench_error(capsys, ["--pde", "darcy-32", *solve])
+    assert "multiples of 8" in _bench_error(capsys, ["--pde", "darcy", "--grid", "17", "--models", folder, *solve])
+    err = _bench_error(capsys, ["--pde", "darcy", "--grid", "32", "--models", folder, "-n", "2"])
+    assert f"--grid 32: the models in {folder} are on a 16² grid" in err
+    err = _bench_error(capsys, ["--pde", "darcy", "--grid", "48", *solve])
+    assert "no bundled darcy models on a 48² grid" in err and "32² (darcy-32)" in err
+    assert no_bench_work == []
+    # a matching --grid is taken, and picks the bundled set on that grid
+    assert "bench reached" in _bench_error(capsys, ["--pde", "darcy", "--grid", "16", "--models", folder, *solve])
+    assert "bench reached" in _bench_error(capsys, ["--pde", "darcy", "--grid", "32", *solve])
+    assert no_bench_work[0] == folder and no_bench_work[1].name == "darcy-32"
+
+
+@pytest.mark.parametrize("argv", [
+    ["--task", "forward", "--cases", "0"], ["--task", "forward", "--ensemble", "0"],
+    ["--task", "forward", "--steps", "-2"], ["--task", "inverse", "--candidates", "0"],
+    ["--task", "inverse", "--guidance-steps", "0"], ["--task", "inverse", "--residual-norm", "nan"],
+    ["--task", "inverse", "--residual-norm", "3"], ["--seeds", "0"], ["-n", "1"],
+    ["--sampler-steps", "0"], ["--refine", "-1"], ["--lambda-infer", "nan"], ["--lambda-infer", "-1"],
+    ["--refine-lr", "-1"], ["--refine-lr", "0"], ["--refine-lr", "inf"]])
+def test_bench_refuses_a_bad_number_in_one_line_before_any_work(folder, capsys, no_bench_work, argv):
+    """--sampler-steps 0 and --refine-lr -1 were tracebacks after the data were solved; --refine -1 and
+    --lambda-infer nan ran to a row "piddm-ref (k=-1)" or a table of NaN."""
+    flag = next(a for a in argv if a.startswith("-") and a != "--task")
+    err = _bench_error(capsys, ["--pde", "darcy", "--models", folder, *argv])
+    assert err.startswith(f"piddm: error: {'--n' if flag == '-n' else flag} must be a "), err
+    assert no_bench_work == []
+
+
+def test_bench_engine_functions_check_their_numbers_before_loading(folder, monkeypatch):
+    import engine.bench_solve
+    from engine.bench import bench_generate
+
+    monkeypatch.setattr(engine.bench_solve, "_models", lambda *a: pytest.fail("models loaded"))
+    for kw in ({"ensemble": 0}, {"guidance_steps": 0}, {"candidates": 0}, {"residual_norm": float("nan")},
+               {"lam": -1.0}, {"lr": 0.0}):
+        with pytest.raises(ConfigError, match=next(iter(kw))):
+            bench_solve(folder, task="forward", obs="full", cases=1, seeds=1, **kw)
+    for kw in ({"sampler_steps": 0}, {"refine_steps": -1}, {"lam_infer": float("nan")}, {"refine_lr": -1.0}):
+        with pytest.raises(ConfigError, match=next(iter(kw))):
+            bench_generate(folder / "nowhere", n=2, seeds=1, **kw)
+
+
+def test_a_folder_of_runs_side_by_side_gets_the_layout_and_what_it_holds(folder, tmp_path, capsys):
+    """The README's runs/darcy-teacher and runs/darcy-piddm beside each other are no set: the refusal
+    says what --models takes and what the folder holds."""
+    import shutil
+
+    runs = tmp_path / "runs"
+    shutil.copytree(folder / "teacher", runs / "darcy-teacher")
+    shutil.copytree(folder / "piddm", runs / "darcy-piddm")
+    (runs / "notes.txt").write_text("")
+    layout = "a folder holding teacher/ and student folders such as piddm/ and distill/"
+    holds = "it holds darcy-piddm/ (student), darcy-teacher/ (teacher), notes.txt"
+    for task in ("generate", "forward"):
+        err = _bench_error(capsys, ["--pde", "darcy", "--task", task, "--models", runs])
+        assert layout in err and holds in err, err
+    err = _bench_error(capsys, ["--pde", "darcy", "--models", tmp_path / "nowhere"])
+    assert "no such folder" in err and layout in err
+    (empty := tmp_path / "empty").mkdir()
+    assert "it holds nothing" in _bench_error(capsys, ["--pde", "darcy", "--models", empty])
+
+
+def test_bench_table_says_one_seed(folder):
+    res = bench_solve(folder, task="forward", obs="full", cases=1, seeds=1, methods=["classical"])
+    assert "n=1 × 1 seed ·" in format_table(res)

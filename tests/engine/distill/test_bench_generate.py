@@ -189,3 +189,19 @@ def test_an_option_of_the_other_kind_of_task_is_refused_before_any_work(capsys):
         assert main(["bench", "--pde", "darcy", "--models", "nowhere", *argv]) == 2
         err = capsys.readouterr().err
         assert err.startswith(f"piddm: error: {flag} applies to {kinds}") and err.count("\n") == 1, err
+
+
+def test_every_bench_and_sample_option_has_help():
+    """--pde (which PDEs?), --seeds, --device, --seed and --json had none; sample took only -n."""
+    import argparse
+
+    from engine import pdes
+    from engine.cli.main import build_parser
+
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    for name in ("bench", "sample"):
+        missing = [a.option_strings for a in commands[name]._actions if not a.help]
+        assert missing == [], (name, missing)
+    pde = next(a for a in commands["bench"]._actions if "--pde" in a.option_strings)
+    assert all(p in pde.help for p in pdes.names())
+    assert any("--n" in a.option_strings and "-n" in a.option_strings for a in commands["sample"]._actions)

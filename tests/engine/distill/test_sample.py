@@ -14,6 +14,7 @@ from engine.distill.generator import load_student
 from engine.distill.loss import residual_energy
 from engine.distill.sample import refine, sample_student
 from engine.distill.train import distill
+from engine.errors import ConfigError
 from engine.io.hdf5 import read_fields
 
 HAS_STUDENT_SAMPLE = hasattr(train_cmds, "sample_student_cmd")
@@ -85,3 +86,41 @@ def test_a_run_directory_is_listed_with_what_its_config_tells(student):
     assert not {"format", "type", "config", "meta"} & set(card)
     (info,) = find_runs(run)
     assert info.kind == "student" and info.card == card and info.path == run
+
+
+def _sample_error(capsys, argv) -> str:
+    assert main(["sample", *map(str, argv)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("piddm: error: ") and err.count("\n") == 1, err
+    return err
+
+
+def test_sample_refuses_bad_numbers_before_loading_the_model(tmp_path, capsys):
+    """--lambda-infer -1 pushed the samples up the residual and --refine-lr 0 refined nothing, both
+    silently. The model path does not exist: the number is refused first."""
+    nowhere = tmp_path / "nowhere"
+    for argv, flag, want in ((["--lambda-infer", "-1"], "--lambda-infer", "≥ 0"), (["--lambda-infer", "nan"], "--lambda-infer", "≥ 0"),
+                             (["--refine-lr", "0"], "--refine-lr", "> 0"), (["--refine-lr", "inf"], "--refine-lr", "> 0"),
+                             (["--refine", "-1"], "--refine", "≥ 0"), (["--steps", "0"], "--steps", "≥ 1"),
+                             (["--batch", "0"], "--batch", "≥ 1")):
+        err = _sample_error(capsys, ["--model", nowhere, "-n", "2", *argv, "-o", tmp_path / "x.h5"])
+        assert err.startswith(f"piddm: error: {flag} must be a ") and want in err, err
+    assert "-n must be a whole number ≥ 1, got 0" in _sample_error(capsys, ["--model", nowhere, "--n", "0", "-o", tmp_path / "x.h5"])
+
+
+def test_sample_student_checks_the_refinement_settings(student):
+    for kw, name in (({"lam_infer": -1.0}, "lam_infer"), ({"refine_lr": 0.0}, "refine_lr"),
+                     ({"refine_lr": float("nan")}, "refine_lr"), ({"refine_steps": -1}, "refine_steps")):
+        with pytest.raises(ConfigError, match=name):
+            sample_student(student, 2, **kw)
+
+
+def test_sample_takes_n_as_generate_does_and_words_one_step_right(teacher_run, tmp_path, capsys):
+    """``--n`` as in ``piddm generate``; one Heun step and one sample are singular; a student's
+    refinement options given for a teacher are refused rather than ignored."""
+    assert main(["sample", "--model", str(teacher_run), "--n", "1", "--steps", "1", "--device", "cpu",
+                 "-o", str(tmp_path / "t.h5")]) == 0
+    assert "wrote 1 teacher sample (1 Heun step, NFE 1)" in capsys.readouterr().out
+    for flag, value in (("--lambda-infer", "3"), ("--refine-lr", "0.1"), ("--refine", "2")):
+        err = _sample_error(capsys, ["--model", teacher_run, "-n", "1", flag, value, "-o", tmp_path / "t.h5"])
+        assert f"{flag} applies to a distilled student, not to a teacher" in err
