@@ -35,7 +35,7 @@ from engine.diffusion.sampler import RHO, SIGMA_MAX, SIGMA_MIN, heun_sample, noi
 from engine.diffusion.unet import UNet, count_parameters
 from engine.errors import CheckpointError, ConfigError, DatasetError, NonFiniteError
 from engine.io.checkpoint import check_warm_start, load_checkpoint, save_checkpoint
-from engine.io.rundir import RunDir
+from engine.io.rundir import RunDir, removed_if_left_empty
 from engine.jobs import Cancelled, CancelToken, Progress, ProgressFn, Throttle, no_progress
 from engine.metrics import residual_map, residual_stats
 
@@ -126,8 +126,9 @@ def train_teacher(cfg: TeacherConfig, run_dir: str | Path | RunDir, *, resume: b
     likewise), NonFiniteError naming the step when the loss is NaN/inf, DatasetError /
     CheckpointError / ConfigError on bad input.
     """
-    return dist.run_job(cfg.device, lambda info: _Trainer(cfg, run_dir, info, resume),
-                        lambda trainer: trainer.run(on_progress, cancel))
+    with removed_if_left_empty(run_dir.path if isinstance(run_dir, RunDir) else run_dir):
+        return dist.run_job(cfg.device, lambda info: _Trainer(cfg, run_dir, info, resume),
+                            lambda trainer: trainer.run(on_progress, cancel))
 
 
 def _warm_start(cfg: TeacherConfig, channels: tuple[str, ...] | list[str]) -> dict:

@@ -37,7 +37,7 @@ from engine.distill.loss import piddm_loss, residual_energy
 from engine.distill.pairs import load_pairs, pair_seed, refresh_indices, save_pairs, teacher_map
 from engine.errors import CheckpointError, ConfigError, NonFiniteError
 from engine.io.checkpoint import check_warm_start, load_checkpoint, save_checkpoint
-from engine.io.rundir import RunDir
+from engine.io.rundir import RunDir, removed_if_left_empty
 from engine.jobs import Cancelled, CancelToken, Progress, ProgressFn, Throttle, no_progress
 from engine.metrics import residual_map, residual_stats
 
@@ -107,8 +107,9 @@ def _check_same_teacher(teacher, ckpt: dict, run: Path) -> None:
 def distill(cfg: DistillConfig, run_dir: str | Path, *, resume: bool = False,
             on_progress: ProgressFn = no_progress, cancel: CancelToken | None = None) -> DistillResult:
     """Distill ``cfg.teacher`` into a one-step student in ``run_dir`` (or resume it)."""
-    return dist.run_job(cfg.device, lambda info: _Distiller(cfg, Path(run_dir), info, resume, on_progress, cancel),
-                        lambda job: job.run(on_progress, cancel))
+    with removed_if_left_empty(run_dir):
+        return dist.run_job(cfg.device, lambda info: _Distiller(cfg, Path(run_dir), info, resume, on_progress, cancel),
+                            lambda job: job.run(on_progress, cancel))
 
 
 class _Distiller:

@@ -36,6 +36,22 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
+@contextlib.contextmanager
+def removed_if_left_empty(path: str | os.PathLike[str]) -> Iterator[None]:
+    """A run folder this start creates is removed again when the start fails before writing anything
+    into it (a refused setting, a missing dataset or teacher): a corrected command then finds no
+    stray empty folder. A folder that existed, or holds anything, stays."""
+    folder = Path(path)
+    existed = folder.exists()
+    try:
+        yield
+    except BaseException:
+        if not existed and folder.is_dir() and not any(folder.iterdir()):
+            with contextlib.suppress(OSError):  # another rank may have removed it first
+                folder.rmdir()
+        raise
+
+
 class RunDir:
     """Paths and small writers of one run directory.
 

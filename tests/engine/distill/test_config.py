@@ -45,3 +45,13 @@ def test_distill_command_refuses_a_run_that_would_not_train(option, message, tmp
     err = capsys.readouterr().err
     assert message in err and err.startswith("piddm: error:") and err.count("\n") == 1
     assert not (tmp_path / "s").exists()
+
+
+def test_a_refused_start_leaves_no_empty_run_folder(tmp_path, capsys):
+    """The teacher does not exist: the run folder distill created is gone again; one that existed stays."""
+    assert main(["distill", "--teacher", str(tmp_path / "none"), "-o", str(tmp_path / "s"), "--steps", "2"]) == 2
+    assert not (tmp_path / "s").exists()
+    (tmp_path / "mine").mkdir()
+    assert main(["distill", "--teacher", str(tmp_path / "none"), "-o", str(tmp_path / "mine"), "--steps", "2"]) == 2
+    assert (tmp_path / "mine").is_dir()
+    capsys.readouterr()
