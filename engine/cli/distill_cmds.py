@@ -21,6 +21,19 @@ _OPTIONS = {"teacher": "teacher", "init_from": "init_from", "lam": "lam", "lam_w
             "checkpoint_minutes": "checkpoint_minutes", "ema_halflife": "ema_halflife_steps"}
 
 
+def _recorded_teacher(run: Path, typed: str) -> Path:
+    """The teacher of a run resumed from another folder than it was started in: config.json holds the
+    path as it was typed (relative to that folder), the checkpoint one relative to the run."""
+    from engine.distill.generator import teacher_path_of
+    from engine.io.checkpoint import load_checkpoint
+
+    if (run / "checkpoint.pt").is_file():
+        found = teacher_path_of(run, str(load_checkpoint(run).get("teacher", "")))
+        if found is not None and found.exists():
+            return found
+    raise ConfigError(f"{run}: its teacher {typed} is not found from here; pass --teacher")
+
+
 def distill_config_from_args(args: argparse.Namespace) -> DistillConfig:
     given = {field: getattr(args, opt) for opt, field in _OPTIONS.items() if getattr(args, opt) is not None}
     if args.resume:
@@ -28,6 +41,8 @@ def distill_config_from_args(args: argparse.Namespace) -> DistillConfig:
         if not saved.is_file():
             raise ConfigError(f"{args.output}: no run to resume (config.json missing)")
         cfg = from_dict(DistillConfig, {**to_dict(load_config(saved, DistillConfig)), **given})
+        if "teacher" not in given and not Path(cfg.teacher).exists():
+            cfg = dataclasses.replace(cfg, teacher=str(_recorded_teacher(Path(args.output), cfg.teacher)))
     else:
         if "teacher" not in given:
             raise ConfigError("--teacher is required for a new distillation run")

@@ -55,3 +55,21 @@ def test_a_refused_start_leaves_no_empty_run_folder(tmp_path, capsys):
     assert main(["distill", "--teacher", str(tmp_path / "none"), "-o", str(tmp_path / "mine"), "--steps", "2"]) == 2
     assert (tmp_path / "mine").is_dir()
     capsys.readouterr()
+
+
+def test_a_run_resumes_from_another_folder_than_it_was_started_in(teacher_run, tmp_path, monkeypatch, capsys):
+    """config.json holds --teacher as typed (relative to the first folder); the resume finds the teacher
+    through the checkpoint, which records it relative to the run."""
+    import shutil
+
+    shutil.copytree(teacher_run, tmp_path / "teacher")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path)
+    small = ["--pairs", "8", "--sampler-steps", "2", "--batch", "4", "--ema-halflife", "2"]
+    assert main(["distill", "--teacher", "teacher", "-o", "runs/s", "--steps", "1", *small]) == 0
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert main(["distill", "-o", "../runs/s", "--resume", "--steps", "2", "--json"]) == 0
+    assert '"step": 2' in capsys.readouterr().out
+    shutil.rmtree(tmp_path / "teacher")
+    assert main(["distill", "-o", "../runs/s", "--resume", "--steps", "3"]) == 2
+    assert "teacher is not found from here; pass --teacher" in capsys.readouterr().err
