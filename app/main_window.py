@@ -36,6 +36,7 @@ from app.workers import Jobs
 ICON = Path(__file__).resolve().parents[1] / "resources" / "icons" / "piddm-studio.png"
 
 log = logging.getLogger("app")
+DEMO_LOADED = "Demo task loaded: click observation points or draw, then Solve."
 NO_MODEL_BANNER = ("No model yet — train one (Training tab) or open a run (File ▸ Open run…). "
                    "The dataspace and classical methods work without one.")
 
@@ -165,6 +166,7 @@ class MainWindow(QMainWindow):
         tp.cancel_requested.connect(c.cancel)
         c.model_changed.connect(self._refresh_model_ui)
         c.demo_ready.connect(self._refresh_model_ui)
+        c.demo_ready.connect(lambda: self.show_status(DEMO_LOADED))  # not the last problem's result line
         c.solve_done.connect(self._on_solved)
         self.inputs.task_restored.connect(self._on_task_restored)
         self.training.chain_done.connect(self._on_trained)
@@ -181,7 +183,7 @@ class MainWindow(QMainWindow):
             await self.controller.load_demo()
             self.task_panel.load(self.state)
         self._refresh_model_ui()
-        self.show_status("Demo task loaded: click observation points or draw, then Solve.")
+        self.show_status(DEMO_LOADED)
         self.started.emit()
 
     def start_up(self) -> None:

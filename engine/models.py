@@ -18,9 +18,10 @@ import torch
 
 from engine.diffusion.model import Teacher, load_teacher
 from engine.distill.generator import Student, load_student
-from engine.errors import CheckpointError
+from engine.errors import CheckpointError, EngineError
 from engine.grid import Grid
 from engine.io.checkpoint import FILENAME, load_checkpoint, resolve
+from engine.io.rundir import RunDir
 
 CARD = "card.json"
 
@@ -72,19 +73,37 @@ def read_card(folder: Path) -> dict[str, Any]:
                 data = json.loads(p.read_text(encoding="utf-8"))
             except (OSError, json.JSONDecodeError):
                 return {}
-            return data if name == CARD else _run_card(data)
+            return data if name == CARD else _run_card(data, folder)
     return {}
 
 
-def _run_card(saved: Any) -> dict[str, Any]:
-    """What a card says that a run's config.json (``engine.io.run_dir``: {"config", "meta"}) can tell:
-    kind, parameters, U-Net size (teacher), λ and where physics acts (student), the device it ran on."""
+def _run_card(saved: Any, folder: Path) -> dict[str, Any]:
+    """What a card says that a run's config.json (``engine.io.rundir``: {"config", "meta"}) and
+    metrics.jsonl can tell: kind, parameters, U-Net size (a student's from its teacher's config), λ
+    (student), the device, and the steps and seconds trained so far."""
     config, meta = (saved.get(k) if isinstance(saved, dict) else None for k in ("config", "meta"))
     if not isinstance(config, dict) or not isinstance(meta, dict):
         return {}
-    card = {"kind": meta.get("kind"), "parameters": meta.get("n_params"), "model_size": config.get("model"),
-            "lambda": config.get("lam"), "physics_on": config.get("physics_on"), "hardware": meta.get("device")}
+    size = config.get("model")
+    if size is None and config.get("teacher"):
+        size = _run_card(_read_json(Path(config["teacher"]) / "config.json"), folder).get("model_size")
+    card = {"kind": meta.get("kind"), "parameters": meta.get("n_params"), "model_size": size,
+            "lambda": config.get("lam"), "hardware": meta.get("device")}
+    try:
+        done = next((r for r in reversed(RunDir(folder).read_metrics()) if "elapsed" in r), None)
+    except (OSError, ValueError, EngineError):
+        done = None
+    if done is not None:  # the card key describe() shows as "teacher training" / "distillation"
+        card["teacher_training" if meta.get("kind") == "teacher" else "training"] = {
+            "steps": done.get("step"), "seconds": done.get("elapsed")}
     return {k: v for k, v in card.items() if v is not None}
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
 
 
 def _info(folder: Path) -> ModelInfo | None:

@@ -34,6 +34,7 @@ class FieldView(QWidget):
         self._shown: np.ndarray | None = None
         self._mask: np.ndarray | None = None
         self._levels: tuple[float, float] | None = None  # fixed colour levels (shared_levels), else its own
+        self.empty_title: str | None = None  # the title without data (else "<title> (n/a)")
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setBackground("w")
         self.plot: pg.PlotItem = self.graphics.addPlot(title=title)
@@ -150,7 +151,7 @@ class FieldView(QWidget):
             self.image.clear()
             self.overlay.clear()
             self.points.clear()
-            self.plot.setTitle(f"{self.title} (n/a)")
+            self.plot.setTitle(self.empty_title or f"{self.title} (n/a)")
             self.reset_view()
             return
         self.plot.setTitle(f"log₁₀ {self.title}" if self.log_scale else self.title)

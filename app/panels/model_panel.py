@@ -90,7 +90,8 @@ def describe(info: Any, model: Any = None) -> str:
     grid = getattr(getattr(model, "grid", None), "n", None) or card.get("grid", "?")
     rows = [("model", f"{getattr(info, 'pde', '?')} · {name} ({kind})"), ("grid", f"{grid}²")]
     if "parameters" in card:
-        rows.append(("size", f"{_num(card['parameters'])} parameters ({card.get('model_size', '?')})"))
+        size = f" ({card['model_size']})" if "model_size" in card else ""
+        rows.append(("size", f"{_num(card['parameters'])} parameters{size}"))
     if "lambda" in card:
         rows.append(("λ (physics)", _num(card["lambda"])))
     if model is not None and getattr(model, "kind", "") == "student":
@@ -191,7 +192,9 @@ class ModelPanel(QWidget):
             # a run, or a further bundled set (darcy-32/), is told apart by its folder
             folder = Path(str(info.path)).parent.name
             bundled_main = _short_path(info.path).startswith("bundled") and folder == info.pde
-            it = QListWidgetItem(f"{info.pde} · {info.name}" + ("" if bundled_main else f"  ({folder})"))
+            # a run of the user's says so: its chain folder may share a bundled set's name (darcy-32)
+            where = "" if bundled_main else f"  ({folder})" if is_bundled(info.path) else f"  (run {folder})"
+            it = QListWidgetItem(f"{info.pde} · {info.name}{where}")
             it.setToolTip(str(info.path))
             self.models.addItem(it)
         row = self._infos.index(select) if select in self._infos else 0

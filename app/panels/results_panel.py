@@ -78,6 +78,7 @@ class ResultsPanel(QWidget):
     def clear(self) -> None:
         for v in [*self.channel_views, self.residual, self.std, self.error]:
             v.set_field(None)
+        self.std.empty_title = None
         self.std.set_title("ensemble std")
         self.summary.setText(NO_RESULT)
         self._outcomes = ([], None, ())
@@ -116,7 +117,8 @@ class ResultsPanel(QWidget):
         name = pde_fields[c]
         spread = r.std is not None and bool(np.any(r.std[c]))
         # a deterministic answer (dataspace, classical, S(c) of a whole coefficient) has no spread to map
-        self.std.set_title(f"ensemble std ({name})" if spread else f"ensemble std ({name}): none, one answer")
+        self.std.empty_title = None if spread else f"ensemble std ({name}): none, one answer"
+        self.std.set_title(f"ensemble std ({name})")
         self.std.set_field(r.std[c] if spread else None)
         # the solution channel against the reference solve of the (observed or predicted) coefficient
         sol = len(pde_fields) - 1

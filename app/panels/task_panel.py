@@ -99,6 +99,9 @@ class TaskPanel(QWidget):
         current = current if current in methods else methods[0]
         if compare == current or compare not in methods:  # compare with another method where there is one
             compare = next((m for m in methods if m != current), current)
+        if len(methods) < 2:  # one method (no model, not forward): nothing to compare it with
+            self.compare_box.setChecked(False)
+        self.compare_box.setEnabled(len(methods) > 1)
         for box, cur, items in ((self.method_box, current, methods), (self.compare_method, compare, methods),
                                 (self.compare_third, third or NO_THIRD, [NO_THIRD, *methods])):
             box.blockSignals(True)

@@ -85,6 +85,9 @@ def test_real_chain_lists_the_student(qtbot, make_window, tmp_path):
     assert str(w.state.model_info.path) == str(student)
     info = w.model_panel.info.toPlainText()  # described from its config.json: λ, not the file's layout
     assert "λ (physics)" in info and "0.1" in info and "DistillConfig" not in info
+    assert "parameters (tiny)" in info and "distillation" in info and "4 steps" in info
+    listed = [w.model_panel.models.item(i).text() for i in range(w.model_panel.models.count())]
+    assert "darcy · student  (run darcy-16)" in listed  # a run of the user's, told apart from a bundled set
     # a fresh start never overwrites the finished run
     assert tp.run_base() == tmp_path / "runs" / "darcy-16-2"
 
