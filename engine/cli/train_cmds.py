@@ -65,6 +65,8 @@ def teacher_config_from_args(args: argparse.Namespace) -> TeacherConfig:
         # what defines the run, if given again, goes to train_teacher, which refuses a change
         cfg = dataclasses.replace(cfg, **{f: given[o] for o, f in _NEW_RUN.items() if o in given})
     else:
+        if args.resume and args.data is None:
+            raise ConfigError(f"{args.output}: no run to resume (config.json missing)")  # as piddm distill says
         if args.data is None:
             raise ConfigError("--data is required to start a run (only --resume can do without it)")
         ff = read_fields(args.data)

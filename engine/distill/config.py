@@ -54,6 +54,12 @@ class DistillConfig:
                       non_negative=("lam", "lr", "steps", "refresh", "warmup_steps", "minutes",
                                     "checkpoint_minutes", "preview_every"))
         check_budget(self.steps, self.minutes)
+        # rows are drawn from the pairs with replacement; far beyond them (batch 5,000 of 8 pairs) the
+        # batch only repeats them, until the OOM killer ends the run without a word (as piddm train)
+        limit = max(self.pairs, DistillConfig.batch_size)
+        if self.batch_size > limit:
+            raise ConfigError(f"batch {self.batch_size} is larger than the {self.pairs} pairs (and the default "
+                              f"{DistillConfig.batch_size}); give --batch {limit} or less, or more --pairs")
         if not 0 <= self.lam_warmup <= 1:
             raise ConfigError(f"lam_warmup is a fraction of the run in [0, 1], got {self.lam_warmup}")
         if self.physics_on not in PHYSICS_ON:

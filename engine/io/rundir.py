@@ -38,17 +38,18 @@ def _jsonable(v: Any) -> Any:
 
 @contextlib.contextmanager
 def removed_if_left_empty(path: str | os.PathLike[str]) -> Iterator[None]:
-    """A run folder this start creates is removed again when the start fails before writing anything
-    into it (a refused setting, a missing dataset or teacher): a corrected command then finds no
-    stray empty folder. A folder that existed, or holds anything, stays."""
-    folder = Path(path)
-    existed = folder.exists()
+    """A run folder this start creates (with the parents it creates) is removed again when the start
+    fails before writing anything into it (a refused setting, a missing dataset or teacher): a
+    corrected command then finds no stray empty folder. A folder that existed, or holds anything, stays."""
+    folder = Path(path).absolute()
+    created = [p for p in (folder, *folder.parents) if not p.exists()]  # the leaf first, then its parents
     try:
         yield
     except BaseException:
-        if not existed and folder.is_dir() and not any(folder.iterdir()):
-            with contextlib.suppress(OSError):  # another rank may have removed it first
-                folder.rmdir()
+        for p in created:  # (mkdir(parents=True) made them all; each goes only while empty)
+            if p.is_dir() and not any(p.iterdir()):
+                with contextlib.suppress(OSError):  # another rank may have removed it first
+                    p.rmdir()
         raise
 
 

@@ -116,3 +116,10 @@ def test_train_refuses_a_run_without_a_limit(budget, darcy16, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("piddm: error:") and err.count("\n") == 1
     assert "a run needs a limit" in err or "minutes must be a finite number" in err
+
+
+def test_resume_of_a_folder_without_a_run_says_so(tmp_path, capsys):
+    from engine.cli.main import main
+
+    assert main(["train", "-o", str(tmp_path / "nothing"), "--resume"]) == 2
+    assert "nothing: no run to resume (config.json missing)" in capsys.readouterr().err

@@ -51,6 +51,8 @@ def test_a_refused_start_leaves_no_empty_run_folder(tmp_path, capsys):
     """The teacher does not exist: the run folder distill created is gone again; one that existed stays."""
     assert main(["distill", "--teacher", str(tmp_path / "none"), "-o", str(tmp_path / "s"), "--steps", "2"]) == 2
     assert not (tmp_path / "s").exists()
+    assert main(["distill", "--teacher", str(tmp_path / "none"), "-o", str(tmp_path / "a" / "b" / "s")]) == 2
+    assert not (tmp_path / "a").exists()  # nor the parents it made for it
     (tmp_path / "mine").mkdir()
     assert main(["distill", "--teacher", str(tmp_path / "none"), "-o", str(tmp_path / "mine"), "--steps", "2"]) == 2
     assert (tmp_path / "mine").is_dir()
@@ -73,3 +75,10 @@ def test_a_run_resumes_from_another_folder_than_it_was_started_in(teacher_run, t
     shutil.rmtree(tmp_path / "teacher")
     assert main(["distill", "-o", "../runs/s", "--resume", "--steps", "3"]) == 2
     assert "teacher is not found from here; pass --teacher" in capsys.readouterr().err
+
+
+def test_a_batch_far_beyond_the_pairs_is_refused():
+    """Batch 5,000 of 8 pairs only repeated them until the OOM killer ended the run (rc 137)."""
+    with pytest.raises(ConfigError, match="batch 5000 is larger than the 8 pairs"):
+        DistillConfig(pairs=8, batch_size=5000)
+    DistillConfig(pairs=8, batch_size=64)  # up to the default: small sets keep the default batch
