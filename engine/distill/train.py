@@ -86,6 +86,19 @@ def _warm_start(init_from: str, teacher) -> dict:
     return init
 
 
+def _check_pairs_fit(pairs: int, channels: int, n: int) -> None:
+    """Refuse K pairs whose ε and x0 (float32, kept in memory for the whole run) outgrow the machine's
+    memory: 10⁸ pairs mapped for minutes before the OOM killer ended the run without a word."""
+    need = 2 * pairs * channels * n * n * 4
+    try:
+        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not a POSIX system: no figure to check against
+        return
+    if need > have:
+        raise ConfigError(f"{pairs} pairs need {need / 2**30:.0f} GiB of memory for ε and x0, more than this "
+                          f"machine's {have / 2**30:.0f} GiB; give fewer --pairs")
+
+
 def _check_same_teacher(teacher, ckpt: dict, run: Path) -> None:
     """Refuse to resume ``ckpt`` with another teacher than the one it was distilled from.
 
@@ -122,6 +135,7 @@ class _Distiller:
             raise ConfigError("distillation needs a teacher run directory (--teacher)")
         self.teacher = load_teacher(cfg.teacher, info.device)
         t = self.teacher
+        _check_pairs_fit(cfg.pairs, len(t.pde.fields), t.grid.n)
         ckpt = None
         if resume:
             if not self.run_dir.has_checkpoint():

@@ -190,3 +190,12 @@ def test_non_finite_loss_before_any_checkpoint_says_none_was_written(distill_cfg
         distill(cfg, tmp_path / "s")
     assert "last good checkpoint" not in str(info.value)
     assert not (tmp_path / "s" / "checkpoint.pt").exists()
+
+
+def test_pairs_that_cannot_fit_in_memory_are_refused_before_any_mapping(distill_cfg, tmp_path, monkeypatch):
+    import engine.distill.train as train
+
+    monkeypatch.setattr(train, "teacher_map", lambda *a, **k: pytest.fail("mapped pairs that cannot fit"))
+    with pytest.raises(ConfigError, match="100000000 pairs need .* GiB of memory for ε and x0"):
+        distill(distill_cfg(pairs=100_000_000), tmp_path / "s")
+    assert not (tmp_path / "s").exists()
