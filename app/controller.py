@@ -109,9 +109,10 @@ class Controller(QObject):
         """The listed model of ``pde_name`` that stands where the open one stands for its PDE: the same
         member (piddm, distill, teacher, a run's name), on the same grid where there is one. None if none."""
         info = self.state.model_info
-        same = [i for i in self.model_panel.infos() if i.pde == pde_name and info is not None and i.name == info.name]
-        grid = self.state.grid_n
-        return next((i for i in same if i.card.get("grid") == grid), same[0] if same else None)
+        if info is None:
+            return None
+        same = [i for i in self.model_panel.infos() if i.pde == pde_name and i.name == info.name]
+        return next((i for i in same if i.card.get("grid") == self.state.grid_n), same[0] if same else None)
 
     @asyncSlot(str)
     async def change_pde(self, name: str) -> None:
@@ -183,7 +184,7 @@ class Controller(QObject):
             self.inputs.history.push()  # the mask and the task before the switch
         self.task.store(s)
         s.task = task
-        self.task.set_methods(s.methods(), s.method, s.compare_method, s.compare_third)
+        self.task.offer_methods(s)
         if s.mask is None:
             return
         s.mask[...] = task_mask(s.pde, s.grid_n, task, np.random.default_rng(s.seed), current=s.mask)

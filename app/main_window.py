@@ -208,7 +208,7 @@ class MainWindow(QMainWindow):
             box.blockSignals(False)
         self.model_panel.grid_box.setEnabled(s.model is None)
         self.training.set_pde(s.pde_name)
-        self.task_panel.set_methods(s.methods(), s.method, s.compare_method, s.compare_third)
+        self.task_panel.offer_methods(s)
         for view in self.findChildren(FieldView):  # burgers' rows are time
             view.set_axes(s.pde.axes, periodic_columns=s.pde.periodic_columns)
 
@@ -225,7 +225,7 @@ class MainWindow(QMainWindow):
         box.blockSignals(False)
         s = self.state
         self.task_panel.store(s)
-        self.task_panel.set_methods(s.methods(), s.method, s.compare_method, s.compare_third)
+        self.task_panel.offer_methods(s)
 
     def _on_solved(self, outcomes) -> None:
         self.tabs.setCurrentWidget(self.compare if len(outcomes) > 1 else self.results)

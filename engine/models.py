@@ -69,11 +69,8 @@ def read_card(folder: Path) -> dict[str, Any]:
     for name in (CARD, "config.json"):
         p = folder / name
         if p.is_file():
-            try:
-                data = json.loads(p.read_text(encoding="utf-8"))
-            except (OSError, json.JSONDecodeError):
-                return {}
-            return data if name == CARD else _run_card(data, folder)
+            data = _read_json(p)
+            return (data or {}) if name == CARD else _run_card(data, folder)
     return {}
 
 
@@ -85,8 +82,9 @@ def _run_card(saved: Any, folder: Path) -> dict[str, Any]:
     if not isinstance(config, dict) or not isinstance(meta, dict):
         return {}
     size = config.get("model")
-    if size is None and config.get("teacher"):
-        size = _run_card(_read_json(Path(config["teacher"]) / "config.json"), folder).get("model_size")
+    if size is None and config.get("teacher"):  # a student: its teacher's U-Net
+        teacher = _read_json(Path(config["teacher"]) / "config.json")
+        size = ((teacher or {}).get("config") or {}).get("model") if isinstance(teacher, dict) else None
     card = {"kind": meta.get("kind"), "parameters": meta.get("n_params"), "model_size": size,
             "lambda": config.get("lam"), "hardware": meta.get("device")}
     try:
@@ -100,6 +98,7 @@ def _run_card(saved: Any, folder: Path) -> dict[str, Any]:
 
 
 def _read_json(path: Path) -> Any:
+    """The JSON document in ``path``, or None when it cannot be read or parsed."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):

@@ -120,6 +120,10 @@ class TaskPanel(QWidget):
         self.norm_box.setCurrentIndex(sigmas.index(s.residual_norm) if s.residual_norm in sigmas else 0)
         self.steps.setValue(s.steps)
         self.seed.setValue(s.seed)
+        self.offer_methods(s)
+
+    def offer_methods(self, s: AppState) -> None:
+        """The method boxes: what ``s`` offers now (its model and task), keeping its choices where offered."""
         self.set_methods(s.methods(), s.method, s.compare_method, s.compare_third)
 
     def store(self, s: AppState) -> None:

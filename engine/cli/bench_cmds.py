@@ -67,7 +67,7 @@ AT_LEAST = {"cases": 1, "ensemble": 1, "steps": 1, "candidates": 1, "guidance_st
             "sampler_steps": 1, "refine": 0, "lambda_infer": 0}
 
 
-def check_numbers(args: argparse.Namespace) -> None:
+def check_number_options(args: argparse.Namespace) -> None:
     from engine.config import check_number
 
     for name, low in AT_LEAST.items():
@@ -103,7 +103,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     check_pde(args.pde)
     check_grid(args.grid)
     task_options(args)
-    check_numbers(args)
+    check_number_options(args)
     folder = models_folder(args)
     on_progress, bar = progress_bar(f"bench {args.pde} {args.task}")
     with bar:
