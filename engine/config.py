@@ -43,10 +43,10 @@ def check_number(name: str, value: float | None, low: float = -math.inf, *, abov
     want = (f" in {'(' if above else '['}{low:g}, {high:g}]" if high is not None
             else "" if low == -math.inf else f" {'>' if above else '≥'} {low:g}")
     if not math.isfinite(value):
-        raise ConfigError(f"{name} must be a finite number{want}, got {value}")
+        raise ConfigError(f"{name} must be a finite number{want}, got {value}", setting=name)
     if (value <= low if above else value < low) or (high is not None and value > high):
         kind = "a whole number" if isinstance(value, int) else "a number"
-        raise ConfigError(f"{name} must be {kind}{want}, got {value:g}")
+        raise ConfigError(f"{name} must be {kind}{want}, got {value:g}", setting=name)
 
 
 def check_numbers(cfg: Any, *, at_least_one: tuple[str, ...] = (), positive: tuple[str, ...] = (),
@@ -110,11 +110,13 @@ class TeacherConfig:
                                     "preview_every", "weight_decay"))
         check_budget(self.steps, self.minutes)
         if not 0 <= self.cooldown <= 1:
-            raise ConfigError(f"cooldown is a fraction of the steps, between 0 and 1, got {self.cooldown}")
+            raise ConfigError(f"cooldown is a fraction of the steps, between 0 and 1, got {self.cooldown:g}",
+                              setting="cooldown")
         if self.compile_mode not in COMPILE_MODES:
             raise ConfigError(f"compile_mode must be one of {list(COMPILE_MODES)}, got {self.compile_mode!r}")
         if not 0 <= self.holdout_fraction < 1:
-            raise ConfigError(f"holdout_fraction must be in [0, 1), got {self.holdout_fraction}")
+            raise ConfigError(f"holdout_fraction must be in [0, 1), got {self.holdout_fraction:g}",
+                              setting="holdout_fraction")
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

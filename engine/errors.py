@@ -8,7 +8,15 @@ class EngineError(Exception):
 
 
 class ConfigError(EngineError, ValueError):
-    """A setting is out of range, unknown, or inconsistent with another."""
+    """A setting is out of range, unknown, or inconsistent with another.
+
+    ``setting``: the config field at fault, when the message starts with its name, so that the
+    command line can say the flag that sets it instead (``--batch``, not ``batch_size``).
+    """
+
+    def __init__(self, message: str, setting: str | None = None) -> None:
+        super().__init__(message)
+        self.setting = setting
 
 
 class DatasetError(EngineError):

@@ -30,6 +30,22 @@ def seed_value(text: str) -> int:
     return seed
 
 
+def setting_flags(p: argparse.ArgumentParser, option_fields: dict[str, str] | None = None) -> dict[str, str]:
+    """Config field -> the flag of ``p`` that sets it (``option_fields``: option dest -> field, where
+    they differ), for ``in_flags``. Call it after the last ``add_argument``."""
+    fields = option_fields or {}
+    return {fields.get(a.dest, a.dest): max(a.option_strings, key=len) for a in p._actions if a.option_strings}
+
+
+def in_flags(exc: Exception, flags: dict[str, str]) -> str:
+    """The message of ``exc``, naming the flag instead of the config field it is about: the engine's
+    configs speak of ``batch_size`` and ``lam``, the command line of ``--batch`` and ``--lambda``."""
+    text, setting = str(exc), getattr(exc, "setting", None)
+    if setting in flags and text.startswith(setting):
+        return flags[setting] + text[len(setting):]
+    return text
+
+
 def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=seed_value, default=0, help="random seed, 0 … 2^32 − 1 (default 0)")
     p.add_argument("--json", action="store_true", help="print a machine-readable result on stdout")

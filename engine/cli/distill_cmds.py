@@ -6,9 +6,9 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from engine.cli.common import emit, progress_bar, seed_value
+from engine.cli.common import emit, progress_bar, seed_value, setting_flags
 from engine.cli.train_cmds import _ctrl_c_cancels
-from engine.config import UNLIMITED_STEPS, check_numbers, from_dict, load_config, to_dict
+from engine.config import UNLIMITED_STEPS, check_number, from_dict, load_config, to_dict
 from engine.distill.config import PHYSICS_ON, DistillConfig
 from engine.errors import ConfigError
 from engine.jobs import CancelToken
@@ -36,6 +36,11 @@ def _recorded_teacher(run: Path, typed: str) -> Path:
 
 def distill_config_from_args(args: argparse.Namespace) -> DistillConfig:
     given = {field: getattr(args, opt) for opt, field in _OPTIONS.items() if getattr(args, opt) is not None}
+    # DistillConfig lets the engine build a step-0 student (lr 0 leaves it there); from the command
+    # line both are a run that trains nothing and reports a NaN loss, refused as `piddm train` does.
+    # Checked before the config's own (lr ≥ 0), so that --lr -1 and --lr 0 hear the same bound.
+    check_number("steps", given.get("steps"), 1)
+    check_number("lr", given.get("lr"), 0, above=True)
     if args.resume:
         saved = Path(args.output) / "config.json"
         if not saved.is_file():
@@ -49,9 +54,6 @@ def distill_config_from_args(args: argparse.Namespace) -> DistillConfig:
         if "minutes" in given and "steps" not in given:
             given["steps"] = UNLIMITED_STEPS  # the time budget is the stopping rule
         cfg = DistillConfig(**given)
-    # DistillConfig lets the engine build a step-0 student (lr 0 leaves it there); from the command
-    # line both are a run that trains nothing and reports a NaN loss, refused as `piddm train` does
-    check_numbers(cfg, at_least_one=("steps",), positive=("lr",))
     return cfg
 
 
@@ -100,4 +102,4 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in -o from its checkpoint")
     p.add_argument("--seed", type=seed_value, help="random seed, 0 … 2^32 − 1 (default: the config's, 0)")
     p.add_argument("--json", action="store_true", help="print a machine-readable result on stdout")
-    p.set_defaults(func=cmd_distill)
+    p.set_defaults(func=cmd_distill, setting_flags=setting_flags(p, _OPTIONS))

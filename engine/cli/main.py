@@ -9,7 +9,7 @@ import os
 import sys
 
 from engine import __version__
-from engine.cli.common import check_output_file, inputs_of
+from engine.cli.common import check_output_file, in_flags, inputs_of
 from engine.errors import EngineError
 from engine.jobs import Cancelled
 
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
             check_output_file(args.output, inputs_of(args), example="out.json" if args.command == "bench" else "out.h5")
         return int(args.func(args) or 0)
     except EngineError as exc:
-        print(f"piddm: error: {exc}", file=sys.stderr)
+        print(f"piddm: error: {in_flags(exc, getattr(args, 'setting_flags', {}))}", file=sys.stderr)
         return 2
     except (MemoryError, RuntimeError) as exc:
         if (text := out_of_memory(exc)) is None:

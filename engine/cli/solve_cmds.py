@@ -6,7 +6,7 @@ import argparse
 import json
 
 from engine import pdes
-from engine.cli.common import add_common, emit, progress_bar
+from engine.cli.common import add_common, emit, progress_bar, setting_flags
 from engine.io.hdf5 import FieldsFile, read_fields, write_fields
 from engine.metrics import residual_stats
 
@@ -29,6 +29,31 @@ def check_student_kind(method: str, model, path: str) -> None:
                           "with λ = 0: use --method distill")
 
 
+# The solve options each method reads (beyond --obs, --model, --device, --seed), as
+# engine.solve.api.settings_record writes down what a solve used; their defaults when not given.
+SOLVE_DEFAULTS = {"ensemble": 8, "steps": 200, "lam": None, "lr": None, "candidates": None, "residual_norm": None,
+                  "precision": "float32", "compile": False}
+_LATENT = tuple(SOLVE_DEFAULTS)
+READS = {"classical": (), "dataspace": ("steps", "lam"), "teacher": ("ensemble", "steps", "precision"),
+         "diffusionpde": ("ensemble", "steps", "lam", "precision"),
+         **dict.fromkeys(("piddm", "piddm-ref", "piddm-exact", "distill"), _LATENT)}
+
+
+def method_options(args: argparse.Namespace, flags: dict[str, str]) -> None:
+    """Refuse an option the method does not read (classical with --lambda, diffusionpde with --lr,
+    dataspace with --ensemble 4: one deterministic answer), as `piddm sample` refuses a student's
+    options for a teacher: the run would ignore it without a word. Then fill in the defaults."""
+    from engine.errors import ConfigError
+
+    given = [k for k in SOLVE_DEFAULTS if getattr(args, k) not in (None, False)]
+    if unread := [k for k in given if k not in READS[args.method]]:
+        reads = ", ".join(flags[k] for k in READS[args.method]) or "none of the solve options"
+        raise ConfigError(f"method {args.method} does not use {flags[unread[0]]} (it reads {reads})")
+    for k, v in SOLVE_DEFAULTS.items():
+        if getattr(args, k) is None:
+            setattr(args, k, v)
+
+
 def cmd_solve(args: argparse.Namespace) -> int:
     from engine.solve import Observations, SolveOptions, solve
     from engine.solve.api import METHODS, MODEL_FREE
@@ -37,6 +62,7 @@ def cmd_solve(args: argparse.Namespace) -> int:
         from engine.errors import ConfigError
 
         raise ConfigError(f"unknown method {args.method!r}; known: {', '.join(METHODS)}")
+    method_options(args, args.setting_flags)
     model = None
     if args.model:
         from engine.models import load_model  # late: the model layer is optional for model-free methods
@@ -80,8 +106,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--obs", required=True, help="observation fields file (with a mask dataset)")
     p.add_argument("--method", default="piddm",
                    help="piddm | piddm-ref | piddm-exact | distill | diffusionpde | teacher | dataspace | classical")
-    p.add_argument("--ensemble", type=int, default=8, help="latent starts per case (default 8)")
-    p.add_argument("--steps", type=int, default=200, help="optimiser / sampler steps (default 200)")
+    p.add_argument("--ensemble", type=int, help="latent starts or samples per case (default 8)")
+    p.add_argument("--steps", type=int, help="optimiser / sampler steps (default 200)")
     p.add_argument("--lambda", dest="lam", type=float, default=None, help="physics weight (default: the model card's tuned λ for the task, else per method; engine.solve.api)")
     p.add_argument("--lr", type=float, default=None,
                    help="latent learning rate (default: the model card's tuned rate for the task, else 0.05)")
@@ -92,7 +118,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="latent methods: measure the physics term in H^-2·SIGMA, 0 = plain residual (default: "
                         "half the residual's order in the channel solved for when a channel is observed whole, "
                         "else 0)")
-    p.add_argument("--precision", default="float32", choices=["float32", "bf16"],
+    p.add_argument("--precision", choices=["float32", "bf16"],
                    help="the networks' arithmetic (default float32; bf16 runs them under autocast, as they were "
                         "trained on CUDA: as accurate, not faster at 64² on an H200)")
     p.add_argument("--compile", action="store_true",
@@ -101,4 +127,4 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda")
     p.add_argument("-o", "--output", required=True, help="solution fields file to write (.h5)")
     add_common(p)
-    p.set_defaults(func=cmd_solve)
+    p.set_defaults(func=cmd_solve, setting_flags=setting_flags(p))

@@ -15,7 +15,7 @@ import signal
 from collections.abc import Iterator
 from pathlib import Path
 
-from engine.cli.common import add_common, emit, progress_bar, seed_value
+from engine.cli.common import add_common, emit, progress_bar, seed_value, setting_flags
 from engine.config import COMPILE_MODES, TeacherConfig, load_config
 from engine.distill.config import REFINE_LAMBDA, REFINE_LR
 from engine.errors import ConfigError
@@ -194,7 +194,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in -o from its checkpoint")
     p.add_argument("--seed", type=seed_value, help="random seed, 0 … 2^32 − 1 (default 0)")
     p.add_argument("--json", action="store_true", help="print a machine-readable result on stdout")
-    p.set_defaults(func=cmd_train)
+    p.set_defaults(func=cmd_train, setting_flags=setting_flags(p, _NEW_RUN | _OVERRIDES))
 
     p = sub.add_parser("sample", help="draw samples from a trained model into a fields file")
     p.add_argument("--model", required=True, help="run directory or checkpoint.pt")

@@ -61,10 +61,11 @@ class DistillConfig:
             raise ConfigError(f"batch {self.batch_size} is larger than the {self.pairs} pairs (and the default "
                               f"{DistillConfig.batch_size}); give --batch {limit} or less, or more --pairs")
         if not 0 <= self.lam_warmup <= 1:
-            raise ConfigError(f"lam_warmup is a fraction of the run in [0, 1], got {self.lam_warmup}")
+            raise ConfigError(f"lam_warmup is a fraction of the run in [0, 1], got {self.lam_warmup:g}",
+                              setting="lam_warmup")
         if self.physics_on not in PHYSICS_ON:
             raise ConfigError(f"physics_on must be one of {', '.join(PHYSICS_ON)}, got {self.physics_on!r}")
         if not 0 < self.refresh_fraction <= 1:
             raise ConfigError(f"refresh_fraction must be in (0, 1], got {self.refresh_fraction}")
         if self.sampler_steps < 2:
-            raise ConfigError(f"sampler_steps must be at least 2, got {self.sampler_steps}")
+            raise ConfigError(f"sampler_steps must be at least 2, got {self.sampler_steps}", setting="sampler_steps")

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from engine import pdes
+from engine.config import check_number
 from engine.dist import resolve_device
 from engine.errors import ConfigError
 from engine.grid import Grid
@@ -392,17 +393,13 @@ def solve(model: Any, pde: PDE, obs: Observations, opts: SolveOptions, *, on_pro
     """
     if opts.method not in METHODS:
         raise ConfigError(f"unknown method {opts.method!r}; known: {', '.join(METHODS)}")
-    if opts.ensemble < 1 or opts.steps < 1 or (opts.candidates is not None and opts.candidates < 1):
-        raise ConfigError(f"ensemble, steps and candidates must be ≥ 1, got {opts.ensemble}, {opts.steps} "
-                          f"and {opts.candidates}")
-    if opts.lam is not None and not 0 <= opts.lam < float("inf"):
-        raise ConfigError(f"λ (the physics weight) must be a finite number ≥ 0, got {opts.lam:g}")
-    if opts.lr is not None and not 0 < opts.lr < float("inf"):
-        raise ConfigError(f"the latent rate (lr) must be a finite number > 0, got {opts.lr:g}")
+    for name in ("ensemble", "steps", "candidates"):
+        check_number(name, getattr(opts, name), 1)
+    check_number("lam", opts.lam, 0)  # λ, the physics weight
+    check_number("lr", opts.lr, 0, above=True)  # the latent rate
+    check_number("residual_norm", opts.residual_norm, 0, high=2)  # σ of H^-2σ
     if opts.precision not in PRECISIONS:
         raise ConfigError(f"unknown precision {opts.precision!r}; known: {', '.join(PRECISIONS)}")
-    if opts.residual_norm is not None and not 0 <= opts.residual_norm <= 2:
-        raise ConfigError(f"residual norm σ (H^-2σ) must be in [0, 2], got {opts.residual_norm:g}")
     if opts.device is not None:
         opts = replace(opts, device=str(resolve_device(opts.device)))  # a clear error for a missing GPU
     grid = Grid(int(obs.values.shape[-1]))

@@ -117,3 +117,15 @@ def test_train_refuses_a_run_without_a_limit(budget, darcy16, tmp_path, capsys):
     assert err.startswith("piddm: error:") and err.count("\n") == 1
     assert "a run needs a limit" in err or "minutes must be a finite number" in err
 
+
+
+@pytest.mark.parametrize("option, message", [
+    (["--batch", "0"], "--batch must be a whole number ≥ 1, got 0"),  # the config field is batch_size
+    (["--ema-halflife", "-2"], "--ema-halflife must be a number > 0, got -2"),  # ema_halflife_steps
+    (["--holdout", "1"], "--holdout must be in [0, 1), got 1"),  # holdout_fraction
+    (["--lr", "0"], "--lr must be a number > 0, got 0"),
+])
+def test_train_names_a_bad_setting_by_its_flag(option, message, darcy16, tmp_path, capsys):
+    argv = ["train", "--data", str(darcy16), "-o", str(tmp_path / "run"), "--steps", "1", *TRAIN, *option]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == f"piddm: error: {message}\n"

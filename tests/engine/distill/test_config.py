@@ -30,14 +30,18 @@ def test_the_engine_may_still_build_a_step_0_student():
 
 
 @pytest.mark.parametrize("option, message", [
-    (["--steps", "0"], "steps must be a whole number ≥ 1, got 0"),
-    (["--lr", "0"], "lr must be a number > 0, got 0"),
-    (["--lr", "nan"], "lr must be a finite number ≥ 0, got nan"),
-    (["--ema-halflife", "0"], "ema_halflife_steps must be a number > 0"),
-    (["--report-every", "0"], "report_every must be a whole number ≥ 1"),
+    (["--steps", "0"], "error: --steps must be a whole number ≥ 1, got 0"),
+    (["--lr", "0"], "error: --lr must be a number > 0, got 0"),
+    (["--lr", "-1"], "error: --lr must be a number > 0, got -1"),  # the same bound as --lr 0
+    (["--lr", "nan"], "error: --lr must be a finite number > 0, got nan"),
+    (["--ema-halflife", "0"], "error: --ema-halflife must be a number > 0"),  # not ema_halflife_steps
+    (["--report-every", "0"], "error: --report-every must be a whole number ≥ 1"),
+    (["--lambda", "-1"], "error: --lambda must be a number ≥ 0, got -1"),  # not lam
+    (["--lambda-warmup", "2"], "error: --lambda-warmup is a fraction of the run in [0, 1]"),
+    (["--batch", "0"], "error: --batch must be a whole number ≥ 1"),  # not batch_size
     (["--minutes", "0"], "a run needs a limit"),
-    (["--minutes", "-1"], "minutes must be a number ≥ 0"),
-    (["--minutes", "nan"], "minutes must be a finite number ≥ 0"),
+    (["--minutes", "-1"], "error: --minutes must be a number ≥ 0"),
+    (["--minutes", "nan"], "error: --minutes must be a finite number ≥ 0"),
 ])
 def test_distill_command_refuses_a_run_that_would_not_train(option, message, tmp_path, capsys):
     # refused before the teacher loads: the teacher folder does not even exist

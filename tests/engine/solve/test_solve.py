@@ -152,12 +152,12 @@ def test_default_residual_norm_is_half_the_order_of_the_channel_solved_for(darcy
     obs = Observations.from_task(pde, truth, "forward", "full")
     obs.mask[:, 1, 3, 3] = True
     assert default_residual_norm(pde, obs) == 1.0
-    with pytest.raises(ConfigError, match="residual norm"):
+    with pytest.raises(ConfigError, match="residual_norm must be a number in"):
         solve(model, pde, obs, SolveOptions(method="piddm", ensemble=2, steps=2, residual_norm=-1.0))
     burgers_model = make_model("burgers")
     bpde, _, btruth = make_case("burgers")
     bobs = Observations.from_task(bpde, btruth.numpy(), "forward", "full")
-    with pytest.raises(ConfigError, match="residual norm"):
+    with pytest.raises(ConfigError, match="residual norm 0"):
         solve(burgers_model, bpde, bobs, SolveOptions(method="piddm", ensemble=2, steps=2, residual_norm=1.0))
 
 
@@ -351,8 +351,10 @@ def test_a_device_this_machine_lacks_is_a_clear_error():
     assert solve(None, pde, obs, SolveOptions(method="dataspace", steps=1, device="cpu")).mean.shape == truth.shape
 
 
-@pytest.mark.parametrize("setting, value, message", [("lam", -1.0, "λ"), ("lam", float("nan"), "λ"),
-                                                     ("lr", 0.0, "rate"), ("lr", float("inf"), "rate")])
+@pytest.mark.parametrize("setting, value, message", [("lam", -1.0, "lam must be a number ≥ 0"),
+                                                     ("lam", float("nan"), "lam must be a finite number"),
+                                                     ("lr", 0.0, "lr must be a number > 0"),
+                                                     ("lr", float("inf"), "lr must be a finite number")])
 def test_a_negative_or_non_finite_weight_or_rate_is_refused_before_solving(setting, value, message):
     pde, grid, truth = make_case("poisson")
     obs = Observations.from_task(pde, truth.numpy(), "forward", "full")

@@ -58,8 +58,7 @@ def test_the_solve_attribute_holds_only_what_the_method_used(tmp_path):
 
     obs = _forward_obs(tmp_path / "obs.h5", "darcy", 16)
     out = tmp_path / "c.h5"
-    assert main(["solve", "--method", "classical", "--lambda", "5", "--precision", "bf16", "--obs", str(obs),
-                 "-o", str(out)]) == 0
+    assert main(["solve", "--method", "classical", "--obs", str(obs), "-o", str(out)]) == 0
     with h5py.File(out) as h:
         recorded = json.loads(h.attrs["solve"])
     assert not {"lambda", "steps", "precision", "compile", "lr"} & set(recorded)  # the reference solve reads none
@@ -68,3 +67,35 @@ def test_the_solve_attribute_holds_only_what_the_method_used(tmp_path):
     with h5py.File(out) as h:
         recorded = json.loads(h.attrs["solve"])
     assert recorded["steps"] == 3 and "lambda" in recorded and not {"precision", "compile", "lr"} & set(recorded)
+
+
+@pytest.mark.parametrize("method, option, reads", [
+    ("classical", ["--lambda", "5"], "none of the solve options"),
+    ("classical", ["--precision", "bf16"], "none of the solve options"),
+    ("dataspace", ["--ensemble", "4"], "--steps, --lambda"),
+    ("dataspace", ["--compile"], "--steps, --lambda"),
+    ("teacher", ["--lambda", "1"], "--ensemble, --steps, --precision"),
+    ("diffusionpde", ["--lr", "0.1"], "--ensemble, --steps, --lambda, --precision"),
+])
+def test_an_option_the_method_does_not_read_is_refused(capsys, tmp_path, method, option, reads):
+    obs = _forward_obs(tmp_path / "obs.h5", "darcy", 16)
+    err = _error(capsys, ["solve", "--method", method, *option, "--obs", obs, "-o", tmp_path / "s.h5"])
+    assert f"method {method} does not use {option[0]} (it reads {reads})" in err  # before any model loads
+    assert not (tmp_path / "s.h5").exists()
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["--ensemble", "0"], "--ensemble must be a whole number ≥ 1, got 0"),
+    (["--lambda", "nan"], "--lambda must be a finite number ≥ 0, got nan"),
+    (["--residual-norm", "3"], "--residual-norm must be a number in [0, 2], got 3"),
+])
+def test_bad_solve_numbers_are_named_by_their_flags(capsys, tmp_path, argv, flag):
+    if argv[0] == "--lambda":  # a model-free method
+        model, obs = [], _forward_obs(tmp_path / "obs.h5", "darcy", 16)
+    elif (MODELS / "darcy-32").is_dir():
+        model, obs = ["--model", MODELS / "darcy-32" / "piddm"], _forward_obs(tmp_path / "obs.h5", "darcy", 32)
+    else:
+        pytest.skip("no bundled darcy-32 set")
+    method = "piddm" if model else "dataspace"
+    err = _error(capsys, ["solve", *model, "--method", method, *argv, "--obs", obs, "-o", tmp_path / "s.h5"])
+    assert f"piddm: error: {flag}" in err  # the engine's SolveOptions say ensemble, lam, residual_norm
