@@ -22,6 +22,7 @@ from engine.errors import ConfigError
 from engine.jobs import CancelToken
 
 MINUTES_STEP_CAP = 100_000_000
+TEACHER_SAMPLE_STEPS = 18  # N_s of `piddm sample` on a teacher (SPEC "Methods": default 18)
 # CLI option -> TeacherConfig field, for options that may override a resumed run's config.
 _OVERRIDES = {"steps": "steps", "minutes": "minutes", "device": "device", "report_every": "report_every",
               "checkpoint_minutes": "checkpoint_minutes", "checkpoint_every": "checkpoint_every",
@@ -151,12 +152,16 @@ def cmd_sample(args: argparse.Namespace) -> int:
     check_refine(args.refine, args.lambda_infer, args.refine_lr, names=("--refine", "--lambda-infer", "--refine-lr"))
     kind = peek_kind(args.model)
     if kind == "student":
+        if args.steps is not None:  # ignored without a word before
+            raise ConfigError(f"--steps is the Heun steps of a teacher; {args.model} is a one-step student "
+                              "(its latent refinement takes --refine K)")
         return sample_student_cmd(args)
     if kind != "teacher":
         raise ConfigError(f"{args.model}: cannot sample a {kind!r} checkpoint")
     # a teacher has no latent to refine: these would be ignored without a word
     if given := [k for k, v in student_only.items() if v is not None]:
         raise ConfigError(f"{given[0]} applies to a distilled student, not to a teacher ({args.model})")
+    args.steps = TEACHER_SAMPLE_STEPS if args.steps is None else args.steps
     return sample_teacher_cmd(args)
 
 
@@ -199,7 +204,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sample", help="draw samples from a trained model into a fields file")
     p.add_argument("--model", required=True, help="run directory or checkpoint.pt")
     p.add_argument("-n", "--n", type=int, required=True, help="number of samples")
-    p.add_argument("--steps", type=int, default=18, help="teacher: Heun steps N_s (NFE 2N_s - 1; default 18)")
+    p.add_argument("--steps", type=int, help=f"teacher: Heun steps N_s (NFE 2N_s - 1; default {TEACHER_SAMPLE_STEPS})")
     # student options default to None so that one given for a teacher is refused, not ignored
     p.add_argument("--refine", type=int, help="student: PIDDM-ref latent refinement steps k ≥ 0 (default 0)")
     p.add_argument("--lambda-infer", dest="lambda_infer", type=float,

@@ -21,11 +21,16 @@ HAS_STUDENT_SAMPLE = hasattr(train_cmds, "sample_student_cmd")
 
 
 @pytest.fixture(scope="module")
-def student(distill_cfg, tmp_path_factory):
+def student_run(distill_cfg, tmp_path_factory):
     """A pure-distillation student (λ = 0), so any drop of the residual comes from refinement."""
     run = tmp_path_factory.mktemp("student") / "s"
     distill(distill_cfg(lam=0.0, steps=10), run)
-    return load_student(run)
+    return run
+
+
+@pytest.fixture(scope="module")
+def student(student_run):
+    return load_student(student_run)
 
 
 def _energy(student, eps) -> torch.Tensor:
@@ -124,3 +129,11 @@ def test_sample_takes_n_as_generate_does_and_words_one_step_right(teacher_run, t
     for flag, value in (("--lambda-infer", "3"), ("--refine-lr", "0.1"), ("--refine", "2")):
         err = _sample_error(capsys, ["--model", teacher_run, "-n", "1", flag, value, "-o", tmp_path / "t.h5"])
         assert f"{flag} applies to a distilled student, not to a teacher" in err
+
+
+def test_sample_refuses_heun_steps_for_a_one_step_student(student_run, tmp_path, capsys):
+    """--steps (the teacher's Heun steps) was ignored for a student without a word."""
+    err = _sample_error(capsys, ["--model", student_run, "-n", "1", "--steps", "40", "-o", tmp_path / "s.h5"])
+    assert "--steps is the Heun steps of a teacher" in err and "--refine K" in err
+    assert not (tmp_path / "s.h5").exists()
+    assert main(["sample", "--model", str(student_run), "-n", "1", "-o", str(tmp_path / "s.h5")]) == 0
