@@ -19,7 +19,8 @@ def residual_map(pde: PDE, fields: np.ndarray | torch.Tensor, batch: int = 256) 
 
 
 def residual_stats(pde: PDE, fields: np.ndarray) -> dict[str, float]:
-    """residual_mse (mean r² over interior nodes, then over samples) and bc_mse (boundary nodes)."""
+    """residual_mse (mean r² over interior nodes, then over samples) and bc_mse (boundary nodes; 0 for a
+    PDE without boundary-condition nodes, burgers, so that every JSON reader gets a number)."""
     r = residual_map(pde, fields)
     grid = Grid(r.shape[-1])
     interior, boundary = pde.interior_mask(grid).numpy(), pde.boundary_mask(grid).numpy()
