@@ -76,11 +76,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_pdes)
 
     p = sub.add_parser("generate", help="make a dataset with the reference solver")
-    p.add_argument("--pde", required=True, choices=pdes.names())
-    p.add_argument("--n", type=int, default=1000, help="number of samples")
-    p.add_argument("--grid", type=int, default=64, help="grid size N (N x N nodes)")
-    p.add_argument("--dtype", choices=["float32", "float64"], default="float32", help="storage precision")
-    p.add_argument("--param", action="append", metavar="NAME=VALUE", help="PDE parameter, e.g. k=2")
+    p.add_argument("--pde", required=True, choices=pdes.names(), help="the PDE (piddm pdes lists them)")
+    p.add_argument("--n", type=int, default=1000, help="number of samples (default 1000)")
+    p.add_argument("--grid", type=int, default=64, help="grid size N, N x N nodes (default 64)")
+    p.add_argument("--dtype", choices=["float32", "float64"], default="float32",
+                   help="storage precision (default float32)")
+    p.add_argument("--param", action="append", metavar="NAME=VALUE",
+                   help="a PDE parameter, e.g. k=2 for helmholtz; repeat for several (piddm pdes --json lists them)")
     p.add_argument("-o", "--output", required=True, help="fields file to write (.h5)")
     add_common(p)
     p.set_defaults(func=cmd_generate)
