@@ -29,26 +29,24 @@ def check_student_kind(method: str, model, path: str) -> None:
                           "with λ = 0: use --method distill")
 
 
-# The solve options each method reads (beyond --obs, --model, --device, --seed), as
-# engine.solve.api.settings_record writes down what a solve used; their defaults when not given.
+# The solve options' defaults when not given (SolveOptions'); --compile sets compile_network.
 SOLVE_DEFAULTS = {"ensemble": 8, "steps": 200, "lam": None, "lr": None, "candidates": None, "residual_norm": None,
                   "precision": "float32", "compile": False}
-_LATENT = tuple(SOLVE_DEFAULTS)
-READS = {"classical": (), "dataspace": ("steps", "lam"), "teacher": ("ensemble", "steps", "precision"),
-         "diffusionpde": ("ensemble", "steps", "lam", "precision"),
-         **dict.fromkeys(("piddm", "piddm-ref", "piddm-exact", "distill"), _LATENT)}
 
 
 def method_options(args: argparse.Namespace, flags: dict[str, str]) -> None:
-    """Refuse an option the method does not read (classical with --lambda, diffusionpde with --lr,
-    dataspace with --ensemble 4: one deterministic answer), as `piddm sample` refuses a student's
-    options for a teacher: the run would ignore it without a word. Then fill in the defaults."""
+    """Refuse an option the method does not read (``api.OPTIONS_READ``: classical with --lambda,
+    diffusionpde with --lr, dataspace with --ensemble 4, one deterministic answer), as `piddm sample`
+    refuses a student's options for a teacher: the run would ignore it without a word. Then fill in
+    the defaults."""
     from engine.errors import ConfigError
+    from engine.solve.api import OPTIONS_READ
 
+    reads = [{"compile_network": "compile"}.get(k, k) for k in OPTIONS_READ[args.method]]
     given = [k for k in SOLVE_DEFAULTS if getattr(args, k) not in (None, False)]
-    if unread := [k for k in given if k not in READS[args.method]]:
-        reads = ", ".join(flags[k] for k in READS[args.method]) or "none of the solve options"
-        raise ConfigError(f"method {args.method} does not use {flags[unread[0]]} (it reads {reads})")
+    if unread := [k for k in given if k not in reads]:
+        named = ", ".join(flags[k] for k in reads) or "none of the solve options"
+        raise ConfigError(f"method {args.method} does not use {flags[unread[0]]} (it reads {named})")
     for k, v in SOLVE_DEFAULTS.items():
         if getattr(args, k) is None:
             setattr(args, k, v)

@@ -66,6 +66,15 @@ class SolveOptions:
     compile_network: bool = False  # latent methods: the student's network through torch.compile (Student.compiled)
 
 
+# The SolveOptions fields each method reads (beyond seed and device; ``settings_record`` writes down
+# their values): `piddm solve` refuses another one given, the app greys out the others' boxes.
+_LATENT_READS = ("ensemble", "steps", "lam", "lr", "candidates", "residual_norm", "precision", "compile_network")
+OPTIONS_READ: dict[str, tuple[str, ...]] = {
+    "classical": (), "dataspace": ("steps", "lam"),  # one deterministic answer; λ scales the objective only
+    "teacher": ("ensemble", "steps", "precision"), "diffusionpde": ("ensemble", "steps", "lam", "precision"),
+    **dict.fromkeys(STUDENT_METHODS, _LATENT_READS)}
+
+
 @dataclass
 class SolveResult:
     mean: np.ndarray  # (B, C, N, N) float32 physical; observed entries equal the observations
