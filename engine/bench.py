@@ -239,7 +239,8 @@ def bench_generate(models: str | Path, *, n: int = 256, seeds: int = 3, sampler_
 
 
 def format_table(result: dict[str, Any]) -> str:
-    """A plain-text table of a bench result (mean ± std)."""
+    """A plain-text table of a bench result (mean ± std over the seeds; the mean alone for one seed,
+    whose std of 0 would read as a spread measured to be none)."""
     table = result["table"]
     cols = list(dict.fromkeys(c for row in table.values() for c in row if c != "nfe"))
     seeds = f"{result['seeds']} seed" + ("" if result["seeds"] == 1 else "s")
@@ -251,6 +252,7 @@ def format_table(result: dict[str, Any]) -> str:
             head += f" · latent K {result['candidates']}, σ {result['residual_norm']:g}"
     lines = [f"{head} · {result['device']}", "method".ljust(34) + "NFE".rjust(5) + "".join(c.rjust(22) for c in cols)]
     for name, row in table.items():
-        cells = "".join((f"{row[c]['mean']:.3g} ± {row[c]['std']:.2g}" if c in row else "–").rjust(22) for c in cols)
+        cells = "".join((("–" if c not in row else f"{row[c]['mean']:.3g}" if result["seeds"] == 1
+                          else f"{row[c]['mean']:.3g} ± {row[c]['std']:.2g}")).rjust(22) for c in cols)
         lines.append(name.ljust(34) + f"{row['nfe']['mean']:.0f}".rjust(5) + cells)
     return "\n".join(lines)

@@ -46,7 +46,7 @@ def test_generation_bench_table(models):
     assert res["costs"]["teacher"]["steps"] == 20 and res["costs"]["piddm"]["steps"] == 3
     assert res["costs"]["piddm"]["pair_seconds"] > 0 and res["costs"]["piddm"]["seconds"] > 0
     text = format_table(res)
-    assert "piddm-ref (k=2)" in text and "n=4 × 2 seeds" in text
+    assert "piddm-ref (k=2)" in text and "n=4 × 2 seeds" in text and " ± " in text
 
 
 def test_generation_bench_needs_a_teacher(tmp_path):
