@@ -12,6 +12,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="piddm-studio", description="PIDDM Studio: draw, solve, train, compare.")
     p.add_argument("--model", help="run directory to open (instead of the bundled model)")
     p.add_argument("--screenshot-tour", metavar="DIR", help="capture the main states as PNGs into DIR, then quit")
+    p.add_argument("--screenshot", metavar="FILE",
+                   help="save a PNG of the screen once the window has started, then quit (a layout check)")
     p.add_argument("--no-startup", action="store_true", help="skip opening the bundled model and demo task")
     return p.parse_args(argv)
 
@@ -63,16 +65,19 @@ def main_qt(args: argparse.Namespace) -> int:
     asyncio.set_event_loop(loop)
     from app.main_window import MainWindow
 
-    window = MainWindow(make_settings(throwaway=bool(args.screenshot_tour)),
+    shooting = bool(args.screenshot_tour or args.screenshot)
+    window = MainWindow(make_settings(throwaway=shooting),
                         startup=not args.no_startup and not args.model)
     sys.excepthook = window.show_exception
     window.show()
     if args.model:
         window.model_panel.open_folder(args.model)
-    if args.screenshot_tour:
-        from app.tour import run_tour
+    if shooting:
+        from app.tour import run_tour, take_screenshot
 
-        task = asyncio.ensure_future(run_tour(window, args.screenshot_tour))
+        job = (run_tour(window, args.screenshot_tour) if args.screenshot_tour
+               else take_screenshot(window, args.screenshot))
+        task = asyncio.ensure_future(job)
         task.add_done_callback(lambda t: t.cancelled() or t.exception() is None
                                or window.show_exception(type(t.exception()), t.exception(), None))
     with loop:

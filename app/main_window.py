@@ -10,7 +10,6 @@ from pathlib import Path
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QIcon, QKeySequence
 from PySide6.QtWidgets import (
-    QApplication,
     QDockWidget,
     QFileDialog,
     QInputDialog,
@@ -30,6 +29,7 @@ from app.panels.model_panel import ModelPanel, bundled_models, is_bundled
 from app.panels.results_panel import ComparePanel, ResultsPanel
 from app.panels.task_panel import TaskPanel
 from app.panels.training_panel import TrainingPanel
+from app.screen_fit import default_size, fit_to_screen, scrolled
 from app.state import AppState
 from app.workers import Jobs
 
@@ -95,7 +95,7 @@ class MainWindow(QMainWindow):
         self.log_view.setReadOnly(True)
         self.log_view.setMaximumBlockCount(2000)
         self.docks = {}
-        for name, w, area in (("Model", self.model_panel, Qt.DockWidgetArea.LeftDockWidgetArea),
+        for name, w, area in (("Model", scrolled(self.model_panel), Qt.DockWidgetArea.LeftDockWidgetArea),
                               ("Task", self.task_panel, Qt.DockWidgetArea.LeftDockWidgetArea),
                               ("Log", self.log_view, Qt.DockWidgetArea.BottomDockWidgetArea)):
             d = QDockWidget(name, self)
@@ -112,7 +112,7 @@ class MainWindow(QMainWindow):
         self._wire()
         self._idle_message = "Ready."  # what the status bar returns to when no job runs
         self.show_status("Ready.")
-        self.resize(*self._default_size())
+        self.resize(default_size(self.screen().availableGeometry()))
         self._restore_settings()
         self.state.ensure_fields()
         self.inputs.rebuild()
@@ -362,14 +362,6 @@ class MainWindow(QMainWindow):
             except Exception as exc:
                 self.report_error("Export failed", str(exc), traceback.format_exc())
 
-    def _default_size(self) -> tuple[int, int]:
-        """1500 × 920, or 95 % of a smaller screen's free area (a laptop's 1366 × 768)."""
-        screen = self.screen() or QApplication.primaryScreen()
-        if screen is None:
-            return 1500, 920
-        free = screen.availableGeometry()
-        return min(1500, int(0.95 * free.width())), min(920, int(0.95 * free.height()))
-
     # -- settings and closing -------------------------------------------------------------------
     def _remembered_runs(self) -> list:
         """The run directories listed in an earlier session (opened, or trained here) that still hold
@@ -386,6 +378,7 @@ class MainWindow(QMainWindow):
         st = self.settings
         if (g := st.value("geometry")) is not None:
             self.restoreGeometry(g)
+            fit_to_screen(self)  # saved on a bigger monitor, or on one unplugged since
         if (w := st.value("window_state")) is not None:
             self.restoreState(w)
         s = self.state

@@ -1,4 +1,5 @@
-"""--screenshot-tour DIR: capture the main states (start-up, drawing, solved inverse, compare, training).
+"""--screenshot-tour DIR: capture the main states (start-up, drawing, solved inverse, compare, training);
+--screenshot FILE: capture the screen once the window has started (seconds, for checking a layout).
 
 The training shot is a real run (darcy 32², 128 samples, tiny U-Net, a preview every 250 steps) in a
 temporary runs folder, captured at the fourth preview, then cancelled."""
@@ -10,6 +11,20 @@ import tempfile
 from pathlib import Path
 
 
+async def wait_for_start_up(window) -> None:
+    while window.state.truth is None:  # start-up workflow: a model or the demo task loaded
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(0.8)  # the layouts and the first paint settle
+
+
+async def take_screenshot(window, path: str) -> None:
+    """The whole screen, not only the window: a window larger than the screen shows cut off, as a
+    user sees it."""
+    await wait_for_start_up(window)
+    window.screen().grabWindow(0).save(path)
+    window.close()
+
+
 async def run_tour(window, out_dir: str) -> None:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -17,9 +32,7 @@ async def run_tour(window, out_dir: str) -> None:
     def shot(name):
         window.grab().save(str(out / f"{name}.png"))
 
-    while window.state.truth is None:  # start-up workflow
-        await asyncio.sleep(0.1)
-    await asyncio.sleep(0.8)
+    await wait_for_start_up(window)
     shot("01-startup")
     # drawing (forward task: the whole coefficient is observed): a GRF, thresholded, plus a brushed bar
     window.task_panel.task_box.setCurrentText("forward")

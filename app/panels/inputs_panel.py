@@ -1,4 +1,4 @@
-"""Inputs: one DrawCanvas per channel and the drawing / observation tool bar."""
+"""Inputs: one DrawCanvas per channel and the drawing and whole-channel tool bars."""
 
 from __future__ import annotations
 
@@ -36,7 +36,9 @@ class InputsPanel(QWidget):
         self.history = History(lambda: (self.state.values, self.state.mask),
                                tag=(lambda: self.state.task, self._restore_task))
         self.canvases: list[DrawCanvas] = []
-        self.bar = QToolBar("Tools")
+        # two bars, drawing and whole-channel tools: one was wider than the room a 1366-px laptop leaves
+        # beside the docks, and undo/redo fell into its overflow (») menu
+        self.bar = QToolBar("Drawing")
         self.tool_actions: dict[str, QAction] = {}
         group = QActionGroup(self)
         for t in TOOLS:
@@ -57,27 +59,30 @@ class InputsPanel(QWidget):
         self.bar.addWidget(self.value)
         self.bar.addWidget(self.size)
         self.bar.addSeparator()
+        self.undo_act = self.bar.addAction("undo", self.undo)
+        self.redo_act = self.bar.addAction("redo", self.redo)
+        self.channel_bar = QToolBar("Channel")
         self.channel_box = QComboBox()
         self.channel_box.setToolTip("channel for GRF / threshold / random points / clear / load")
-        self.bar.addWidget(QLabel(" channel "))
-        self.bar.addWidget(self.channel_box)
-        self.grf_act = self.bar.addAction("GRF", self.random_grf)
-        self.threshold_act = self.bar.addAction("threshold", self.threshold)
+        self.channel_bar.addWidget(QLabel(" channel "))
+        self.channel_bar.addWidget(self.channel_box)
+        self.grf_act = self.channel_bar.addAction("GRF", self.random_grf)
+        self.threshold_act = self.channel_bar.addAction("threshold", self.threshold)
         self.k_points = QSpinBox()
         self.k_points.setRange(0, 100_000)
         self.k_points.setSpecialValueText("3 % of nodes")  # (the prefix does not show with it)
         self.k_points.setPrefix("k ")
         self.k_points.setToolTip("random observation points: k nodes (or 3 % when 0)")
-        self.bar.addSeparator()  # the points' count belongs to "random points", not to "threshold"
-        self.bar.addWidget(self.k_points)
-        self.bar.addAction("random points", self.random_points)
-        self.bar.addAction("clear mask", self.clear_mask)
-        self.undo_act = self.bar.addAction("undo", self.undo)
-        self.redo_act = self.bar.addAction("redo", self.redo)
+        self.channel_bar.addSeparator()  # the points' count belongs to "random points", not to "threshold"
+        self.channel_bar.addWidget(self.k_points)
+        self.channel_bar.addAction("random points", self.random_points)
+        self.channel_bar.addAction("clear mask", self.clear_mask)
         self.row = QHBoxLayout()
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
+        lay.setSpacing(0)  # the two bars read as one
         lay.addWidget(self.bar)
+        lay.addWidget(self.channel_bar)
         lay.addLayout(self.row, 1)
         self.value.valueChanged.connect(self._push_brush)
         self.size.valueChanged.connect(self._push_brush)

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QPushButton,
+    QSizePolicy,
     QTextBrowser,
     QVBoxLayout,
     QWidget,
@@ -159,7 +160,7 @@ class ModelPanel(QWidget):
         self.open_btn = QPushButton("Open run…")
         self.info = QTextBrowser()
         self.info.setOpenExternalLinks(False)
-        self.info.setMinimumHeight(48)  # two lines; it scrolls (the window must fit a 768-px screen)
+        self.info.setMinimumHeight(48)  # two lines; it scrolls (the window must fit a 600-px screen)
         form = QFormLayout()
         form.addRow("PDE", self.pde_box)
         form.addRow("grid", self.grid_box)
@@ -171,7 +172,11 @@ class ModelPanel(QWidget):
         lay.addWidget(QLabel("Models"))
         self.models.setMaximumHeight(150)
         self.models.setMinimumHeight(56)  # three rows
-        lay.addWidget(self.models)
+        # the list and the card scroll themselves: they take the room the dock has rather than ask for
+        # it, so that the panel asks for no more than it needs and the task panel below shows whole
+        for view in (self.models, self.info):
+            view.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Ignored)
+        lay.addWidget(self.models, 1)
         row = QHBoxLayout()
         row.addWidget(self.open_btn)
         lay.addLayout(row)

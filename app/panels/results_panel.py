@@ -8,6 +8,7 @@ from PySide6.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
     QLabel,
+    QSizePolicy,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -157,6 +158,9 @@ class ComparePanel(QWidget):
         self.table = QTableWidget(0, len(self.COLUMNS))
         self.table.setHorizontalHeaderLabels(self.COLUMNS)
         self.table.setMaximumHeight(140)  # the header and three rows
+        # no taller than its rows: on a short screen the room goes to the fields
+        self.table.setSizeAdjustPolicy(QTableWidget.SizeAdjustPolicy.AdjustToContents)
+        self.table.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Maximum)
         self.table.horizontalHeader().setStretchLastSection(True)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)

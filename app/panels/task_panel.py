@@ -12,11 +12,13 @@ from PySide6.QtWidgets import (
     QLabel,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
+from app.screen_fit import scrolled
 from app.state import TASKS, AppState
 
 NO_THIRD = "— (two methods)"  # the third compare box's "none"
@@ -66,6 +68,9 @@ class TaskPanel(QWidget):
         self.bar.setTextVisible(True)
         self.status = QLabel(" ")
         self.status.setWordWrap(True)
+        # room for a two-line summary from the start: the docks are sized once, and a status that grew
+        # after a solve took its line from the settings above (they scrolled on a tall screen)
+        self.status.setMinimumHeight(2 * self.status.fontMetrics().lineSpacing())
         form = QFormLayout()
         form.addRow("task", self.task_box)
         form.addRow("method", self.method_box)
@@ -79,8 +84,12 @@ class TaskPanel(QWidget):
         form.addRow("residual norm", self.norm_box)
         form.addRow("steps", self.steps)
         form.addRow("seed", self.seed)
+        settings = QWidget()
+        settings.setLayout(form)
+        form.setContentsMargins(0, 0, 0, 0)
         lay = QVBoxLayout(self)
-        lay.addLayout(form)
+        # the settings scroll on a short screen; Solve, Cancel and the progress stay in view under them
+        lay.addWidget(scrolled(settings, grow=False))
         btns = QHBoxLayout()
         btns.addWidget(self.solve_btn)
         btns.addWidget(self.cancel_btn)
@@ -88,6 +97,8 @@ class TaskPanel(QWidget):
         lay.addWidget(self.bar)
         lay.addWidget(self.status)
         lay.addStretch(1)
+        # no taller than all of it: a tall dock area gives the rest to the model panel's card
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
         self.task_box.currentTextChanged.connect(self.task_changed)
         self.solve_btn.clicked.connect(self.solve_requested)
         self.cancel_btn.clicked.connect(self.cancel_requested)

@@ -17,22 +17,21 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
-    QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QProgressBar,
     QPushButton,
-    QScrollArea,
     QSpinBox,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -40,6 +39,7 @@ from qasync import asyncSlot
 
 from app.canvas.field_view import FieldView
 from app.plots.loss_plot import LossPlot
+from app.screen_fit import scrolled
 from app.workers import JobFailed, Jobs
 from engine.distill.config import PHYSICS_ON, DistillConfig
 from engine.errors import EngineError
@@ -138,7 +138,7 @@ class TrainingPanel(QWidget):
         self._cancelled = False
         self._preview: np.ndarray | None = None
         self.folder = QLineEdit(str(Path.home() / "piddm-runs"))
-        browse = QPushButton("…")
+        browse = QToolButton(text="…", toolTip="choose the runs folder")  # a push button is 80 px wide
         browse.clicked.connect(self._browse)
         self.pde_label = QLabel(self.pde_name)
         self.pde_label.setToolTip("the PDE chosen in the Model panel")
@@ -227,7 +227,8 @@ class TrainingPanel(QWidget):
         pbox = QGroupBox("Progress")
         pbox.setLayout(prog)
         left = QVBoxLayout()
-        left.addWidget(self.settings_box)
+        # the settings scroll on a short screen; the buttons and the progress stay in view under them
+        left.addWidget(scrolled(self.settings_box, grow=False))
         btns = QHBoxLayout()
         btns.addWidget(self.start_btn)
         btns.addWidget(self.cancel_btn)
@@ -250,18 +251,8 @@ class TrainingPanel(QWidget):
         prow.addWidget(self.preview, 1)
         prow.addWidget(self.preview_res, 1)
         right.addLayout(prow, 1)
-        # the settings column scrolls on a short screen (a laptop's 768 px) instead of forcing the
-        # window taller than the screen
-        column = QWidget()
-        column.setLayout(left)
-        scroll = QScrollArea()
-        scroll.setWidget(column)
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setMinimumWidth(column.sizeHint().width() + scroll.verticalScrollBar().sizeHint().width())
         lay = QHBoxLayout(self)
-        lay.addWidget(scroll, 0)
+        lay.addLayout(left, 0)
         lay.addLayout(right, 1)
         self.start_btn.clicked.connect(self.run_chain)
         self.cancel_btn.clicked.connect(self.cancel)

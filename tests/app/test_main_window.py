@@ -345,15 +345,6 @@ def test_open_run_lists_a_folders_models_and_says_when_there_is_none(qtbot, make
     assert panel.open_folder(str(tmp_path)) == [] and dialogs[-1]["title"] == "No model found"
 
 
-def test_the_window_fits_a_laptop_screen(qtbot, make_window):
-    """1366 × 768 less a task bar and a title bar: every tab and dock must be able to shrink to it."""
-    w = make_window(16)
-    for i in range(w.tabs.count()):
-        w.tabs.setCurrentIndex(i)
-        hint = w.minimumSizeHint()
-        assert hint.width() <= 1300 and hint.height() <= 700, (w.tabs.tabText(i), hint)
-
-
 def test_the_screenshot_tour_keeps_out_of_the_users_settings(qapp):
     from app.main import make_settings
 
