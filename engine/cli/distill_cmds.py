@@ -7,7 +7,7 @@ import dataclasses
 from pathlib import Path
 
 from engine.cli.common import emit, progress_bar, seed_value, setting_flags
-from engine.cli.train_cmds import _ctrl_c_cancels
+from engine.cli.train_cmds import stop_signals_cancel
 from engine.config import UNLIMITED_STEPS, check_number, from_dict, load_config, to_dict
 from engine.distill.config import PHYSICS_ON, DistillConfig
 from engine.errors import ConfigError
@@ -58,13 +58,17 @@ def distill_config_from_args(args: argparse.Namespace) -> DistillConfig:
 
 
 def cmd_distill(args: argparse.Namespace) -> int:
+    from engine import dist
     from engine.distill.train import distill
 
     cfg = distill_config_from_args(args)
     token = CancelToken()
-    on_progress, bar = progress_bar(f"distill λ={cfg.lam:g}")
-    with bar, _ctrl_c_cancels(token):
+    main = dist.env_rank() == 0  # under torchrun, rank 0 alone draws the bar and prints the result
+    on_progress, bar = progress_bar(f"distill λ={cfg.lam:g}", enabled=main)
+    with bar, stop_signals_cancel(token):
         res = distill(cfg, args.output, resume=args.resume, on_progress=on_progress, cancel=token)
+    if not main:
+        return 0
     emit({f.name: getattr(res, f.name) for f in dataclasses.fields(res) if f.name != "ema"}, args.json,
          f"distilled to step {res.step} ({res.stopped}) in {res.seconds:.1f} s "
          f"({res.pair_seconds:.1f} s of teacher pairs); loss {res.loss:.4g}, residual {res.residual:.4g} "

@@ -1,8 +1,8 @@
 """piddm train | sample (teacher).
 
 ``piddm train`` runs under ``torchrun --nproc_per_node=G -m engine train ...`` unchanged: the
-engine joins the process group, rank 0 writes the run and prints. Ctrl-C asks the run to stop at
-the next step and save a checkpoint; a second Ctrl-C interrupts at once.
+engine joins the process group, rank 0 writes the run and prints. Ctrl-C or SIGTERM asks the run to
+stop at the next step and save a checkpoint; a second one interrupts at once.
 """
 
 from __future__ import annotations
@@ -35,22 +35,27 @@ _NEW_RUN = {"model": "model", "batch": "batch_size", "lr": "lr", "warmup": "warm
 
 
 @contextlib.contextmanager
-def _ctrl_c_cancels(token: CancelToken) -> Iterator[None]:
-    """First SIGINT sets ``token`` (clean stop + checkpoint); the second raises KeyboardInterrupt."""
+def stop_signals_cancel(token: CancelToken) -> Iterator[None]:
+    """The first SIGINT (Ctrl-C) or SIGTERM sets ``token``: the run stops at the next step and saves a
+    checkpoint. SIGTERM is what a scheduler, `docker stop`, `kill` and torchrun's own shutdown send; it
+    ended a run without one (all since the last periodic checkpoint lost). A second signal raises
+    KeyboardInterrupt at once."""
     def handler(signum, frame):  # noqa: ARG001
         if token.cancelled:
             raise KeyboardInterrupt
         token.cancel()
 
+    stops = (signal.SIGINT, signal.SIGTERM)
     try:
-        old = signal.signal(signal.SIGINT, handler)
+        old = {s: signal.signal(s, handler) for s in stops}
     except ValueError:  # not the main thread: leave signals alone
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, old)
+        for s, h in old.items():
+            signal.signal(s, h)
 
 
 def teacher_config_from_args(args: argparse.Namespace) -> TeacherConfig:
@@ -94,7 +99,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     main = dist.env_rank() == 0
     on_progress, bar = progress_bar(f"train {cfg.pde} {cfg.model}", enabled=main)
     token = CancelToken()
-    with bar, _ctrl_c_cancels(token):
+    with bar, stop_signals_cancel(token):
         res = train_teacher(cfg, args.output, resume=args.resume, on_progress=on_progress, cancel=token)
     if main:
         out = {k: v for k, v in dataclasses.asdict(res).items() if k not in ("ema", "model")}

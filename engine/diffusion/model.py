@@ -25,7 +25,7 @@ from engine.diffusion.sampler import Callback, heun_sample, nfe, noise_from_seed
 from engine.diffusion.unet import UNet
 from engine.errors import CheckpointError, ConfigError
 from engine.grid import Grid
-from engine.io.checkpoint import load_checkpoint, resolve
+from engine.io.checkpoint import load_checkpoint, model_folder, resolve
 from engine.io.hdf5 import FieldsFile, write_fields
 from engine.jobs import CancelToken, Progress, ProgressFn, check_cancel, no_progress
 from engine.metrics import residual_map, residual_stats
@@ -137,6 +137,6 @@ def sample_teacher(model: str | os.PathLike[str] | Teacher, n: int, *, steps: in
         path = write_fields(output, FieldsFile(
             fields=fields, pde=teacher.pde.name, channels=teacher.channels,
             pde_params=pdes.params_of(teacher.pde), method="teacher", seed=seed, residual=residual,
-            extra={"model": str(teacher.path), "steps": steps, "nfe": nfe(steps)}))
+            extra={"model": model_folder(teacher.path), "steps": steps, "nfe": nfe(steps)}))
     return SampleResult(fields, residual, path, n, steps, nfe(steps), seconds,
                         stats["residual_mse"], stats["bc_mse"])

@@ -35,7 +35,7 @@ from engine.diffusion.sampler import RHO, SIGMA_MAX, SIGMA_MIN, heun_sample, noi
 from engine.diffusion.unet import UNet, count_parameters
 from engine.errors import CheckpointError, ConfigError, DatasetError, NonFiniteError
 from engine.io.checkpoint import check_warm_start, load_checkpoint, save_checkpoint
-from engine.io.rundir import RunDir, removed_if_left_empty
+from engine.io.rundir import RunDir, removed_if_left_empty, writing_alone
 from engine.jobs import Cancelled, CancelToken, Progress, ProgressFn, Throttle, no_progress
 from engine.metrics import residual_map, residual_stats
 
@@ -126,7 +126,8 @@ def train_teacher(cfg: TeacherConfig, run_dir: str | Path | RunDir, *, resume: b
     likewise), NonFiniteError naming the step when the loss is NaN/inf, DatasetError /
     CheckpointError / ConfigError on bad input.
     """
-    with removed_if_left_empty(run_dir.path if isinstance(run_dir, RunDir) else run_dir):
+    path = run_dir.path if isinstance(run_dir, RunDir) else run_dir
+    with removed_if_left_empty(path), writing_alone(path) if dist.env_rank() == 0 else contextlib.nullcontext():
         return dist.run_job(cfg.device, lambda info: _Trainer(cfg, run_dir, info, resume),
                             lambda trainer: trainer.run(on_progress, cancel))
 
@@ -149,10 +150,11 @@ class _Trainer:
             # to the directory it was started from
             raise DatasetError(f"{cfg.dataset}: no such file (a relative path is taken from the current "
                                f"directory); pass --data with the dataset of {path}")
+        # Absolute in config.json, normalization.json and the checkpoint, so that --resume finds it from
+        # any directory (bundled models keep only the file name: packaging/make_models.py).
+        cfg = dataclasses.replace(cfg, dataset=os.path.abspath(cfg.dataset) if cfg.dataset else "")
         data = load_split(cfg.dataset, pde=cfg.pde, grid_n=cfg.grid_n, holdout_fraction=cfg.holdout_fraction)
-        # Absolute in config.json and the checkpoint, so that --resume finds it from any directory
-        # (bundled models keep only the file name: packaging/make_models.py).
-        cfg = dataclasses.replace(_resolve_pde(cfg, data.pde, data.pde_params), dataset=os.path.abspath(cfg.dataset))
+        cfg = _resolve_pde(cfg, data.pde, data.pde_params)
         self.cfg, self.data = cfg, data
         # Rows are drawn with replacement: beyond the training set they repeat its samples under other
         # noise levels, which a tiny set may use (the app trains 8 samples at the default batch), but
@@ -226,7 +228,7 @@ class _Trainer:
         if resume:
             run.truncate_metrics(self.step)  # the steps after the checkpoint are trained again
         else:
-            run.metrics_path.unlink(missing_ok=True)
+            run.start_fresh()
 
     def checkpoint(self) -> dict:
         cfg = self.cfg

@@ -24,6 +24,7 @@ from engine.data.generate import sample_seeds
 from engine.distill.config import REFINE_LAMBDA, REFINE_LR
 from engine.distill.generator import Student, load_student
 from engine.distill.loss import residual_energy
+from engine.io.checkpoint import model_folder
 from engine.io.hdf5 import FieldsFile, write_fields
 from engine.jobs import CancelToken, Progress, ProgressFn, check_cancel, no_progress
 from engine.metrics import residual_map, residual_stats
@@ -116,7 +117,7 @@ def sample_student(model: str | os.PathLike[str] | Student, n: int, *, refine_st
     method = "piddm-ref" if refine_steps else ("piddm" if student.config.lam > 0 else "distill")
     path = None
     if output is not None:
-        extra = {"model": str(student.path.parent.name), "refine": refine_steps, "nfe": 1 + refine_steps}
+        extra = {"model": model_folder(student.path), "refine": refine_steps, "nfe": 1 + refine_steps}
         if distance is not None:
             extra["projection_distance"] = distance
         path = write_fields(output, FieldsFile(

@@ -17,7 +17,7 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +37,7 @@ from engine.distill.loss import piddm_loss, residual_energy
 from engine.distill.pairs import load_pairs, pair_seed, refresh_indices, save_pairs, teacher_map
 from engine.errors import CheckpointError, ConfigError, NonFiniteError
 from engine.io.checkpoint import check_warm_start, load_checkpoint, save_checkpoint
-from engine.io.rundir import RunDir, removed_if_left_empty
+from engine.io.rundir import RunDir, removed_if_left_empty, writing_alone
 from engine.jobs import Cancelled, CancelToken, Progress, ProgressFn, Throttle, no_progress
 from engine.metrics import residual_map, residual_stats
 
@@ -120,7 +120,7 @@ def _check_same_teacher(teacher, ckpt: dict, run: Path) -> None:
 def distill(cfg: DistillConfig, run_dir: str | Path, *, resume: bool = False,
             on_progress: ProgressFn = no_progress, cancel: CancelToken | None = None) -> DistillResult:
     """Distill ``cfg.teacher`` into a one-step student in ``run_dir`` (or resume it)."""
-    with removed_if_left_empty(run_dir):
+    with removed_if_left_empty(run_dir), writing_alone(run_dir) if dist.env_rank() == 0 else contextlib.nullcontext():
         return dist.run_job(cfg.device, lambda info: _Distiller(cfg, Path(run_dir), info, resume, on_progress, cancel),
                             lambda job: job.run(on_progress, cancel))
 
@@ -133,6 +133,9 @@ class _Distiller:
         self.run_dir = RunDir.open_shared(path, is_main=info.is_main, barrier=dist.barrier)
         if not cfg.teacher:
             raise ConfigError("distillation needs a teacher run directory (--teacher)")
+        # absolute in config.json, as a teacher run records its dataset (the checkpoint keeps it relative
+        # to the run as well, so that the two folders may move together: teacher_ref)
+        cfg = self.cfg = replace(cfg, teacher=os.path.abspath(cfg.teacher))
         self.teacher = load_teacher(cfg.teacher, info.device)
         t = self.teacher
         _check_pairs_fit(cfg.pairs, len(t.pde.fields), t.grid.n)
@@ -182,7 +185,7 @@ class _Distiller:
             if resume:
                 self.run_dir.truncate_metrics(self.step)
             else:
-                self.run_dir.metrics_path.unlink(missing_ok=True)
+                self.run_dir.start_fresh()
 
     # -- pairs ----------------------------------------------------------------------------------
     @property
@@ -260,6 +263,7 @@ class _Distiller:
     def save(self) -> None:
         if self.info.is_main:
             save_checkpoint(self.run_dir.checkpoint_path, self.checkpoint())
+            log.info("checkpoint at step %d -> %s", self.step, self.run_dir.checkpoint_path)
         self.last_ckpt_step, self.last_ckpt_time = self.step, time.perf_counter()
 
     def elapsed(self) -> float:
@@ -313,6 +317,8 @@ class _Distiller:
         total = cfg.steps  # an upper bound when cfg.minutes > 0 (as for the teacher)
         losses, residuals, stopped = [], [], "steps"
         loss_mean, res_mean = self.run_dir.last_metric("loss"), self.run_dir.last_metric("residual")
+        log.info("distill: λ %g from %s, %d pairs, step %d/%d on %s x%d", cfg.lam, cfg.teacher, cfg.pairs,
+                 self.step, total, info.device, info.world_size)
         try:
             while self.step < total:
                 loss, res = self.train_step()

@@ -29,6 +29,11 @@ def resolve(path: str | os.PathLike[str]) -> Path:
     return p / FILENAME if p.is_dir() else p
 
 
+def model_folder(checkpoint: str | os.PathLike[str]) -> str:
+    """The absolute folder of a model's checkpoint file: how an output file names the model that made it."""
+    return str(Path(checkpoint).resolve().parent)
+
+
 _PLAIN = (torch.Tensor, int, float, str, bool, type(None))
 
 

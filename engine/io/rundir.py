@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.errors import CheckpointError, EngineError
+from engine.errors import CheckpointError, ConfigError, EngineError
 from engine.io.atomic import atomic_path, write_text
 from engine.io.checkpoint import FILENAME
 
@@ -51,6 +51,31 @@ def removed_if_left_empty(path: str | os.PathLike[str]) -> Iterator[None]:
                 with contextlib.suppress(OSError):  # another rank may have removed it first
                     p.rmdir()
         raise
+
+
+@contextlib.contextmanager
+def writing_alone(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold the run folder for one writing job: a second job on it is refused in one line instead of
+    interleaving metrics.jsonl and overwriting checkpoint.pt (the workers of a torchrun killed with
+    SIGKILL train on as orphans; a command-line run beside the app's). An exclusive flock on the
+    folder itself: the kernel releases it when the process dies, and it leaves no file behind.
+    Creates the folder. Without flock (Windows) the folder is only created."""
+    RunDir(path, create=True)
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(f"{path} is being written by another job (a training still running, or the "
+                              "orphaned workers of a killed torchrun): stop it first") from None
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 class RunDir:
@@ -110,6 +135,13 @@ class RunDir:
 
     def has_checkpoint(self) -> bool:
         return self.checkpoint_path.is_file()
+
+    def start_fresh(self) -> None:
+        """Drop what an earlier start that never checkpointed left (metrics, previews): a new run
+        begins at step 0, and its preview of step 500 must not be a killed run's."""
+        self.metrics_path.unlink(missing_ok=True)
+        for old in self.previews_dir.glob("step-*.npz"):
+            old.unlink(missing_ok=True)
 
     def append_metrics(self, record: dict[str, Any]) -> None:
         """Append one JSON object as a line of metrics.jsonl."""

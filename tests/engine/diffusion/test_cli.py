@@ -129,3 +129,57 @@ def test_train_names_a_bad_setting_by_its_flag(option, message, darcy16, tmp_pat
     argv = ["train", "--data", str(darcy16), "-o", str(tmp_path / "run"), "--steps", "1", *TRAIN, *option]
     assert main(argv) == 2
     assert capsys.readouterr().err == f"piddm: error: {message}\n"
+
+
+def test_a_run_folder_takes_one_writer_at_a_time(darcy16, tmp_path, capsys):
+    """The orphaned workers of a SIGKILLed torchrun trained on while `--resume` started a second job in
+    the same folder: metrics.jsonl interleaved, checkpoint.pt whoever saved last."""
+    from engine.io.rundir import writing_alone
+
+    run = tmp_path / "run"
+    with writing_alone(run):  # another job holds it
+        assert main(["train", "--data", str(darcy16), "-o", str(run), "--steps", "1", *TRAIN]) == 2
+        assert "is being written by another job" in capsys.readouterr().err
+        assert not (run / "checkpoint.pt").exists()
+    assert main(["train", "--data", str(darcy16), "-o", str(run), "--steps", "1", *TRAIN]) == 0  # released
+
+
+def test_a_fresh_start_drops_a_killed_starts_previews_and_records_absolute_paths(darcy16, tmp_path, capsys,
+                                                                                  monkeypatch):
+    run = tmp_path / "run"
+    (run / "previews").mkdir(parents=True)
+    (run / "previews" / "step-00000500.npz").write_bytes(b"from a start killed before its checkpoint")
+    monkeypatch.chdir(darcy16.parent)
+    assert main(["train", "--data", darcy16.name, "-o", str(run), "--steps", "1", *TRAIN]) == 0
+    assert not (run / "previews" / "step-00000500.npz").exists()
+    # the dataset as typed was relative: every record of it is absolute, found from any folder
+    assert json.loads((run / "normalization.json").read_text())["dataset"] == str(darcy16.resolve())
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["config"]["dataset"] == saved["meta"]["data"]["dataset"] == str(darcy16.resolve())
+    out = tmp_path / "t.h5"
+    assert main(["sample", "--model", str(run / "checkpoint.pt"), "-n", "1", "--steps", "1", "-o", str(out)]) == 0
+    import h5py
+
+    with h5py.File(out) as h:
+        assert h.attrs["model"] == str(run.resolve())  # the model's folder, absolute
+
+
+def test_sigterm_stops_a_run_with_a_checkpoint(darcy16, tmp_path):
+    """kill, a scheduler or torchrun's shutdown send SIGTERM: the run saves, as on Ctrl-C (it used to
+    end at once, losing everything since the last periodic checkpoint)."""
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "engine", "train", "--data", str(darcy16), "-o", str(run), "--steps", "100000",
+           *TRAIN]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while not (run / "metrics.jsonl").is_file() or not RunDir(run).read_metrics():
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "no training step within 120 s"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 130
+    finally:
+        proc.kill()
+    assert load_checkpoint(run)["step"] >= 1
+    assert "interrupted" in proc.stderr.read().decode()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -64,8 +65,8 @@ def test_a_refused_start_leaves_no_empty_run_folder(tmp_path, capsys):
 
 
 def test_a_run_resumes_from_another_folder_than_it_was_started_in(teacher_run, tmp_path, monkeypatch, capsys):
-    """config.json holds --teacher as typed (relative to the first folder); the resume finds the teacher
-    through the checkpoint, which records it relative to the run."""
+    """config.json holds --teacher absolute; the checkpoint records it relative to the run as well, so
+    that a run moved together with its teacher finds it. log.txt says the run's start and checkpoints."""
     import shutil
 
     shutil.copytree(teacher_run, tmp_path / "teacher")
@@ -73,6 +74,10 @@ def test_a_run_resumes_from_another_folder_than_it_was_started_in(teacher_run, t
     monkeypatch.chdir(tmp_path)
     small = ["--pairs", "8", "--sampler-steps", "2", "--batch", "4", "--ema-halflife", "2"]
     assert main(["distill", "--teacher", "teacher", "-o", "runs/s", "--steps", "1", *small]) == 0
+    saved = json.loads((tmp_path / "runs" / "s" / "config.json").read_text())
+    assert saved["config"]["teacher"] == str(tmp_path / "teacher")
+    log = (tmp_path / "runs" / "s" / "log.txt").read_text()
+    assert "distill: λ 0.1 from" in log and "checkpoint at step 1" in log  # it held only the last line
     monkeypatch.chdir(tmp_path / "elsewhere")
     assert main(["distill", "-o", "../runs/s", "--resume", "--steps", "2", "--json"]) == 0
     assert '"step": 2' in capsys.readouterr().out
@@ -86,3 +91,14 @@ def test_a_batch_far_beyond_the_pairs_is_refused():
     with pytest.raises(ConfigError, match="batch 5000 is larger than the 8 pairs"):
         DistillConfig(pairs=8, batch_size=5000)
     DistillConfig(pairs=8, batch_size=64)  # up to the default: small sets keep the default batch
+
+
+def test_under_torchrun_only_rank_0_prints_the_result(monkeypatch, tmp_path, capsys, teacher_run):
+    """Every rank printed its JSON: `--json` output held two documents."""
+    from engine import dist
+    from engine.distill import train
+
+    monkeypatch.setattr(dist, "env_rank", lambda: 1)
+    monkeypatch.setattr(train, "distill", lambda *a, **k: None)  # rank 1's share of the run, done
+    assert main(["distill", "--teacher", str(teacher_run), "-o", str(tmp_path / "s"), "--json"]) == 0
+    assert capsys.readouterr().out == ""
