@@ -10,12 +10,21 @@ ORG, APP = "PIDDM", "PIDDM Studio"
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="piddm-studio", description="PIDDM Studio: draw, solve, train, compare.")
-    p.add_argument("--model", help="run directory to open (instead of the bundled model)")
+    # one PATH, as a file manager passes it (packaging/piddm-studio.desktop: Exec=piddm-studio %f)
+    p.add_argument("path", nargs="?", metavar="PATH",
+                   help="a run directory to open (as --model) or a fields file (.h5) to import")
+    p.add_argument("--model", metavar="RUN_DIR",
+                   help="run directory to list beside the bundled models and open (instead of the bundled model)")
     p.add_argument("--screenshot-tour", metavar="DIR", help="capture the main states as PNGs into DIR, then quit")
     p.add_argument("--screenshot", metavar="FILE",
                    help="save a PNG of the screen once the window has started, then quit (a layout check)")
     p.add_argument("--no-startup", action="store_true", help="skip opening the bundled model and demo task")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.path and args.model:
+        p.error("give one run directory: PATH or --model, not both")
+    if args.no_startup and (args.path or args.model):
+        p.error("--no-startup opens nothing, so it does not go with PATH or --model")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,6 +62,13 @@ def make_settings(throwaway: bool = False):
     return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORG, APP)
 
 
+def make_window(args: argparse.Namespace, settings):
+    """The main window the arguments ask for; its start-up runs once the event loop does."""
+    from app.main_window import MainWindow
+
+    return MainWindow(settings, startup=not args.no_startup, open_path=args.path or args.model)
+
+
 def main_qt(args: argparse.Namespace) -> int:
     import asyncio
     import logging
@@ -63,15 +79,10 @@ def main_qt(args: argparse.Namespace) -> int:
     app = setup_qt()
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
-    from app.main_window import MainWindow
-
     shooting = bool(args.screenshot_tour or args.screenshot)
-    window = MainWindow(make_settings(throwaway=shooting),
-                        startup=not args.no_startup and not args.model)
+    window = make_window(args, make_settings(throwaway=shooting))
     sys.excepthook = window.show_exception
     window.show()
-    if args.model:
-        window.model_panel.open_folder(args.model)
     if shooting:
         from app.tour import run_tour, take_screenshot
 

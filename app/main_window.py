@@ -59,7 +59,8 @@ def about_text() -> str:
 class MainWindow(QMainWindow):
     started = Signal()  # start-up workflow finished (model opened or no-model state shown)
 
-    def __init__(self, settings: QSettings, *, startup: bool = True) -> None:
+    def __init__(self, settings: QSettings, *, startup: bool = True, open_path: str | None = None) -> None:
+        """``startup``: list the models and open one (``start_up``); ``open_path``: what it opens."""
         super().__init__()
         from engine import pdes
 
@@ -119,8 +120,9 @@ class MainWindow(QMainWindow):
         self.results.set_channels(self.state.channels)
         self.model_panel.set_equation(self.state.pde)
         self.task_panel.load(self.state)
+        self.has_started = False  # the start-up workflow finished (``started``)
         if startup:
-            QTimer.singleShot(0, self.start_up)
+            QTimer.singleShot(0, lambda: self.start_up(open_path))
 
     # -- construction ---------------------------------------------------------------------------
     def _build_menus(self) -> None:
@@ -173,24 +175,41 @@ class MainWindow(QMainWindow):
         self.jobs.changed.connect(self._on_jobs_changed)
 
     # -- start-up -------------------------------------------------------------------------------
-    async def _start_up(self) -> None:
+    def start_up(self, path: str | None = None) -> None:
+        """List the bundled models and the runs of earlier sessions, and open the bundled darcy model
+        with a demo task. ``path`` (the command line's): a run directory, listed and opened in its place,
+        or a fields file, imported with the listed model of its PDE and grid (if any) opened on it."""
+        import asyncio
+
         infos = bundled_models()
-        darcy = [i for i in infos if i.pde == "darcy"]
-        self.model_panel.set_models(infos + self._remembered_runs(), darcy[0] if darcy else None)
-        if darcy:
-            await self.controller.load_model_info(darcy[0])
-        if self.state.model is None:
+        self.model_panel.set_models(infos + self._remembered_runs())
+        first = next((i for i in infos if i.pde == "darcy"), None)
+        if path is None:
+            pass
+        elif Path(path).is_dir():
+            first = self.model_panel.list_folder(path) or first  # none there: a dialog, and the default
+        elif Path(path).is_file():
+            # here, not in the task below: the import may ask which sample, in a nested event loop
+            if self.import_fields(path):
+                s = self.state
+                first = next((i for i in self.model_panel.infos()
+                              if i.pde == s.pde_name and i.card.get("grid") == s.grid_n), None)
+        else:
+            self.report_error("Cannot open", f"{path}: no such file or folder. PIDDM Studio opens a run "
+                              "directory (with checkpoint.pt) or a fields file (.h5).")
+        self.model_panel.set_models(self.model_panel.infos(), first)
+        task = asyncio.ensure_future(self._start_up(first))
+        task.add_done_callback(self._task_done)
+
+    async def _start_up(self, info) -> None:
+        if info is not None:  # a model opened on blank canvases brings its demo task
+            await self.controller.load_model_info(info)
+        if self.state.model is None and self.state.blank():
             await self.controller.load_demo()
             self.task_panel.load(self.state)
         self._refresh_model_ui()
-        self.show_status(DEMO_LOADED)
+        self.has_started = True
         self.started.emit()
-
-    def start_up(self) -> None:
-        import asyncio
-
-        task = asyncio.ensure_future(self._start_up())
-        task.add_done_callback(self._task_done)
 
     def _task_done(self, task) -> None:
         if not task.cancelled() and task.exception() is not None:
@@ -300,27 +319,29 @@ class MainWindow(QMainWindow):
             except Exception as exc:
                 self.report_error("Export failed", str(exc), traceback.format_exc())
 
-    def import_fields(self, path: str | None = None, mask_only: bool = False, sample: int | None = None) -> None:
-        """Load one sample of a fields file; which one is asked when the file holds several."""
+    def import_fields(self, path: str | None = None, mask_only: bool = False, sample: int | None = None) -> bool:
+        """Load one sample of a fields file; which one is asked when the file holds several. Returns
+        whether it was loaded (not when cancelled, nor when a dialog said why not)."""
         path = path or self._ask(False, "Import fields file", "Fields file (*.h5 *.hdf5)")
         if not path:
-            return
+            return False
         try:
             if sample is None:
                 sample = self._ask_sample(path)
                 if sample is None:
-                    return
+                    return False
             if not mask_only:  # the canvases take the file's PDE and grid: a running solve would not fit
                 self.controller.stop_solve_for_change()
             msg = io_actions.import_fields(path, self.state, sample=sample, mask_only=mask_only)
         except Exception as exc:
             self.report_error("Import failed", str(exc), traceback.format_exc())
-            return
+            return False
         self.inputs.rebind()
         if not mask_only:
             self.controller.clear_results()
         self._refresh_model_ui()
         self.show_status(msg)
+        return True
 
     def _ask_sample(self, path: str) -> int | None:
         """0 for a one-sample file, else the user's pick (None if cancelled)."""

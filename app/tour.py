@@ -12,7 +12,7 @@ from pathlib import Path
 
 
 async def wait_for_start_up(window) -> None:
-    while window.state.truth is None:  # start-up workflow: a model or the demo task loaded
+    while not window.has_started:  # start-up workflow: a model, a demo task or a file loaded
         await asyncio.sleep(0.1)
     await asyncio.sleep(0.8)  # the layouts and the first paint settle
 

@@ -230,24 +230,30 @@ class ModelPanel(QWidget):
         if folder:
             self.open_folder(folder)
 
-    def open_folder(self, folder: str) -> list[Any]:
-        """Add the runs found under ``folder`` and open the first new one (or, when all of them are
-        listed already, the first of them). Returns the runs found; a dialog says when there is none."""
-        runs = find_runs(folder)
-        listed = {str(j.path): j for j in self.infos()}
-        found = [i for i in runs if str(i.path) not in listed]
-        if found:
-            self.set_models(self.infos() + found, select=found[0])
-            self.model_selected.emit(found[0])
-        elif runs:
-            first = listed[str(runs[0].path)]
-            self.models.setCurrentRow(self._infos.index(first))  # signals model_selected
-        else:
+    def open_folder(self, folder: str) -> Any:
+        """List and open the model ``list_folder`` picks. Returns its info, or None (a dialog said why)."""
+        info = self.list_folder(folder)
+        if info is not None:
+            self.model_selected.emit(info)
+        return info
+
+    def list_folder(self, folder: str) -> Any:
+        """Add the runs found under ``folder`` and select, without signalling, the first new one (or, when
+        all of them are listed already, the first of them). Returns it; a dialog says when there is none."""
+        # absolute: the listed paths are remembered for later sessions, and a bundled model given by a
+        # relative path is the bundled entry, not a second one
+        runs = find_runs(str(Path(folder).resolve()))
+        if not runs:
             from app import dialogs
 
             dialogs.show_error(self, "No model found", f"{folder} holds no model: pick a run directory of "
                                "piddm train or piddm distill (with checkpoint.pt), or a folder of them.")
-        return runs
+            return None
+        listed = {str(j.path): j for j in self.infos()}
+        found = [i for i in runs if str(i.path) not in listed]
+        target = found[0] if found else listed[str(runs[0].path)]
+        self.set_models(self.infos() + found, select=target)
+        return target
 
     def add_run(self, run_dir: str) -> Any:
         """List the runs beside ``run_dir`` (a finished chain's student) and open ``run_dir``'s model,

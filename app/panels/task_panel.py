@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 
 from app.screen_fit import scrolled
 from app.state import TASKS, AppState
+from engine.solve.api import OPTIONS_READ
 
 NO_THIRD = "— (two methods)"  # the third compare box's "none"
 # the latent solve's physics term measured in H^-2σ (engine.solve.latent); "auto" lets the engine choose
@@ -71,7 +72,11 @@ class TaskPanel(QWidget):
         # room for a two-line summary from the start: the docks are sized once, and a status that grew
         # after a solve took its line from the settings above (they scrolled on a tall screen)
         self.status.setMinimumHeight(2 * self.status.fontMetrics().lineSpacing())
-        form = QFormLayout()
+        # the boxes of the SolveOptions fields a method may not read (OPTIONS_READ); seed every method reads
+        self.option_boxes = {"ensemble": self.ensemble, "lam": self.lam, "residual_norm": self.norm_box,
+                             "steps": self.steps}
+        self._tips = {name: box.toolTip() for name, box in self.option_boxes.items()}
+        self.form = form = QFormLayout()
         form.addRow("task", self.task_box)
         form.addRow("method", self.method_box)
         cmp_row = QHBoxLayout()
@@ -105,6 +110,9 @@ class TaskPanel(QWidget):
         for box in (self.compare_method, self.compare_third):
             self.compare_box.toggled.connect(box.setEnabled)
             box.setEnabled(False)
+        for box in (self.method_box, self.compare_method, self.compare_third):
+            box.currentTextChanged.connect(self.grey_unread_options)
+        self.compare_box.toggled.connect(self.grey_unread_options)
 
     def set_methods(self, methods: list[str], current: str, compare: str, third: str = "") -> None:
         current = current if current in methods else methods[0]
@@ -120,6 +128,25 @@ class TaskPanel(QWidget):
             box.addItems(items)
             box.setCurrentText(cur if cur in items else items[0])
             box.blockSignals(False)
+        self.grey_unread_options()
+
+    def chosen_methods(self) -> list[str]:
+        """The methods Solve runs: the method, and the compared ones when "compare with" is checked."""
+        methods = [self.method_box.currentText()]
+        if self.comparing:
+            methods += [self.compare_method.currentText(), self.compare_third.currentText()]
+        return [m for m in dict.fromkeys(methods) if m and m != NO_THIRD]
+
+    def grey_unread_options(self) -> None:
+        """Grey out the settings none of the chosen methods reads (the command line refuses them), and
+        say why in the tooltip."""
+        methods = self.chosen_methods()
+        for name, box in self.option_boxes.items():
+            used = any(name in OPTIONS_READ[m] for m in methods)
+            box.setEnabled(used)
+            self.form.labelForField(box).setEnabled(used)
+            verb = "does" if len(methods) == 1 else "do"
+            box.setToolTip(self._tips[name] if used else f"{' and '.join(methods)} {verb} not use this setting")
 
     def load(self, s: AppState) -> None:
         self.task_box.blockSignals(True)

@@ -22,6 +22,33 @@ def settings(qapp, tmp_path):
 
 
 @pytest.fixture
+def dialogs(monkeypatch):
+    """Record message boxes instead of showing them."""
+    import app.dialogs as d
+
+    shown = []
+
+    class Recorder:
+        class Icon:
+            Critical = 3
+
+        class StandardButton:
+            Ok = 1024
+
+        def __init__(self, icon, title, text, buttons=None, parent=None):
+            shown.append({"title": title, "text": text, "details": ""})
+
+        def setDetailedText(self, t):
+            shown[-1]["details"] = t
+
+        def open(self):
+            pass
+
+    monkeypatch.setattr(d, "QMessageBox", Recorder)
+    return shown
+
+
+@pytest.fixture
 def aloop(qapp):
     """A qasync loop marked running: its callbacks run whenever Qt processes events (qtbot waits)."""
     import qasync

@@ -18,33 +18,6 @@ from engine.errors import EngineError
 from engine.jobs import Progress
 
 
-@pytest.fixture
-def dialogs(monkeypatch):
-    """Record message boxes instead of showing them."""
-    import app.dialogs as d
-
-    shown = []
-
-    class Recorder:
-        class Icon:
-            Critical = 3
-
-        class StandardButton:
-            Ok = 1024
-
-        def __init__(self, icon, title, text, buttons=None, parent=None):
-            shown.append({"title": title, "text": text, "details": ""})
-
-        def setDetailedText(self, t):
-            shown[-1]["details"] = t
-
-        def open(self):
-            pass
-
-    monkeypatch.setattr(d, "QMessageBox", Recorder)
-    return shown
-
-
 def test_window_starts_and_closes_cleanly(qtbot, settings, aloop, monkeypatch):
     import app.main_window as mw
 
@@ -335,14 +308,14 @@ def test_open_run_lists_a_folders_models_and_says_when_there_is_none(qtbot, make
     w = make_window(16)
     panel = w.model_panel
     with qtbot.waitSignal(w.controller.model_changed, timeout=60_000):
-        runs = panel.open_folder(str(bundled))
-    assert len(runs) == 3 and len(panel.infos()) == 3 and w.state.model_info is panel.infos()[0]
+        opened = panel.open_folder(str(bundled))
+    assert len(panel.infos()) == 3 and w.state.model_info is opened is panel.infos()[0]
     panel.models.setCurrentRow(0)  # "no model"
     qtbot.waitUntil(lambda: w.state.model is None, timeout=10_000)
     with qtbot.waitSignal(w.controller.model_changed, timeout=60_000):
-        assert len(panel.open_folder(str(bundled))) == 3  # listed already: opened again, not listed twice
+        assert panel.open_folder(str(bundled)) is opened  # listed already: opened again, not listed twice
     assert len(panel.infos()) == 3 and w.state.model_info is panel.infos()[0]
-    assert panel.open_folder(str(tmp_path)) == [] and dialogs[-1]["title"] == "No model found"
+    assert panel.open_folder(str(tmp_path)) is None and dialogs[-1]["title"] == "No model found"
 
 
 def test_the_screenshot_tour_keeps_out_of_the_users_settings(qapp):
