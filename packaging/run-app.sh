@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# The README's first command: make .venv (CPU torch pin), install the app, open it on the bundled model.
+# The README's first command: make .venv (CPU torch), install the app, open it on the bundled model.
+# Later starts run no pip (packaging/venv.sh keeps a stamp) and open the app at once, offline too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -m venv .venv
-.venv/bin/pip install -q --upgrade pip
-.venv/bin/pip install -q "torch==2.13.0" -e ".[app]"
+source packaging/venv.sh
+if ! venv_install app; then
+    # A reinstall that fails (offline, say) should not keep an app that is already installed from starting.
+    [ -x .venv/bin/piddm-studio ] || exit 1
+    echo "run-app.sh: the install failed; starting the app already in .venv" >&2
+fi
 exec .venv/bin/piddm-studio "$@"
