@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 
 ORG, APP = "PIDDM", "PIDDM Studio"
@@ -32,14 +33,26 @@ def main(argv: list[str] | None = None) -> int:
     return main_qt(args)
 
 
+_gui_thread_gc = None  # the GarbageCollector of setup_qt (its timer must live as long as the app)
+
+
 def setup_qt():
     """QApplication with the project's global options; safe to call twice (tests)."""
     import pyqtgraph as pg
+    from pyqtgraph.util.garbage_collector import GarbageCollector
     from PySide6.QtCore import QLocale
     from PySide6.QtWidgets import QApplication
 
+    global _gui_thread_gc
     pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)  # before any ImageItem exists
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    # Python's cyclic garbage collector runs on whichever thread allocates past its threshold: on a
+    # job's worker thread it destroyed Qt objects of the GUI's (a closed window's menus) while the GUI
+    # thread, holding the GIL, waited for the Qt lock that destruction held — both froze for good
+    # (seen while a model loaded). Automatic collection off; the GUI thread collects on a timer.
+    if _gui_thread_gc is None:
+        _gui_thread_gc = GarbageCollector(interval=1.0)
+    gc.disable()  # (again, for a second call: tests switch it back on between app tests)
     app.setOrganizationName(ORG)
     app.setApplicationName(APP)
     QLocale.setDefault(QLocale.c())  # '.' decimals in spin boxes

@@ -10,6 +10,19 @@ pytest.importorskip("PySide6")
 pytest.importorskip("qasync")
 
 
+@pytest.fixture(autouse=True)
+def collect_garbage_on_the_gui_thread_only():
+    """As in the app (app.main.setup_qt): a cyclic collection on a job's worker thread that destroys
+    Qt objects deadlocks against the GUI thread. Automatic collection is back on after each app test,
+    for the engine's tests that follow in the same process."""
+    import gc
+
+    gc.disable()
+    yield
+    gc.collect()  # this test's garbage, here on the GUI thread
+    gc.enable()
+
+
 @pytest.fixture
 def settings(qapp, tmp_path):
     from PySide6.QtCore import QSettings

@@ -105,3 +105,15 @@ def test_a_path_that_is_neither_a_run_nor_a_fields_file_is_a_dialog(
 def test_one_path_at_most(argv):
     with pytest.raises(SystemExit):
         parse_args(argv)
+
+
+def test_the_app_collects_garbage_on_the_gui_thread_only(qapp):
+    """A collection triggered on a worker thread destroyed Qt objects there and deadlocked the GUI
+    (app.main.setup_qt): automatic collection is off once the app is set up."""
+    import gc
+
+    from app.main import setup_qt
+
+    gc.enable()
+    setup_qt()
+    assert not gc.isenabled()
