@@ -43,14 +43,14 @@ def export_observations(path: str | Path, state: AppState) -> Path:
 
 def import_fields(path: str | Path, state: AppState, *, sample: int = 0, mask_only: bool = False) -> str:
     """Load sample ``sample`` of a fields file into the canvases (only that sample is read). Returns
-    a status line. With a model loaded the file must match its PDE and grid; without one the app switches.
+    a status line. The canvases take the file's PDE and grid; whether the open model still fits them is
+    the window's to settle (MainWindow.import_fields opens the listed model of the file's PDE and grid).
+    The state changes only once the file has been read.
     """
     from engine.io.hdf5 import count_samples, read_fields
 
-    model = state.model
     total = count_samples(path)
-    ff = read_fields(path, expect_pde=model.pde.name if model else None,
-                     expect_grid=model.grid.n if model else None, observations=True, sample=sample)
+    ff = read_fields(path, observations=True, sample=sample)
     if mask_only:
         if ff.mask is None:
             raise DatasetError(f"{path}: no 'mask' dataset to import")
@@ -70,4 +70,5 @@ def import_fields(path: str | Path, state: AppState, *, sample: int = 0, mask_on
         state.truth = state.values.copy()
         observed = f"the {state.task} task's observations, scored against the file's fields"
     state.results.clear()
-    return f"sample {sample} of {Path(path).name} loaded ({ff.pde} {ff.grid}², {total} samples; {observed})"
+    samples = "1 sample" if total == 1 else f"{total} samples"
+    return f"sample {sample} of {Path(path).name} loaded ({ff.pde} {ff.grid}², {samples}; {observed})"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import traceback
@@ -179,8 +180,6 @@ class MainWindow(QMainWindow):
         """List the bundled models and the runs of earlier sessions, and open the bundled darcy model
         with a demo task. ``path`` (the command line's): a run directory, listed and opened in its place,
         or a fields file, imported with the listed model of its PDE and grid (if any) opened on it."""
-        import asyncio
-
         infos = bundled_models()
         self.model_panel.set_models(infos + self._remembered_runs())
         first = next((i for i in infos if i.pde == "darcy"), None)
@@ -191,9 +190,9 @@ class MainWindow(QMainWindow):
         elif Path(path).is_file():
             # here, not in the task below: the import may ask which sample, in a nested event loop
             if self.import_fields(path):
-                s = self.state
-                first = next((i for i in self.model_panel.infos()
-                              if i.pde == s.pde_name and i.card.get("grid") == s.grid_n), None)
+                first = self.listed_model(self.state.pde_name, self.state.grid_n)
+                if first is None:
+                    self.show_status(f"{self._idle_message}; {self._no_model_note()}")
         else:
             self.report_error("Cannot open", f"{path}: no such file or folder. PIDDM Studio opens a run "
                               "directory (with checkpoint.pt) or a fields file (.h5).")
@@ -216,8 +215,36 @@ class MainWindow(QMainWindow):
             exc = task.exception()
             self.show_exception(type(exc), exc, exc.__traceback__)
 
+    def listed_model(self, pde_name: str, grid_n: int, name: str | None = None):
+        """The listed model of ``pde_name`` on grid ``grid_n``: the member called ``name`` (piddm,
+        distill, teacher, a run's name) where there is one, else the first listed. None if none."""
+        fits = [i for i in self.model_panel.infos() if i.pde == pde_name and i.card.get("grid") == grid_n]
+        return next((i for i in fits if i.name == name), fits[0] if fits else None)
+
+    def _no_model_note(self) -> str:
+        """Why no model is open on the canvases' PDE and grid, when models are listed: those listed are
+        for other grids or PDEs."""
+        s = self.state
+        grids = sorted({i.card.get("grid") for i in self.model_panel.infos() if i.pde == s.pde_name} - {None})
+        listed = (f"the listed {s.pde_name} models are for {', '.join(f'{g}²' for g in grids)}" if grids
+                  else f"no {s.pde_name} model is listed")
+        return f"no model for {s.pde_name} {s.grid_n}² ({listed})"
+
+    def _banner_text(self) -> str:
+        s = self.state
+        infos = self.model_panel.infos()
+        if not infos:
+            return NO_MODEL_BANNER
+        if self.listed_model(s.pde_name, s.grid_n) is not None:
+            return (f"No model open: pick a {s.pde_name} {s.grid_n}² model in the Models list. "
+                    "The dataspace and classical methods work without one.")
+        note = self._no_model_note()
+        return (f"{note[0].upper()}{note[1:]} — train one (Training tab) or open a run (File ▸ Open run…). "
+                "The dataspace and classical methods work without one.")
+
     def _refresh_model_ui(self) -> None:
         s = self.state
+        self.banner.setText(self._banner_text())
         self.banner.setVisible(s.model is None)
         self.model_panel.show_info(s.model_info, s.model)
         self.model_panel.set_equation(s.pde)
@@ -336,12 +363,33 @@ class MainWindow(QMainWindow):
         except Exception as exc:
             self.report_error("Import failed", str(exc), traceback.format_exc())
             return False
+        s = self.state
+        model, match = s.model, None
+        if model is not None and (model.pde.name, model.grid.n) != (s.pde_name, s.grid_n):
+            # the file is for another PDE or grid than the open model: as start-up with a file does, the
+            # listed model of the file's PDE and grid opens (the same member where there is one), or none
+            match = self.listed_model(s.pde_name, s.grid_n, s.model_info.name)
+            s.model_info = s.model = None  # it cannot solve the file's fields, not even while the next loads
+            if s.method not in s.methods():
+                s.method = "dataspace"
+            self.model_panel.set_models(self.model_panel.infos(), match)
+            msg += (f"; opening {match.pde} · {match.name} ({match.card.get('grid')}²)" if match
+                    else f"; {self._no_model_note()}, so none is open")
         self.inputs.rebind()
         if not mask_only:
             self.controller.clear_results()
         self._refresh_model_ui()
         self.show_status(msg)
+        if match is not None:
+            self.banner.hide()  # not "no model" while one loads
+            task = asyncio.ensure_future(self._open_listed(match))
+            task.add_done_callback(self._task_done)
         return True
+
+    async def _open_listed(self, info) -> None:
+        """Open ``info`` on the canvases as they are (of its PDE and grid: no demo over them)."""
+        await self.controller.load_model_info(info)
+        self._refresh_model_ui()  # (also when the load failed: the banner comes back)
 
     def _ask_sample(self, path: str) -> int | None:
         """0 for a one-sample file, else the user's pick (None if cancelled)."""

@@ -13,8 +13,20 @@ from pathlib import Path
 
 async def wait_for_start_up(window) -> None:
     while not window.has_started:  # start-up workflow: a model, a demo task or a file loaded
+        take_the_first_sample()
         await asyncio.sleep(0.1)
     await asyncio.sleep(0.8)  # the layouts and the first paint settle
+
+
+def take_the_first_sample() -> None:
+    """Answer start-up's question which sample of a fields file to import (PATH with several samples)
+    with its default, sample 0: a tour runs unattended. The question is a modal dialog started before
+    the tour's first step, in a nested event loop, which runs the tour's steps while it waits."""
+    from PySide6.QtWidgets import QApplication, QInputDialog
+
+    dialog = QApplication.activeModalWidget()
+    if isinstance(dialog, QInputDialog):
+        dialog.accept()
 
 
 async def take_screenshot(window, path: str) -> None:

@@ -36,6 +36,7 @@ class InputsPanel(QWidget):
         self.history = History(lambda: (self.state.values, self.state.mask),
                                tag=(lambda: self.state.task, self._restore_task))
         self.canvases: list[DrawCanvas] = []
+        self._built_for: tuple | None = None  # the (PDE, its parameters, grid) the canvases were made for
         # two bars, drawing and whole-channel tools: one was wider than the room a 1366-px laptop leaves
         # beside the docks, and undo/redo fell into its overflow (») menu
         self.bar = QToolBar("Drawing")
@@ -113,12 +114,16 @@ class InputsPanel(QWidget):
         self.threshold_act.setEnabled(pde.name == "darcy")
         self.value.setValue(getattr(pde, "a_high", 1.0))
         self._push_brush()
+        self._built_for = self._problem()
+
+    def _problem(self) -> tuple:
+        s = self.state
+        return s.pde_name, dict(s.pde_params), s.grid_n
 
     def rebind(self) -> None:
-        """The state's arrays were replaced (same shape): rebind and redraw."""
-        if len(self.canvases) != len(self.state.channels) or self.state.values is None or (
-            self.canvases and self.canvases[0].n != self.state.grid_n
-        ):
+        """The state's arrays were replaced: rebind and redraw. Rebuilt when they are for another PDE
+        (its channels, tools and brush value: an imported file's), other parameters or another grid."""
+        if self.state.values is None or self._built_for != self._problem():
             self.rebuild()
             return
         self.history.clear()

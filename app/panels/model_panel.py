@@ -21,7 +21,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-NO_MODEL = "No model yet — train one or open a run.\nThe dataspace and classical methods work without one."
+# the banner above the tabs says why none is open and what to do (MainWindow._banner_text)
+NO_MODEL = "No model open.\nThe dataspace and classical methods work without one."
 
 
 def bundled_models() -> list[Any]:
@@ -242,10 +243,14 @@ class ModelPanel(QWidget):
         all of them are listed already, the first of them). Returns it; a dialog says when there is none."""
         # absolute: the listed paths are remembered for later sessions, and a bundled model given by a
         # relative path is the bundled entry, not a second one
+        from app import dialogs
+
+        if not Path(folder).is_dir():  # a mistyped or since removed path does not "hold no model"
+            dialogs.show_error(self, "No such folder", f"{folder}: no such folder. Pick a run directory of "
+                               "piddm train or piddm distill (with checkpoint.pt), or a folder of them.")
+            return None
         runs = find_runs(str(Path(folder).resolve()))
         if not runs:
-            from app import dialogs
-
             dialogs.show_error(self, "No model found", f"{folder} holds no model: pick a run directory of "
                                "piddm train or piddm distill (with checkpoint.pt), or a folder of them.")
             return None
