@@ -2,18 +2,21 @@
 
 Each stage runs on the worker thread with a progress bar; loss curves and the teacher's periodic
 sample previews (with their residual map) update live; Cancel stops the chain (the engine
-checkpoints first); "resume" continues the latest run folder, stage by stage. A fresh start never
-overwrites a run: it takes the next free folder ``<pde>-<grid>[-k]`` under the runs folder.
+checkpoints first); "resume" continues the latest run folder, stage by stage, with the settings
+saved in its config.json files (the widgets show them). A fresh start never overwrites a run: it
+takes the next free folder ``<pde>-<grid>[-k]`` under the runs folder. A dataset file of the user's
+(``piddm generate`` or their own simulations) may replace the generated one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import os
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import numpy as np
@@ -41,8 +44,11 @@ from app.canvas.field_view import FieldView
 from app.plots.loss_plot import LossPlot
 from app.screen_fit import scrolled
 from app.workers import JobFailed, Jobs
+from engine.config import TeacherConfig, load_config, to_dict
+from engine.diffusion.train import RESUME_MAY_CHANGE as TEACHER_MAY_CHANGE
 from engine.distill.config import PHYSICS_ON, DistillConfig
-from engine.errors import EngineError
+from engine.distill.train import RESUME_MAY_CHANGE as DISTILL_MAY_CHANGE
+from engine.errors import ConfigError, EngineError
 from engine.jobs import Cancelled
 
 STAGES = ("data", "teacher", "distill")
@@ -100,6 +106,22 @@ def _spin(lo, hi, val, double=False, tip=""):
     return w
 
 
+def _set_value(w: QWidget, value) -> None:
+    if isinstance(w, QComboBox):
+        w.setCurrentText(str(value))
+    else:
+        w.setValue(value)
+
+
+def resumed_config(run_dir: Path, cls):
+    """The saved config of a stage that resumes (it has a checkpoint), or None for one that starts
+    afresh. The run's own settings, not the panel's: the engine refuses to resume with others."""
+    saved = run_dir / "config.json"
+    if (run_dir / "checkpoint.pt").exists() and saved.is_file():
+        return load_config(saved, cls)
+    return None
+
+
 def _clock(seconds: float) -> str:
     m, s = divmod(int(seconds), 60)
     return f"{m}:{s:02d}"
@@ -140,6 +162,12 @@ class TrainingPanel(QWidget):
         self.folder = QLineEdit(str(Path.home() / "piddm-runs"))
         browse = QToolButton(text="…", toolTip="choose the runs folder")  # a push button is 80 px wide
         browse.clicked.connect(self._browse)
+        self.dataset = QLineEdit()
+        self.dataset.setPlaceholderText("none: generate one")
+        self.dataset.setToolTip("a fields file to train on (piddm generate, or your own simulations) instead "
+                                "of generating one; its PDE and grid must be the run's")
+        browse_data = QToolButton(text="…", toolTip="choose a dataset file (its grid becomes the run's)")
+        browse_data.clicked.connect(self._browse_dataset)
         self.pde_label = QLabel(self.pde_name)
         self.pde_label.setToolTip("the PDE chosen in the Model panel")
         self.grid = QComboBox()
@@ -178,8 +206,14 @@ class TrainingPanel(QWidget):
                                                                      "0 = run the steps")
         self.distill_minutes.setSpecialValueText("no limit")
         self.resume = QCheckBox("resume the latest run")
-        self.resume.setToolTip("continue the latest run folder: skip the dataset if it exists, "
-                               "resume the teacher and student from their checkpoints")
+        self.resume.setToolTip("continue the latest run folder with its own settings: skip the dataset if it "
+                               "exists, resume the teacher and student from their checkpoints")
+        # the widget of each config field, per stage: a resumed run's settings are shown in them
+        self.teacher_widgets = {"model": self.model_size, "steps": self.teacher_steps,
+                                "minutes": self.teacher_minutes, "cooldown": self.teacher_cooldown,
+                                "preview_every": self.preview_every}
+        self.distill_widgets = {"lam": self.lam, "physics_on": self.physics_on, "pairs": self.pairs,
+                                "steps": self.distill_steps, "minutes": self.distill_minutes}
         self.start_btn = QPushButton("Generate → train → distill")
         self.cancel_btn = QPushButton("Cancel")
         self.cancel_btn.setEnabled(False)
@@ -205,6 +239,10 @@ class TrainingPanel(QWidget):
         frow.addWidget(self.folder, 1)
         frow.addWidget(browse)
         form.addRow("runs folder", frow)
+        drow = QHBoxLayout()
+        drow.addWidget(self.dataset, 1)
+        drow.addWidget(browse_data)
+        form.addRow("dataset", drow)
         form.addRow("PDE", self.pde_label)
         form.addRow("grid", self.grid)
         form.addRow("samples", self.n_samples)
@@ -259,6 +297,7 @@ class TrainingPanel(QWidget):
         self.resume.toggled.connect(self._update_run_label)
         self.folder.textChanged.connect(self._update_run_label)
         self.grid.currentTextChanged.connect(self._update_run_label)
+        self.dataset.textChanged.connect(self._update_run_label)
         self._update_run_label()
 
     # -- settings -------------------------------------------------------------------------------
@@ -280,6 +319,40 @@ class TrainingPanel(QWidget):
         d = QFileDialog.getExistingDirectory(self, "Runs folder", self.folder.text())
         if d:
             self.folder.setText(d)
+
+    def _browse_dataset(self) -> None:
+        path, _filter = QFileDialog.getOpenFileName(self, "Dataset", self.dataset.text() or self.folder.text(),
+                                                    "Fields files (*.h5 *.hdf5);;All files (*)")
+        if path:
+            self.dataset.setText(path)
+            with suppress(EngineError):  # else the run label says what is wrong with the file
+                # the grid comes from the file; the PDE is the Model panel's, checked at the start
+                self.grid_n = self.check_dataset(Path(path), grid=False).grid
+
+    def check_dataset(self, path: Path, grid: bool = True):
+        """The header (and first sample) of a dataset file of the user's; ConfigError in one line when its
+        PDE (or, with ``grid``, its grid) is not the run's."""
+        from engine.io.hdf5 import read_fields
+
+        ff = read_fields(path, sample=0)  # one sample: a large file is not read whole to check its header
+        if ff.pde != self.pde_name or (grid and ff.grid != self.grid_n):
+            raise ConfigError(f"{path.name} holds {ff.pde} fields at {ff.grid}², but this run is {self.pde_name} at "
+                              f"{self.grid_n}²: choose its PDE in the Model panel and its grid here, or another file")
+        return ff
+
+    def data_path(self, dirs: dict[str, Path], resume: bool) -> Path:
+        """The fields file the teacher trains on: the dataset chosen here, else (resuming) the one the run's
+        teacher trained on, else the run's own data.h5 (generated when it is not kept)."""
+        if chosen := self.dataset.text().strip():
+            return Path(chosen).expanduser()
+        try:
+            saved = resumed_config(dirs["teacher"], TeacherConfig) if resume else None
+        except EngineError:
+            saved = None  # an unreadable config.json: teacher_config reports it at the start
+        elsewhere = Path(saved.dataset) if saved is not None and saved.dataset else dirs["data"]
+        if elsewhere.is_file() and elsewhere.resolve() != dirs["data"].resolve():
+            return elsewhere  # e.g. a run started by `piddm train --data elsewhere.h5 -o RUN/teacher`
+        return dirs["data"]
 
     def _runs(self) -> list[Path]:
         """The existing run folders of this PDE and grid, oldest first."""
@@ -321,7 +394,45 @@ class TrainingPanel(QWidget):
         resuming = self.resume.isChecked() and base.exists()
         self.start_btn.setText("Resume the run" if resuming else "Generate → train → distill")
         verb = "resumes" if resuming else "writes"
-        self.run_label.setText(f"Next run {verb} <b>{base.name}</b> (data.h5, teacher/, student/).")
+        dirs = self.run_dirs()
+        data = self.data_path(dirs, resuming)
+        files = "data.h5, teacher/, student/" if data == dirs["data"] else "teacher/, student/"
+        text = f"Next run {verb} <b>{base.name}</b> ({files})"
+        if resuming:
+            text += " with its own settings; only steps, minutes and previews may change"
+        try:
+            if self.dataset.text().strip():
+                self.check_dataset(data)
+            if data != dirs["data"]:
+                text += f", trained on {html.escape(data.name)}"
+        except EngineError as exc:
+            text += f".<br><b>Dataset</b>: {html.escape(str(exc))}"
+        self.run_label.setText(text + ".")
+        self._show_run_settings(dirs, data, resuming)
+
+    def _show_run_settings(self, dirs: dict[str, Path], data: Path, resuming: bool) -> None:
+        """Resuming: the widgets show the run's saved settings, and those a resume may not change are
+        greyed out, so that what the panel shows is what runs. Otherwise all are editable."""
+        saved = {}
+        if resuming:
+            with suppress(EngineError):  # an unreadable config.json: the start reports it
+                saved = {"teacher": resumed_config(dirs["teacher"], TeacherConfig),
+                         "distill": resumed_config(dirs["distill"], DistillConfig)}
+        for stage, widgets, may_change in (("teacher", self.teacher_widgets, TEACHER_MAY_CHANGE),
+                                           ("distill", self.distill_widgets, DISTILL_MAY_CHANGE)):
+            cfg = saved.get(stage)
+            for name, w in widgets.items():
+                if cfg is not None:
+                    _set_value(w, getattr(cfg, name))
+                w.setEnabled(cfg is None or name in may_change)
+        # the sample count only means something for a dataset the chain generates
+        kept = data != dirs["data"] or (resuming and data.exists())
+        self.n_samples.setEnabled(not kept)
+        if kept:
+            from engine.io.hdf5 import count_samples
+
+            with suppress(EngineError):  # not a fields file: the start reports it
+                self.n_samples.setValue(count_samples(data))
 
     # -- running --------------------------------------------------------------------------------
     def cancel(self) -> None:
@@ -392,30 +503,53 @@ class TrainingPanel(QWidget):
             self.res_plot.add(stage, int(rec["step"]), metrics)
 
     async def _stage(self, stage: str, *args):
-        self.bars[stage].setRange(0, 0)
-        self.runner = self.jobs.start(self.fns[stage], *args, name=stage)
-        self.runner.progress.connect(self.on_progress)
-        result = await self.runner.result()
-        if self._cancelled:  # the job finished before it saw the token: stop the chain anyway
-            raise Cancelled
-        self.bars[stage].setRange(0, 1)
-        self.bars[stage].setValue(1)
-        self.bars[stage].setFormat("done")
+        bar = self.bars[stage]
+        bar.setRange(0, 0)  # busy until the stage's first report
+        try:
+            self.runner = self.jobs.start(self.fns[stage], *args, name=stage)
+            self.runner.progress.connect(self.on_progress)
+            result = await self.runner.result()
+            if self._cancelled:  # the job finished before it saw the token: stop the chain anyway
+                raise Cancelled
+        except BaseException:
+            # failed, refused (the run lock, a resume refusal) or cancelled: the bar shows how far the
+            # stage got, never busy, which would say it is still working
+            if bar.maximum() == 0:
+                bar.setRange(0, 1)
+                bar.setValue(0)
+            bar.setFormat("stopped at %v / %m" if bar.value() > 0 else "stopped")
+            raise
+        bar.setRange(0, 1)
+        bar.setValue(1)
+        bar.setFormat("done")
         return result
 
-    def teacher_config(self, dirs: dict[str, Path]) -> dict:
-        return {"pde": self.pde_name, "grid_n": self.grid_n, "dataset": str(dirs["data"]),
-                "model": self.model_size.currentText(), "steps": self.teacher_steps.value(),
-                "minutes": self.teacher_minutes.value(), "preview_every": self.preview_every.value(),
-                "cooldown": self.teacher_cooldown.value(),
-                "warmup_steps": 50}  # short runs on a CPU: a short warm-up (fixed, so a resume may change steps)
+    def teacher_config(self, dirs: dict[str, Path], resume: bool = False, data: Path | None = None,
+                       pde_params: dict | None = None) -> dict:
+        """The widgets' settings for a new teacher; resuming one, its config.json with only what a resume
+        may change taken from the widgets (as `piddm train --resume`)."""
+        cfg = {"pde": self.pde_name, "pde_params": dict(pde_params or {}), "grid_n": self.grid_n,
+               "dataset": str(data or dirs["data"]), "model": self.model_size.currentText(),
+               "steps": self.teacher_steps.value(), "minutes": self.teacher_minutes.value(),
+               "preview_every": self.preview_every.value(), "cooldown": self.teacher_cooldown.value(),
+               "warmup_steps": 50}  # short runs on a CPU: a short warm-up (fixed, so a resume may change steps)
+        saved = resumed_config(dirs["teacher"], TeacherConfig) if resume else None
+        if saved is None:
+            return cfg
+        return {**to_dict(saved), **{k: v for k, v in cfg.items() if k in TEACHER_MAY_CHANGE}}
 
-    def distill_config(self, dirs: dict[str, Path]) -> dict:
-        return {"teacher": str(dirs["teacher"]), "lam": self.lam.value(),
-                "physics_on": self.physics_on.currentText(), "pairs": self.pairs.value(),
-                "preview_every": self.preview_every.value(),
-                "steps": self.distill_steps.value(), "minutes": self.distill_minutes.value(),
-                "batch_size": min(64, self.pairs.value())}
+    def distill_config(self, dirs: dict[str, Path], resume: bool = False) -> dict:
+        """The widgets' settings for a new student; resuming one, its config.json with only what a resume
+        may change (budget, the chain's teacher folder) taken from the panel."""
+        cfg = {"teacher": str(dirs["teacher"]), "lam": self.lam.value(),
+               "physics_on": self.physics_on.currentText(), "pairs": self.pairs.value(),
+               "preview_every": self.preview_every.value(),
+               "steps": self.distill_steps.value(), "minutes": self.distill_minutes.value(),
+               "batch_size": min(64, self.pairs.value())}
+        saved = resumed_config(dirs["distill"], DistillConfig) if resume else None
+        if saved is None:
+            return cfg
+        return {**to_dict(saved), **{k: v for k, v in cfg.items() if k in DISTILL_MAY_CHANGE}}
 
     @asyncSlot()
     async def run_chain(self) -> None:
@@ -434,20 +568,25 @@ class TrainingPanel(QWidget):
             b.setFormat("%v / %m")
         self.run_label.setText(f"Run folder: <b>{dirs['data'].parent}</b>")
         try:
+            data = self.data_path(dirs, resume)
+            chosen = data != dirs["data"]
+            # a file of the user's is checked before anything is written: a mismatch is refused in one line
+            pde_params = dict(self.check_dataset(data).pde_params) if self.dataset.text().strip() else {}
             dirs["teacher"].parent.mkdir(parents=True, exist_ok=True)
-            if not (resume and dirs["data"].exists()):
-                await self._stage("data", self.pde_name, self.n_samples.value(), self.grid_n, 0, dirs["data"])
+            if not chosen and not (resume and data.exists()):
+                await self._stage("data", self.pde_name, self.n_samples.value(), self.grid_n, 0, data)
             else:
-                self.bars["data"].setFormat("done (kept)")
+                self.bars["data"].setFormat("done (chosen file)" if chosen else "done (kept)")
                 self.bars["data"].setValue(1)
             t_resume = resume and (dirs["teacher"] / "checkpoint.pt").exists()
             if t_resume:
                 self._load_history("teacher", dirs["teacher"])
-            await self._stage("teacher", self.teacher_config(dirs), dirs["teacher"], t_resume)
+            t_cfg = self.teacher_config(dirs, t_resume, data, pde_params)
+            await self._stage("teacher", t_cfg, dirs["teacher"], t_resume)
             d_resume = resume and (dirs["distill"] / "checkpoint.pt").exists()
             if d_resume:
                 self._load_history("distill", dirs["distill"])
-            await self._stage("distill", self.distill_config(dirs), dirs["distill"], d_resume)
+            await self._stage("distill", self.distill_config(dirs, d_resume), dirs["distill"], d_resume)
         except Cancelled:
             self.status.setText("Cancelled; the run is checkpointed. Tick “resume the latest run” and start "
                                 "again to continue it.")

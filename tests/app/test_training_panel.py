@@ -103,3 +103,125 @@ def test_distill_settings_start_at_the_engine_defaults(make_window, tmp_path):
     cfg = tp.distill_config({"teacher": tmp_path / "teacher"})
     assert (cfg["lam"], cfg["physics_on"]) == (0.5, "solution")
     DistillConfig(**cfg)  # the engine takes what the panel builds
+
+
+def tiny_chain(tp, runs):
+    """The panel set for a real chain of a few seconds at 16²."""
+    tp.folder.setText(str(runs))
+    tp.grid.setCurrentText("16")
+    tp.n_samples.setValue(16)
+    tp.model_size.setCurrentText("tiny")
+    tp.teacher_steps.setValue(4)
+    tp.teacher_minutes.setValue(0)
+    tp.teacher_cooldown.setValue(0.5)
+    tp.preview_every.setValue(0)
+    tp.pairs.setValue(8)
+    tp.distill_steps.setValue(4)
+    tp.distill_minutes.setValue(0)
+
+
+def test_resume_in_a_new_session_takes_the_runs_own_settings(qtbot, make_window, tmp_path):
+    """A new window knows only the runs folder: resuming takes the run's settings from its config.json
+    files (and shows them, those a resume keeps greyed out), not the widgets' defaults."""
+    tp = make_window(16).training
+    tiny_chain(tp, tmp_path / "runs")
+    with qtbot.waitSignal(tp.chain_done, timeout=120_000):
+        tp.start_btn.click()
+
+    tp = make_window(16).training  # the next session: default widgets (128 pairs, 2000 steps…)
+    tp.folder.setText(str(tmp_path / "runs"))
+    tp.grid.setCurrentText("16")
+    assert tp.pairs.value() == 128 and tp.pairs.isEnabled()
+    tp.resume.setChecked(True)
+    assert tp.start_btn.text() == "Resume the run"
+    shown = {w: (w.value(), w.isEnabled()) for w in (tp.pairs, tp.teacher_cooldown, tp.teacher_steps,
+                                                     tp.distill_steps, tp.n_samples)}
+    assert shown == {tp.pairs: (8, False), tp.teacher_cooldown: (0.5, False), tp.teacher_steps: (4, True),
+                     tp.distill_steps: (4, True), tp.n_samples: (16, False)}
+    tp.distill_steps.setValue(6)  # a resume may run further
+    ended = []
+    tp.chain_done.connect(ended.append)
+    tp.chain_stopped.connect(lambda why: ended.append(f"stopped: {why}"))
+    tp.start_btn.click()
+    qtbot.waitUntil(lambda: bool(ended), timeout=120_000)
+    assert ended == [str(tmp_path / "runs" / "darcy-16" / "student")]  # not "cannot resume with changed settings"
+    student = load_checkpoint(tmp_path / "runs" / "darcy-16" / "student")
+    assert student["step"] == 6 and student["config"]["pairs"] == 8
+    tp.resume.setChecked(False)  # a new run: every setting editable again
+    assert tp.pairs.isEnabled() and tp.teacher_cooldown.isEnabled() and tp.n_samples.isEnabled()
+
+
+def refused(*args, on_progress, cancel):
+    from engine.errors import ConfigError
+
+    raise ConfigError("runs/darcy-16/teacher is being written by another job")  # as the run lock says
+
+
+def waits_for_cancel(*args, on_progress, cancel):
+    while True:  # reports nothing: its bar stays busy until it stops
+        cancel.raise_if_cancelled()
+        time.sleep(0.005)
+
+
+def test_no_bar_stays_busy_after_a_stage_stops(qtbot, make_window, dialogs, tmp_path):
+    tp = make_window(16).training
+    tp.folder.setText(str(tmp_path))
+    tp.fns = {"data": fake_stage("data"), "teacher": refused, "distill": fake_stage("distill")}
+    with qtbot.waitSignal(tp.chain_stopped, timeout=10_000) as blocker:
+        tp.start_btn.click()
+    assert "being written by another job" in blocker.args[0] and dialogs[-1]["title"] == "Training failed"
+    assert all(b.maximum() > 0 for b in tp.bars.values())  # 0/0 is Qt's busy bar: it would spin on
+    assert tp.bars["teacher"].text() == "stopped" and tp.bars["data"].text() == "done"
+
+    tp.fns["teacher"] = waits_for_cancel
+    with qtbot.waitSignal(tp.chain_stopped, timeout=10_000) as blocker:
+        tp.start_btn.click()
+        qtbot.waitUntil(lambda: tp.runner is not None and tp.runner.name == "teacher", timeout=5000)
+        tp.cancel_btn.click()
+    assert blocker.args[0] == "cancelled"
+    assert all(b.maximum() > 0 for b in tp.bars.values())
+
+
+def test_trains_on_a_dataset_file_of_the_users(qtbot, make_window, dialogs, monkeypatch, tmp_path):
+    """A dataset file (piddm generate, own simulations) replaces the generated one: its grid is taken,
+    a file of another PDE or grid is refused in one line before anything is written."""
+    import app.panels.training_panel as tpm
+    from engine import pdes
+    from engine.config import TeacherConfig
+    from engine.io.hdf5 import FieldsFile, write_fields
+
+    fields = np.random.default_rng(0).random((12, 2, 16, 16)).astype(np.float32)
+    mine = write_fields(tmp_path / "mine.h5", FieldsFile(fields, "darcy", pdes.get("darcy").fields))
+    tp = make_window(16).training
+    tp.folder.setText(str(tmp_path / "runs"))
+    tp.grid.setCurrentText("32")
+    monkeypatch.setattr(tpm.QFileDialog, "getOpenFileName", lambda *a, **k: (str(mine), ""))
+    tp._browse_dataset()
+    assert tp.dataset.text() == str(mine) and tp.grid_n == 16  # the grid comes from the file
+    assert (tp.n_samples.value(), tp.n_samples.isEnabled()) == (12, False)  # nothing to generate
+    assert "mine.h5" in tp.run_label.text()
+    calls = {}
+
+    def record(stage):
+        def fn(*args, on_progress, cancel):
+            calls[stage] = args
+            return stage
+        return fn
+
+    tp.fns = {s: record(s) for s in ("data", "teacher", "distill")}
+    with qtbot.waitSignal(tp.chain_done, timeout=10_000):
+        tp.start_btn.click()
+    assert "data" not in calls and tp.bars["data"].text() == "done (chosen file)"
+    cfg = calls["teacher"][0]
+    assert cfg["dataset"] == str(mine) and cfg["grid_n"] == 16
+    TeacherConfig(**cfg)  # the engine takes it
+    assert not (tmp_path / "runs" / "darcy-16" / "data.h5").exists()
+
+    tp.grid.setCurrentText("32")  # now the file's grid is not the run's
+    assert "mine.h5 holds darcy fields at 16²" in tp.run_label.text()
+    calls.clear()
+    with qtbot.waitSignal(tp.chain_stopped, timeout=10_000) as blocker:
+        tp.start_btn.click()
+    assert blocker.args[0].startswith("mine.h5 holds darcy fields at 16², but this run is darcy at 32²")
+    assert "\n" not in blocker.args[0] and dialogs[-1]["title"] == "Training failed"
+    assert calls == {} and not (tmp_path / "runs" / "darcy-32").exists()
