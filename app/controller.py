@@ -61,11 +61,15 @@ class Controller(QObject):
         self.solve_runner = None
         self.busy = False
         self._solving: tuple | None = None  # the problem the running solve is for (``_problem``)
+        self._solving_method = ""  # the method whose previews come in
+        self._stopped_for_change = False  # the running solve was cancelled for a new PDE, grid or model
+        self._edited_truth: np.ndarray | None = None  # the truth, set aside (``check_truth``)
         self._model_requests = 0  # model loads asked for; only the latest one's model is taken
         self._status_shows_result = False  # the task panel's status line is a finished solve's summary
         self._t0: float | None = None
         self._first_preview: float | None = None
         self.timings: dict[str, float] = {}  # last solve: first_preview, total (seconds, wall clock)
+        self.inputs.edited.connect(self.check_truth)
 
     # -- model ----------------------------------------------------------------------------------
     @asyncSlot(object)
@@ -170,11 +174,24 @@ class Controller(QObject):
 
     def clear_results(self) -> None:
         """New canvases (another PDE, grid or file): the views and numbers of earlier solves go."""
+        self._edited_truth = None  # (the new canvases come with their own truth, or none)
         self.results.set_channels(self.state.channels)
         self.compare.clear()
         if not self.busy and self._status_shows_result:  # (a solve stopped for the change says so)
             self.task.status.setText(" ")
             self.task.set_busy(False)
+
+    def check_truth(self) -> None:
+        """The demo's sample (or a whole-fields file's) is the truth of observations of its own values
+        only. Once an observed value is not the sample's (drawn, filled, loaded) it is set aside
+        (state.truth None), and it comes back when the observations are the sample's again (an undo).
+        Points observed on the sample's values, or drawing where nothing is observed, keep it."""
+        s = self.state
+        truth = s.truth if s.truth is not None else self._edited_truth
+        if truth is None or s.values is None or s.values.shape != truth.shape:
+            return
+        observed_sample = np.array_equal(s.values[s.mask], truth[s.mask])
+        s.truth, self._edited_truth = (truth, None) if observed_sample else (None, truth)
 
     def apply_task(self, task: str) -> None:
         """Task changed: set the observation mask the task implies (undoable, with the task) and offer
@@ -215,6 +232,9 @@ class Controller(QObject):
         canvases any more, so it is cancelled (and whatever it still reports is dropped)."""
         if self.busy:
             log.info("the problem changed during a solve: cancelling it")
+            # the PDE or model may change only after this (a model loads first): the solve's own check
+            # of the problem cannot tell why it stopped
+            self._stopped_for_change = True
             self.cancel()
 
     def on_progress(self, p) -> None:
@@ -227,7 +247,7 @@ class Controller(QObject):
         text = "  ".join(f"{k} {v:.3g}" for k, v in m.items() if isinstance(v, float))
         self.task.show_progress(p.step, p.total, f"{p.stage} {p.step}/{p.total}  {text} {p.message}".strip())
         if p.preview is not None:
-            self.results.show_preview(np.asarray(p.preview))
+            self.results.show_preview(np.asarray(p.preview), self._solving_method)
 
     @asyncSlot()
     async def solve(self) -> None:
@@ -239,17 +259,18 @@ class Controller(QObject):
         if s.values is None or not s.mask.any():
             self.report_error("Nothing observed", "Observe some values first (draw, click points, or pick a task).")
             return
+        self.check_truth()  # (a task switch or a mask import changes what is observed without an edit)
         methods = [s.method]
         if self.task.comparing:
             methods += [m for m in dict.fromkeys((s.compare_method, s.compare_third)) if m and m not in methods]
         values, mask, truth, task = s.values.copy(), s.mask.copy(), s.truth, s.task
-        self._solving = self._problem()
+        self._solving, self._stopped_for_change = self._problem(), False
         self._status_shows_result = False
         self._set_busy(True)
         outcomes, finished = [], False
         try:
             for m in methods:
-                self._t0, self._first_preview = time.perf_counter(), None
+                self._t0, self._first_preview, self._solving_method = time.perf_counter(), None, m
                 opts = {"method": m, "ensemble": s.ensemble, "steps": s.steps, "lam": s.lam,
                         "residual_norm": s.residual_norm, "seed": s.seed}
                 self.solve_runner = self.jobs.start(run_solve, s.model, s.pde_name, s.pde_params, values, mask,
@@ -262,11 +283,12 @@ class Controller(QObject):
                                 "total": time.perf_counter() - self._t0}
                 log.info("%s finished after %.2f s (wall clock)", m, self.timings["total"])
                 r.task = task
-                if not outcomes:  # this solve's answers replace the last one's (export writes them all)
-                    s.results.clear()
-                s.results[m] = r
                 outcomes.append(r)
                 self.results.show_result(r, mask, s.channels)
+            # this solve's answers replace the last one's (export writes them all), only once they are
+            # all in: a compare stopped half-way leaves the last finished solve, as the views do
+            s.results.clear()
+            s.results.update((r.method, r) for r in outcomes)
             self.results.show_outcomes(outcomes, mask, s.channels)  # the chosen method's answer first
             if len(outcomes) > 1:
                 self.compare.show_results(outcomes, mask, s.channels)
@@ -275,14 +297,21 @@ class Controller(QObject):
             finished = self._status_shows_result = True
             self.solve_done.emit(outcomes)
         except Cancelled:
-            changed = self._solving != self._problem()
+            self.results.restore()  # every view back to the last finished solve, which export writes
+            changed = self._stopped_for_change or self._solving != self._problem()
             self.task.status.setText("Solve stopped: the PDE, grid or model changed while it ran." if changed
-                                     else "Solve cancelled.")
+                                     else f"Solve cancelled{self._shown_now()}.")
             self.solve_cancelled.emit()
         except JobFailed as exc:
-            self.task.status.setText(f"Failed: {exc.message}")
+            self.results.restore()
+            self.task.status.setText(f"Failed: {exc.message}{self._shown_now()}")
             self.report_error("Solve failed", exc.message, exc.details)
             self.solve_failed.emit(exc.message)
         finally:
             self.solve_runner, self._solving = None, None
             self._set_busy(False, finished)
+
+    def _shown_now(self) -> str:
+        """What the result views show after a solve stopped: the last finished one's answers, or none."""
+        return "; the views show the previous result" if self.state.results else ""
+

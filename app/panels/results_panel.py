@@ -28,10 +28,35 @@ def _unknown_channel(mask: np.ndarray | None, c: int) -> int:
 
 
 NO_RESULT = "No result yet: set up a task and press Solve."
+LIVE = "solving: the fields show its current answer; residual, std and error come when it finishes."
+# A latent solve whose final misfit (normalised units, engine.solve.common.misfit) is above this has not
+# fitted its observations. Bundled darcy-32 and helmholtz students, ensemble 4, inverse / forward /
+# reconstruct demos, two each: every 200-step solve ended at 0.0028–0.047; the 50-step ones above it were
+# the ones more steps improved (helmholtz reconstruct 0.10 and 0.16, rel_l2 0.6–1.7 → 0.15–0.6 at 200
+# steps; darcy forward 0.058 and 0.16, rel_l2 u halved), those below it were fitted (darcy inverse 0.001).
+MISFIT_FITTED = 0.05
 
 
 def fmt(v) -> str:
     return f"{v:.3g}" if isinstance(v, float) else ("—" if v is None else str(v))
+
+
+def score_text(m: dict) -> str:
+    """The answer's errors per unknown channel, "rel_l2 a 0.299 · u 0.095, a error rate 6.0%";
+    "reference" for the solve the others are scored against; "" when there is nothing to score against."""
+    if m.get("rel_l2_vs") == "reference":
+        return "reference"
+    per_channel = [f"{k.removeprefix('rel_l2_')} {fmt(v)}" for k, v in m.items()
+                   if k.startswith("rel_l2_") and k != "rel_l2_vs"]
+    text = "rel_l2 " + " · ".join(per_channel) if per_channel else ""
+    if "error_rate" in m:  # darcy: nodes where the coefficient is on the wrong side of a's threshold
+        text += f", a error rate {m['error_rate']:.1%}"
+    return text
+
+
+def converged(m: dict) -> bool:
+    """False when a latent solve ended without fitting its observations (``MISFIT_FITTED``)."""
+    return m.get("misfit", 0.0) <= MISFIT_FITTED
 
 
 class ResultsPanel(QWidget):
@@ -49,6 +74,7 @@ class ResultsPanel(QWidget):
         self.method_box.setToolTip("the compared method whose answer, std and error the views show")
         self.method_label = QLabel("showing")
         self._outcomes: tuple[list[SolveOutcome], np.ndarray | None, tuple[str, ...]] = ([], None, ())
+        self._live = False  # the field views show a running solve's preview (the others are blank)
         row = QHBoxLayout()
         row.addWidget(self.summary, 1)
         row.addWidget(self.method_label)
@@ -77,9 +103,10 @@ class ResultsPanel(QWidget):
         return out
 
     def clear(self) -> None:
+        self._live = False
         for v in [*self.channel_views, self.residual, self.std, self.error]:
+            v.empty_title = None
             v.set_field(None)
-        self.std.empty_title = None
         self.std.set_title("ensemble std")
         self.summary.setText(NO_RESULT)
         self._outcomes = ([], None, ())
@@ -106,13 +133,37 @@ class ResultsPanel(QWidget):
         if 0 <= i < len(outcomes):
             self.show_result(outcomes[i], mask, pde_fields)
 
-    def show_preview(self, mean: np.ndarray) -> None:
-        """Live update while a solve optimises: (C, N, N) current mean."""
+    def show_preview(self, mean: np.ndarray, method: str = "") -> None:
+        """Live update while ``method`` solves: (C, N, N) current mean. The views a preview does not
+        update (residual, std, error, the summary) are blanked by the first one: next to the running
+        solve's fields they would show the previous solve's."""
+        if not self._live:
+            self._live = True
+            self._show_method_choice(False)  # the previous compare's answers are not on screen
+            for v in (self.residual, self.std, self.error):
+                v.empty_title = f"{v.title}: when the solve finishes"
+                v.set_field(None)
+            self.summary.setText(f"<b>{method}</b>: {LIVE}")
+        self._show_fields(mean)
+
+    def _show_fields(self, mean: np.ndarray) -> None:
         for c, v in enumerate(self.channel_views):
             v.set_field(mean[c])
 
+    def restore(self) -> None:
+        """A solve stopped (cancelled or failed): back to the last finished solve's answers, or to no
+        result, so that every view shows the same solve as the summary and the export."""
+        outcomes, mask, pde_fields = self._outcomes
+        if not outcomes:
+            self.clear()
+            return
+        self._show_method_choice(len(outcomes) > 1)
+        self._show_chosen(max(0, self.method_box.currentIndex()))
+
     def show_result(self, r: SolveOutcome, mask: np.ndarray | None, pde_fields: tuple[str, ...]) -> None:
-        self.show_preview(r.mean)
+        self._live = False
+        self._show_fields(r.mean)
+        self.residual.empty_title = self.error.empty_title = None
         self.residual.set_field(np.abs(r.residual))
         c = _unknown_channel(mask, r.mean.shape[0])
         name = pde_fields[c]
@@ -126,18 +177,23 @@ class ResultsPanel(QWidget):
         self.error.set_title(f"|{pde_fields[sol]} − classical solve|")
         self.error.set_field(None if r.classical is None else np.abs(r.mean[sol] - r.classical[sol]))
         m = r.metrics
-        vs = m.get("rel_l2_vs", "")
-        self.summary.setText(
-            f"<b>{r.method}</b>: residual_mse {fmt(m.get('residual_mse'))}"
-            + (f", rel_l2 {fmt(m.get('rel_l2'))} (vs {vs})" if "rel_l2" in m else "")
-            + f", {r.seconds:.2f} s, NFE {r.nfe}"
-        )
+        score = score_text(m)
+        if score == "reference":
+            score = "the reference solve (the others are scored against it)"
+        elif score:
+            score += f" (vs {m['rel_l2_vs']})"
+        parts = [score, f"misfit {fmt(m['misfit'])}" if "misfit" in m else "",
+                 f"residual_mse {fmt(m.get('residual_mse'))}", f"{r.seconds:.2f} s", f"NFE {r.nfe}"]
+        verdict = "" if converged(m) else (
+            " — <b>not converged</b>: the answer does not fit its observations "
+            f"(misfit above {MISFIT_FITTED}); try more steps")
+        self.summary.setText(f"<b>{r.method}</b>: " + ", ".join(p for p in parts if p) + verdict)
 
 
 class ComparePanel(QWidget):
     """Two or three methods side by side on the same observations, with their numbers."""
 
-    COLUMNS = ("method", "rel_l2", "vs", "residual_mse", "time [s]", "NFE")
+    COLUMNS = ("method", "error", "vs", "misfit", "residual_mse", "time [s]", "NFE")
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -199,7 +255,11 @@ class ComparePanel(QWidget):
         self.hint.setVisible(False)
         for i, r in enumerate(results):
             m = r.metrics
-            vals = (r.method, fmt(m.get("rel_l2")), m.get("rel_l2_vs", "—"), fmt(m.get("residual_mse")),
+            score = score_text(m)
+            misfit = fmt(m.get("misfit")) + ("" if converged(m) else " not converged")
+            error = "—" if score in ("", "reference") else score
+            vals = (r.method, error, m.get("rel_l2_vs", "—"), misfit, fmt(m.get("residual_mse")),
                     f"{r.seconds:.2f}", str(r.nfe))
             for j, v in enumerate(vals):
                 self.table.setItem(i, j, QTableWidgetItem(v))
+        self.table.resizeColumnsToContents()  # the per-channel errors are wider than a default column

@@ -103,7 +103,7 @@ def test_inverse_dataspace_with_compare(qtbot, make_window):
     w.task_panel.compare_box.setChecked(False)
     outs = _solve(qtbot, w, "inverse", "dataspace", timeout=60_000)
     assert outs[0].method == "dataspace" and outs[0].mean.shape == (2, 16, 16)
-    assert np.isfinite(outs[0].residual).all() and "rel_l2" in outs[0].metrics  # vs the demo truth
+    assert np.isfinite(outs[0].residual).all() and "rel_l2_u" in outs[0].metrics  # vs the demo truth
 
 
 def test_a_compare_shows_and_exports_every_methods_answer(qtbot, make_window, tmp_path):
