@@ -107,3 +107,24 @@ def make_window(qtbot, settings, aloop, monkeypatch):
     yield make
     for w in windows:
         w.close()
+
+
+@pytest.fixture
+def loads(monkeypatch):
+    """Model loads recorded, each answered by a stand-in student of its card's PDE and grid."""
+    from types import SimpleNamespace
+
+    import app.controller as ctl
+    from engine import pdes
+    from engine.models import read_card
+
+    loaded = []
+
+    def fake_load(path, *, on_progress, cancel):
+        loaded.append(path)
+        card = read_card(path)
+        return SimpleNamespace(kind="student", pde=pdes.get(card.get("pde", "darcy")),
+                               grid=SimpleNamespace(n=card.get("grid", 64)), card={}, teacher=None)
+
+    monkeypatch.setattr(ctl, "load_model", fake_load)
+    return loaded

@@ -3,41 +3,13 @@
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 
 import h5py
 import numpy as np
 import pytest
+from fake_runs import fake_run
 
 from app.main import make_window, parse_args
-
-
-def fake_run(folder, grid: int = 16):
-    """A darcy student run as the Models list sees it (listing reads the card only)."""
-    from engine import models
-
-    folder.mkdir(parents=True)
-    (folder / models.FILENAME).write_bytes(b"")
-    (folder / models.CARD).write_text(json.dumps({"pde": "darcy", "kind": "student", "grid": grid}))
-    return folder
-
-
-@pytest.fixture
-def loads(monkeypatch):
-    """Model loads recorded, each answered by a stand-in darcy student of its card's grid."""
-    import app.controller as ctl
-    from engine import pdes
-    from engine.models import read_card
-
-    loaded = []
-
-    def fake_load(path, *, on_progress, cancel):
-        loaded.append(path)
-        grid = SimpleNamespace(n=read_card(path).get("grid", 64))
-        return SimpleNamespace(kind="student", pde=pdes.get("darcy"), grid=grid, card={}, teacher=None)
-
-    monkeypatch.setattr(ctl, "load_model", fake_load)
-    return loaded
 
 
 def start(qtbot, settings, argv):

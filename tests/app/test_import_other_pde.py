@@ -4,11 +4,9 @@ opening a folder that is not there."""
 from __future__ import annotations
 
 import asyncio
-import json
-from types import SimpleNamespace
 
 import numpy as np
-import pytest
+from fake_runs import fake_run
 
 from engine import pdes
 
@@ -20,34 +18,6 @@ def fields_file(path, pde_name: str, grid: int, n: int = 1):
     pde = pdes.get(pde_name)
     fields = np.random.default_rng(0).normal(size=(n, len(pde.fields), grid, grid)).astype(np.float32)
     return write_fields(path, FieldsFile(fields=fields, pde=pde_name, channels=pde.fields))
-
-
-def fake_run(folder, pde_name: str, grid: int):
-    """A student run as the Models list sees it (listing reads the card only)."""
-    from engine import models
-
-    folder.mkdir(parents=True)
-    (folder / models.FILENAME).write_bytes(b"")
-    (folder / models.CARD).write_text(json.dumps({"pde": pde_name, "kind": "student", "grid": grid}))
-    return folder
-
-
-@pytest.fixture
-def loads(monkeypatch):
-    """Model loads recorded, each answered by a stand-in student of its card's PDE and grid."""
-    import app.controller as ctl
-    from engine.models import read_card
-
-    loaded = []
-
-    def fake_load(path, *, on_progress, cancel):
-        loaded.append(path)
-        card = read_card(path)
-        return SimpleNamespace(kind="student", pde=pdes.get(card["pde"]), grid=SimpleNamespace(n=card["grid"]),
-                               card={}, teacher=None)
-
-    monkeypatch.setattr(ctl, "load_model", fake_load)
-    return loaded
 
 
 def test_a_file_of_another_pde_brings_its_channels_tools_and_brush(make_window, tmp_path, dialogs):

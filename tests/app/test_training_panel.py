@@ -49,17 +49,8 @@ def test_real_chain_lists_the_student(qtbot, make_window, tmp_path):
     """The real engine chain at 16² (tiny U-Net, a few steps each) through the panel's controls."""
     w = make_window(16)
     tp = w.training
-    tp.folder.setText(str(tmp_path / "runs"))
-    tp.grid.setCurrentText("16")
-    tp.n_samples.setValue(16)
-    tp.model_size.setCurrentText("tiny")
-    tp.teacher_steps.setValue(4)
-    tp.teacher_minutes.setValue(0)
-    tp.teacher_cooldown.setValue(0.5)
+    tiny_chain(tp, tmp_path / "runs")
     tp.preview_every.setValue(2)
-    tp.pairs.setValue(8)
-    tp.distill_steps.setValue(4)
-    tp.distill_minutes.setValue(0)
     before = len(w.model_panel.infos())
     previews = []
     tp.preview_shown.connect(previews.append)
