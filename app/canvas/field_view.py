@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from engine.errors import EngineError
@@ -19,6 +19,9 @@ LOG_DECADES = 6.0  # a log-scale colour bar spans at most this many decades
 
 def _ignore(ev) -> None:
     ev.ignore()
+
+
+EXPORT_MIN_SIZE = QSize(480, 440)  # a PNG of a view not on screen: a size its axes and colour bar fit
 
 
 class FieldView(QWidget):
@@ -216,6 +219,10 @@ class FieldView(QWidget):
     def export_png(self, path: str) -> None:
         """Write the view as a PNG atomically (encoded in memory first, like the engine's files);
         raises EngineError with the reason (a full disk, a missing folder)."""
+        if not self.graphics.isVisible():
+            # on a tab never shown the view is laid out at a thumbnail's size (208 px, ticks overlapping);
+            # the tab's layout sizes it anew when it is shown
+            self.graphics.resize(self.graphics.size().expandedTo(EXPORT_MIN_SIZE))
         data = QByteArray()
         buffer = QBuffer(data)
         buffer.open(QIODevice.OpenModeFlag.WriteOnly)

@@ -156,3 +156,18 @@ def test_burgers_columns_sit_at_i_over_n_and_the_read_out_names_t(qtbot):
     view.set_axes(("y", "x"))  # an elliptic PDE: both on [0, 1]
     view._on_mouse_moved(view.image.mapToScene(view.image.mapFromParent(QPointF(1.0, 0.0))))
     assert view.readout.text().startswith("x=1.000  y=0.000  u=7")
+
+
+def test_a_view_never_shown_exports_at_a_readable_size(qtbot, tmp_path):
+    """A view on a tab never opened was laid out at a thumbnail's size: its PNG came out 208 px wide
+    with overlapping ticks."""
+    from PySide6.QtGui import QImage
+
+    from app.canvas.field_view import EXPORT_MIN_SIZE, FieldView
+
+    view = FieldView("u")
+    qtbot.addWidget(view)
+    view.set_field(np.random.default_rng(0).random((16, 16)))
+    view.export_png(str(tmp_path / "u.png"))
+    image = QImage(str(tmp_path / "u.png"))
+    assert image.width() >= EXPORT_MIN_SIZE.width() and image.height() >= EXPORT_MIN_SIZE.height()
