@@ -317,9 +317,13 @@ class MainWindow(QMainWindow):
         return path
 
     def export_result(self, path: str | None = None) -> Path | None:
-        """The chosen method's answer to ``path``; the other methods' answers to the same observations
-        (a compare) beside it, as ``<name>-<method>.h5``. Returns the first file."""
-        r = self.state.results.get(self.state.method) or next(iter(self.state.results.values()), None)
+        """The answer the Results tab shows (its "showing" box after a compare, else the chosen method's)
+        to ``path``; the other methods' answers to the same observations beside it, as
+        ``<name>-<method>.h5``. Returns the first file."""
+        box = self.results.method_box
+        shown = box.currentText() if box.isVisibleTo(self.results) else ""
+        r = (self.state.results.get(shown) or self.state.results.get(self.state.method)
+             or next(iter(self.state.results.values()), None))
         if r is None:
             self.report_error("Nothing to export", "Run a solve first.")
             return None

@@ -121,11 +121,11 @@ def test_a_compare_shows_and_exports_every_methods_answer(qtbot, make_window, tm
     res.method_box.setCurrentText("classical")
     assert res.summary.text().startswith("<b>classical</b>")
     np.testing.assert_array_equal(res.views()["u"].data(), outs[1].mean[1])
-    out = w.export_result(str(tmp_path / "answer.h5"))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["answer-classical.h5", "answer.h5"]
-    assert read_fields(out).method == "dataspace" and read_fields(tmp_path / "answer-classical.h5").method == "classical"
-    np.testing.assert_array_equal(read_fields(tmp_path / "answer-classical.h5").fields[0], outs[1].mean)
-    assert "and classical beside it" in w.statusBar().currentMessage()
+    out = w.export_result(str(tmp_path / "answer.h5"))  # the file named holds the answer on show
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["answer-dataspace.h5", "answer.h5"]
+    assert read_fields(out).method == "classical" and read_fields(tmp_path / "answer-dataspace.h5").method == "dataspace"
+    np.testing.assert_array_equal(read_fields(out).fields[0], outs[1].mean)
+    assert "and dataspace beside it" in w.statusBar().currentMessage()
     # side by side on one colour scale per row (residuals of different size compare at a glance)
     for row in w.compare.rows:
         assert row[0].cbar.levels() == row[1].cbar.levels()
