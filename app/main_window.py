@@ -113,6 +113,7 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._wire()
         self._idle_message = "Ready."  # what the status bar returns to when no job runs
+        self._trained_news: tuple[str, Path | None] = ("", None)  # the last training's line and its student
         self.show_status("Ready.")
         self.resize(default_size(self.screen().availableGeometry()))
         self._restore_settings()
@@ -169,7 +170,7 @@ class MainWindow(QMainWindow):
         tp.cancel_requested.connect(c.cancel)
         c.model_changed.connect(self._refresh_model_ui)
         c.demo_ready.connect(self._refresh_model_ui)
-        c.demo_ready.connect(lambda: self.show_status(DEMO_LOADED))  # not the last problem's result line
+        c.demo_ready.connect(self._on_demo_ready)
         c.solve_done.connect(self._on_solved)
         self.inputs.task_restored.connect(self._on_task_restored)
         self.training.chain_done.connect(self._on_trained)
@@ -277,14 +278,24 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentWidget(self.compare if len(outcomes) > 1 else self.results)
         self.show_status(self.results.summary.text().replace("<b>", "").replace("</b>", ""))
 
+    def _on_demo_ready(self) -> None:
+        """The demo's line replaces the last problem's result line; the news of the training whose
+        student this demo came with stays in front of it."""
+        news, student = self._trained_news
+        opened = getattr(self.state.model_info, "path", None)
+        self.show_status(f"{news} {DEMO_LOADED}" if news and opened == student else DEMO_LOADED)
+        self._trained_news = ("", None)
+
     def _on_trained(self, run_dir: str) -> None:
         """List the new teacher and student and open the student."""
         info = self.model_panel.add_run(run_dir)
         if info is None:
             self.show_status(f"Training finished, but no model was found in {run_dir}.")
         else:
-            self.show_status(f"Training finished: {info.name} of {Path(run_dir).parent.name} "
-                                         "is listed and opened.")
+            # the student opens with a demo task, whose line would take this one's place at once
+            news = f"Training finished: {info.name} of {Path(run_dir).parent.name} is listed and opened."
+            self._trained_news = (news, info.path)
+            self.show_status(news)
 
     def show_status(self, message: str) -> None:
         """A status line that stays (the status bar comes back to it after "Running: …")."""

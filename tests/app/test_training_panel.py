@@ -46,8 +46,9 @@ def test_chain_runs_and_cancels(qtbot, make_window, tmp_path):
 
 
 def test_real_chain_lists_the_student(qtbot, make_window, tmp_path):
-    """The real engine chain at 16² (tiny U-Net, a few steps each) through the panel's controls."""
-    w = make_window(16)
+    """The real engine chain at 16² (tiny U-Net, a few steps each) through the panel's controls, from a
+    window on 32²: the student opens with a demo task of its grid."""
+    w = make_window(32)
     tp = w.training
     tiny_chain(tp, tmp_path / "runs")
     tp.preview_every.setValue(2)
@@ -74,6 +75,9 @@ def test_real_chain_lists_the_student(qtbot, make_window, tmp_path):
     paths = [str(i.path) for i in w.model_panel.infos()]
     assert len(paths) == before + 2 and str(student) in paths
     assert str(w.state.model_info.path) == str(student)
+    qtbot.wait(200)  # the student's demo task, if it brings one, does not take the training's line
+    assert w.statusBar().currentMessage().startswith("Training finished: student of darcy-16"), \
+        w.statusBar().currentMessage()
     info = w.model_panel.info.toPlainText()  # described from its config.json: λ, not the file's layout
     assert "λ (physics)" in info and "0.1" in info and "DistillConfig" not in info
     assert "parameters (tiny)" in info and "distillation" in info and "4 steps" in info
