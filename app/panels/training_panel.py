@@ -49,6 +49,7 @@ from engine.diffusion.train import RESUME_MAY_CHANGE as TEACHER_MAY_CHANGE
 from engine.distill.config import PHYSICS_ON, DistillConfig
 from engine.distill.train import RESUME_MAY_CHANGE as DISTILL_MAY_CHANGE
 from engine.errors import ConfigError, EngineError
+from engine.io.atomic import write_text
 from engine.jobs import Cancelled
 
 STAGES = ("data", "teacher", "distill")
@@ -111,6 +112,15 @@ def _set_value(w: QWidget, value) -> None:
         w.setCurrentText(str(value))
     else:
         w.setValue(value)
+
+
+def _value(w: QWidget):
+    return w.currentText() if isinstance(w, QComboBox) else w.value()
+
+
+# The student's settings chosen when a chain starts, kept beside its stages: a chain cancelled before its
+# student began resumes with them, not with a new window's defaults (the student has no config.json yet).
+CHAIN_FILE = "chain.json"
 
 
 def resumed_config(run_dir: Path, cls):
@@ -418,6 +428,9 @@ class TrainingPanel(QWidget):
             with suppress(EngineError):  # an unreadable config.json: the start reports it
                 saved = {"teacher": resumed_config(dirs["teacher"], TeacherConfig),
                          "distill": resumed_config(dirs["distill"], DistillConfig)}
+            if saved.get("distill") is None:  # a student not begun: the settings its chain started with
+                for name, value in self.chosen_distill(dirs).items():
+                    _set_value(self.distill_widgets[name], value)
         for stage, widgets, may_change in (("teacher", self.teacher_widgets, TEACHER_MAY_CHANGE),
                                            ("distill", self.distill_widgets, DISTILL_MAY_CHANGE)):
             cfg = saved.get(stage)
@@ -538,6 +551,18 @@ class TrainingPanel(QWidget):
             return cfg
         return {**to_dict(saved), **{k: v for k, v in cfg.items() if k in TEACHER_MAY_CHANGE}}
 
+    def chosen_distill(self, dirs: dict[str, Path]) -> dict:
+        """The student's settings recorded when the chain in ``dirs`` started (CHAIN_FILE), or {}."""
+        try:
+            chosen = json.loads((dirs["teacher"].parent / CHAIN_FILE).read_text(encoding="utf-8"))["distill"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return {}
+        return {k: v for k, v in chosen.items() if k in self.distill_widgets} if isinstance(chosen, dict) else {}
+
+    def _record_chain(self, dirs: dict[str, Path]) -> None:
+        write_text(dirs["teacher"].parent / CHAIN_FILE, json.dumps(
+            {"distill": {name: _value(w) for name, w in self.distill_widgets.items()}}, indent=2) + "\n")
+
     def distill_config(self, dirs: dict[str, Path], resume: bool = False) -> dict:
         """The widgets' settings for a new student; resuming one, its config.json with only what a resume
         may change (budget, the chain's teacher folder) taken from the panel."""
@@ -573,6 +598,8 @@ class TrainingPanel(QWidget):
             # a file of the user's is checked before anything is written: a mismatch is refused in one line
             pde_params = dict(self.check_dataset(data).pde_params) if self.dataset.text().strip() else {}
             dirs["teacher"].parent.mkdir(parents=True, exist_ok=True)
+            if not (dirs["distill"] / "config.json").exists():  # the student's settings, as chosen now
+                self._record_chain(dirs)
             if not chosen and not (resume and data.exists()):
                 await self._stage("data", self.pde_name, self.n_samples.value(), self.grid_n, 0, data)
             else:

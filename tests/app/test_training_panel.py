@@ -177,6 +177,27 @@ def test_no_bar_stays_busy_after_a_stage_stops(qtbot, make_window, dialogs, tmp_
     assert all(b.maximum() > 0 for b in tp.bars.values())
 
 
+def test_a_chain_stopped_before_its_student_resumes_with_the_students_settings_it_chose(
+        qtbot, make_window, tmp_path):
+    """Cancelled in the teacher stage, the student had no config.json: a new window resumed it with
+    its own defaults (128 pairs, 500 steps) instead of the settings the chain was started with."""
+    tp = make_window(16).training
+    tiny_chain(tp, tmp_path / "runs")
+    tp.fns = {"data": fake_stage("data"), "teacher": waits_for_cancel, "distill": fake_stage("distill")}
+    with qtbot.waitSignal(tp.chain_stopped, timeout=10_000):
+        tp.start_btn.click()
+        qtbot.waitUntil(lambda: tp.runner is not None and tp.runner.name == "teacher", timeout=5000)
+        tp.cancel_btn.click()
+
+    tp = make_window(16).training  # the next session: default widgets
+    tp.folder.setText(str(tmp_path / "runs"))
+    tp.grid.setCurrentText("16")
+    assert (tp.pairs.value(), tp.distill_steps.value()) == (128, 500)
+    tp.resume.setChecked(True)
+    assert (tp.pairs.value(), tp.distill_steps.value()) == (8, 4)  # as chosen; still editable
+    assert tp.pairs.isEnabled() and tp.distill_config(tp.run_dirs(True), resume=True)["pairs"] == 8
+
+
 def test_trains_on_a_dataset_file_of_the_users(qtbot, make_window, dialogs, monkeypatch, tmp_path):
     """A dataset file (piddm generate, own simulations) replaces the generated one: its grid is taken,
     a file of another PDE or grid is refused in one line before anything is written."""
