@@ -50,6 +50,7 @@ from engine.distill.config import PHYSICS_ON, DistillConfig
 from engine.distill.train import RESUME_MAY_CHANGE as DISTILL_MAY_CHANGE
 from engine.errors import ConfigError, EngineError
 from engine.io.atomic import write_text
+from engine.io.rundir import being_written
 from engine.jobs import Cancelled
 
 STAGES = ("data", "teacher", "distill")
@@ -417,6 +418,10 @@ class TrainingPanel(QWidget):
                 text += f", trained on {html.escape(data.name)}"
         except EngineError as exc:
             text += f".<br><b>Dataset</b>: {html.escape(str(exc))}"
+        if busy := [name for name in ("teacher", "distill") if being_written(dirs[name])]:
+            # (the settings shown are then that job's; a start now would be refused)
+            text += (f".<br><b>Another job is writing its {'student' if busy[0] == 'distill' else 'teacher'} "
+                     "now</b> (a command-line run?): wait for it or stop it first")
         self.run_label.setText(text + ".")
         self._show_run_settings(dirs, data, resuming)
 

@@ -53,6 +53,23 @@ def removed_if_left_empty(path: str | os.PathLike[str]) -> Iterator[None]:
         raise
 
 
+def being_written(path: str | os.PathLike[str]) -> bool:
+    """Whether a job holds the run folder ``path`` now (``writing_alone``): a resume would be refused."""
+    try:
+        import fcntl
+
+        fd = os.open(path, os.O_RDONLY)
+    except (ImportError, OSError):  # no flock (Windows), or no such folder: nobody writes it
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # (releases the lock taken just now)
+    return False
+
+
 @contextlib.contextmanager
 def writing_alone(path: str | os.PathLike[str]) -> Iterator[None]:
     """Hold the run folder for one writing job: a second job on it is refused in one line instead of

@@ -241,3 +241,19 @@ def test_trains_on_a_dataset_file_of_the_users(qtbot, make_window, dialogs, monk
     assert blocker.args[0].startswith("mine.h5 holds darcy fields at 16², but this run is darcy at 32²")
     assert "\n" not in blocker.args[0] and dialogs[-1]["title"] == "Training failed"
     assert calls == {} and not (tmp_path / "runs" / "darcy-32").exists()
+
+
+def test_the_run_label_says_when_another_job_writes_the_run(qtbot, make_window, tmp_path):
+    """The resume panel showed a command-line job's settings as the run's without a word."""
+    from engine.io.rundir import writing_alone
+
+    tp = make_window(16).training
+    tp.folder.setText(str(tmp_path / "runs"))
+    tp.grid.setCurrentText("16")
+    teacher = tmp_path / "runs" / "darcy-16" / "teacher"
+    with writing_alone(teacher):
+        tp.resume.setChecked(True)
+        assert "Another job is writing its teacher now" in tp.run_label.text()
+    tp.resume.setChecked(False)
+    tp.resume.setChecked(True)
+    assert "Another job" not in tp.run_label.text()
