@@ -475,6 +475,8 @@ class MainWindow(QMainWindow):
         s.residual_norm = None if sigma < 0 else sigma
         if (folder := st.value("training/folder")) is not None:
             self.training.folder.setText(str(folder))
+        if dataset := st.value("training/dataset"):  # a file of the user's to train on ("" = generate one)
+            self.training.dataset.setText(str(dataset))
 
     def save_settings(self) -> None:
         st = self.settings
@@ -488,6 +490,7 @@ class MainWindow(QMainWindow):
         st.setValue("task/seed", self.state.seed)
         st.setValue("task/residual_norm", -1.0 if self.state.residual_norm is None else self.state.residual_norm)
         st.setValue("training/folder", self.training.folder.text())
+        st.setValue("training/dataset", self.training.dataset.text())
         runs = [str(i.path) for i in self.model_panel.infos() if not is_bundled(i.path)]
         st.setValue("models/runs", json.dumps(runs))
         st.sync()
