@@ -476,7 +476,7 @@ class MainWindow(QMainWindow):
         if (folder := st.value("training/folder")) is not None:
             self.training.folder.setText(str(folder))
         if dataset := st.value("training/dataset"):  # a file of the user's to train on ("" = generate one)
-            self.training.dataset.setText(str(dataset))
+            self.training.use_dataset(str(dataset))
 
     def save_settings(self) -> None:
         st = self.settings

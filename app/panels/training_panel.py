@@ -335,10 +335,14 @@ class TrainingPanel(QWidget):
         path, _filter = QFileDialog.getOpenFileName(self, "Dataset", self.dataset.text() or self.folder.text(),
                                                     "Fields files (*.h5 *.hdf5);;All files (*)")
         if path:
-            self.dataset.setText(path)
-            with suppress(EngineError):  # else the run label says what is wrong with the file
-                # the grid comes from the file; the PDE is the Model panel's, checked at the start
-                self.grid_n = self.check_dataset(Path(path), grid=False).grid
+            self.use_dataset(path)
+
+    def use_dataset(self, path: str) -> None:
+        """Train on the fields file ``path`` (chosen, or remembered from the last session): the grid comes
+        from the file; the PDE is the Model panel's, checked at the start."""
+        self.dataset.setText(path)
+        with suppress(EngineError):  # else the run label says what is wrong with the file
+            self.grid_n = self.check_dataset(Path(path), grid=False).grid
 
     def check_dataset(self, path: Path, grid: bool = True):
         """The header (and first sample) of a dataset file of the user's; ConfigError in one line when its
@@ -411,6 +415,8 @@ class TrainingPanel(QWidget):
         text = f"Next run {verb} <b>{base.name}</b> ({files})"
         if resuming:
             text += " with its own settings; only steps, minutes and previews may change"
+            if not (dirs["distill"] / "checkpoint.pt").exists():
+                text += " (its student, not begun yet, takes the student settings shown)"
         try:
             if self.dataset.text().strip():
                 self.check_dataset(data)

@@ -360,13 +360,18 @@ def test_runs_opened_in_a_session_are_listed_in_the_next(qtbot, settings, aloop,
     w.model_panel.set_models([*bundled, *models.find_runs(tmp_path / "runs")])
     w.task_panel.seed.setValue(7)
     w.task_panel.norm_box.setCurrentIndex(2)
-    w.training.dataset.setText(str(tmp_path / "mine.h5"))  # the file of the user's to train on
+    from engine import pdes
+    from engine.io.hdf5 import FieldsFile, write_fields
+
+    mine = write_fields(tmp_path / "mine.h5", FieldsFile(np.zeros((2, 2, 16, 16), np.float32), "darcy",
+                                                         pdes.get("darcy").fields))
+    w.training.use_dataset(str(mine))  # the file of the user's to train on, a 16² one
     w.close()
     w2 = mw.MainWindow(settings, startup=False)
     qtbot.addWidget(w2)
     assert [i.path for i in w2._remembered_runs()] == [run]
     assert w2.task_panel.seed.value() == 7 and w2.task_panel.norm_box.currentIndex() == 2
-    assert w2.training.dataset.text() == str(tmp_path / "mine.h5")
+    assert w2.training.dataset.text() == str(mine) and w2.training.grid_n == 16  # not the default 32
     w2.close()
     (run / models.FILENAME).unlink()  # deleted since: no longer listed
     assert mw.MainWindow(settings, startup=False)._remembered_runs() == []

@@ -195,6 +195,7 @@ def test_a_chain_stopped_before_its_student_resumes_with_the_students_settings_i
     assert (tp.pairs.value(), tp.distill_steps.value()) == (128, 500)
     tp.resume.setChecked(True)
     assert (tp.pairs.value(), tp.distill_steps.value()) == (8, 4)  # as chosen; still editable
+    assert "its student, not begun yet, takes the student settings shown" in tp.run_label.text()
     assert tp.pairs.isEnabled() and tp.distill_config(tp.run_dirs(True), resume=True)["pairs"] == 8
 
 
