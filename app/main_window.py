@@ -439,6 +439,9 @@ class MainWindow(QMainWindow):
             self.png_menu.addAction(name, lambda v=view, n=name: self.export_png(v, n))
 
     def export_png(self, view, name: str, path: str | None = None) -> None:
+        if view.data() is None:  # an empty plot saved without a word looked like a result
+            self.report_error("Nothing to export", f"The {name} view is empty: solve first (or pick a view that shows a field).")
+            return
         path = path or self._ask(True, f"Export {name}", "PNG image (*.png)")
         if path:
             try:

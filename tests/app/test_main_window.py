@@ -83,6 +83,12 @@ def test_forward_classical_solve_fills_views_and_exports(qtbot, make_window, tmp
     assert png.stat().st_size > 1000 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_an_empty_view_is_not_exported_as_a_blank_png(make_window, tmp_path, dialogs):
+    w = make_window(16)
+    w.export_png(w.compare.rows[0][0], "compare 1 field", str(tmp_path / "blank.png"))
+    assert [d["title"] for d in dialogs] == ["Nothing to export"] and not (tmp_path / "blank.png").exists()
+
+
 def test_exports_on_a_full_disk_become_dialogs_and_leave_no_file(qtbot, make_window, tmp_path, dialogs, full_disk):
     w = make_window(16)
     _solve(qtbot, w, "forward", "classical")
