@@ -260,9 +260,7 @@ class Controller(QObject):
             self.report_error("Nothing observed", "Observe some values first (draw, click points, or pick a task).")
             return
         self.check_truth()  # (a task switch or a mask import changes what is observed without an edit)
-        methods = [s.method]
-        if self.task.comparing:
-            methods += [m for m in dict.fromkeys((s.compare_method, s.compare_third)) if m and m not in methods]
+        methods = self.task.chosen_methods()  # the method, then the compared ones (what store() just read)
         values, mask, truth, task = s.values.copy(), s.mask.copy(), s.truth, s.task
         self._solving, self._stopped_for_change = self._problem(), False
         self._status_shows_result = False

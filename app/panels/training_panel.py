@@ -133,6 +133,15 @@ def resumed_config(run_dir: Path, cls):
     return None
 
 
+def _resumed(cfg: dict, run_dir: Path, cls, may_change) -> dict:
+    """A resumed stage's settings: its config.json, with only what a resume may change taken from the
+    panel's ``cfg`` (as `piddm train --resume`); ``cfg`` itself for a stage not begun."""
+    saved = resumed_config(run_dir, cls)
+    if saved is None:
+        return cfg
+    return {**to_dict(saved), **{k: v for k, v in cfg.items() if k in may_change}}
+
+
 def _clock(seconds: float) -> str:
     m, s = divmod(int(seconds), 60)
     return f"{m}:{s:02d}"
@@ -308,7 +317,8 @@ class TrainingPanel(QWidget):
         self.resume.toggled.connect(self._update_run_label)
         self.folder.textChanged.connect(self._update_run_label)
         self.grid.currentTextChanged.connect(self._update_run_label)
-        self.dataset.textChanged.connect(self._update_run_label)
+        # (not per keystroke: the label reads the file's header)
+        self.dataset.editingFinished.connect(self._update_run_label)
         self._update_run_label()
 
     # -- settings -------------------------------------------------------------------------------
@@ -343,6 +353,7 @@ class TrainingPanel(QWidget):
         self.dataset.setText(path)
         with suppress(EngineError):  # else the run label says what is wrong with the file
             self.grid_n = self.check_dataset(Path(path), grid=False).grid
+        self._update_run_label()
 
     def check_dataset(self, path: Path, grid: bool = True):
         """The header (and first sample) of a dataset file of the user's; ConfigError in one line when its
@@ -557,10 +568,7 @@ class TrainingPanel(QWidget):
                "steps": self.teacher_steps.value(), "minutes": self.teacher_minutes.value(),
                "preview_every": self.preview_every.value(), "cooldown": self.teacher_cooldown.value(),
                "warmup_steps": 50}  # short runs on a CPU: a short warm-up (fixed, so a resume may change steps)
-        saved = resumed_config(dirs["teacher"], TeacherConfig) if resume else None
-        if saved is None:
-            return cfg
-        return {**to_dict(saved), **{k: v for k, v in cfg.items() if k in TEACHER_MAY_CHANGE}}
+        return _resumed(cfg, dirs["teacher"], TeacherConfig, TEACHER_MAY_CHANGE) if resume else cfg
 
     def chosen_distill(self, dirs: dict[str, Path]) -> dict:
         """The student's settings recorded when the chain in ``dirs`` started (CHAIN_FILE), or {}."""
@@ -582,10 +590,7 @@ class TrainingPanel(QWidget):
                "preview_every": self.preview_every.value(),
                "steps": self.distill_steps.value(), "minutes": self.distill_minutes.value(),
                "batch_size": min(64, self.pairs.value())}
-        saved = resumed_config(dirs["distill"], DistillConfig) if resume else None
-        if saved is None:
-            return cfg
-        return {**to_dict(saved), **{k: v for k, v in cfg.items() if k in DISTILL_MAY_CHANGE}}
+        return _resumed(cfg, dirs["distill"], DistillConfig, DISTILL_MAY_CHANGE) if resume else cfg
 
     @asyncSlot()
     async def run_chain(self) -> None:

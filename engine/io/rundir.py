@@ -17,6 +17,7 @@ import json
 import logging
 import math
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,9 @@ def being_written(path: str | os.PathLike[str]) -> bool:
     return False
 
 
+LOCK_ATTEMPTS = 5  # over 0.2 s
+
+
 @contextlib.contextmanager
 def writing_alone(path: str | os.PathLike[str]) -> Iterator[None]:
     """Hold the run folder for one writing job: a second job on it is refused in one line instead of
@@ -85,11 +89,15 @@ def writing_alone(path: str | os.PathLike[str]) -> Iterator[None]:
         return
     fd = os.open(path, os.O_RDONLY)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ConfigError(f"{path} is being written by another job (a training still running, or the "
-                              "orphaned workers of a killed torchrun): stop it first") from None
+        for attempt in range(LOCK_ATTEMPTS):
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if attempt == LOCK_ATTEMPTS - 1:
+                    raise ConfigError(f"{path} is being written by another job (a training still running, or "
+                                      "the orphaned workers of a killed torchrun): stop it first") from None
+                time.sleep(0.05)  # (``being_written`` holds it for an instant: the app's run label asking)
         yield
     finally:
         os.close(fd)  # releases the lock
