@@ -76,16 +76,18 @@ def read_card(folder: Path) -> dict[str, Any]:
 
 def _run_card(saved: Any, folder: Path) -> dict[str, Any]:
     """What a card says that a run's config.json (``engine.io.rundir``: {"config", "meta"}) and
-    metrics.jsonl can tell: kind, parameters, U-Net size (a student's from its teacher's config), λ
-    (student), the device, and the steps and seconds trained so far."""
+    metrics.jsonl can tell: kind, PDE, grid and U-Net size (a student's from its teacher's config), λ
+    (student), parameters, the device, and the steps and seconds trained so far. With the PDE known,
+    listing a run reads no checkpoint (``_info``): a listing runs on the GUI thread."""
     config, meta = (saved.get(k) if isinstance(saved, dict) else None for k in ("config", "meta"))
     if not isinstance(config, dict) or not isinstance(meta, dict):
         return {}
-    size = config.get("model")
-    if size is None and config.get("teacher"):  # a student: its teacher's U-Net
+    trained = config  # the teacher's config: PDE, grid and U-Net size (a student keeps its teacher's)
+    if config.get("teacher"):
         teacher = _read_json(Path(config["teacher"]) / "config.json")
-        size = ((teacher or {}).get("config") or {}).get("model") if isinstance(teacher, dict) else None
-    card = {"kind": meta.get("kind"), "parameters": meta.get("n_params"), "model_size": size,
+        trained = (teacher.get("config") if isinstance(teacher, dict) else None) or {}
+    card = {"kind": meta.get("kind"), "pde": trained.get("pde"), "grid": trained.get("grid_n"),
+            "parameters": meta.get("n_params"), "model_size": trained.get("model"),
             "lambda": config.get("lam"), "hardware": meta.get("device")}
     try:
         done = next((r for r in reversed(RunDir(folder).read_metrics()) if "elapsed" in r), None)

@@ -52,3 +52,19 @@ def test_find_runs_looks_two_levels_down_but_not_inside_a_run(tmp_path):
     assert [i.path for i in models.find_runs(tmp_path / "one")] == [tmp_path / "one"]
     assert [i.path for i in models.find_runs(tmp_path / "a", depth=3)] == [tmp_path / "a" / "b" / "c"]
     assert models.find_runs(tmp_path / "missing") == []
+
+
+def _fake_run(folder, config: dict, kind: str) -> None:
+    folder.mkdir(parents=True)
+    (folder / models.FILENAME).write_bytes(b"")  # not a checkpoint: a listing that loads it finds nothing
+    (folder / "config.json").write_text(json.dumps({"config": config, "meta": {"kind": kind, "n_params": 7}}))
+
+
+def test_a_run_is_listed_from_its_config_without_reading_its_checkpoint(tmp_path):
+    """Listing runs happens on the GUI thread (start-up, Open run…): PDE and grid come from the
+    config.json files (a student's from its teacher's), never from a checkpoint load."""
+    teacher = tmp_path / "helmholtz-16" / "teacher"
+    _fake_run(teacher, {"pde": "helmholtz", "grid_n": 16, "model": "tiny"}, "teacher")
+    _fake_run(tmp_path / "helmholtz-16" / "student", {"teacher": str(teacher), "lam": 0.1}, "student")
+    found = {i.name: (i.pde, i.kind, i.card.get("grid"), i.card.get("model_size")) for i in models.find_runs(tmp_path)}
+    assert found == {"student": ("helmholtz", "student", 16, "tiny"), "teacher": ("helmholtz", "teacher", 16, "tiny")}
