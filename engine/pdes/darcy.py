@@ -46,6 +46,11 @@ class Darcy:
         if not self.a_low < self.a_high:
             raise ConfigError(f"darcy needs a_low < a_high, got a_low {self.a_low}, a_high {self.a_high}")
 
+    @property
+    def phase_threshold(self) -> float:
+        """The value between the prior's two phases (7.5 for 3 and 12) that SPEC's error_rate thresholds at."""
+        return (self.a_low + self.a_high) / 2
+
     def sample_inputs(self, seeds: Sequence[int], grid: Grid) -> torch.Tensor:
         g = grf.sample_2d(seeds, grid.n, alpha=2.0, tau=3.0)
         return torch.where(g >= 0, self.a_high, self.a_low).to(torch.float64)  # (B, n, n)

@@ -57,7 +57,7 @@ def test_rel_l2_and_error_rate():
     assert metrics.rel_l2(pred, true) == pytest.approx(0.5)
     a_true = np.array([[3.0, 12.0, 12.0, 3.0]])
     a_pred = np.array([[7.6, 12.0, 7.4, 3.0]])  # two of four pixels fall on the wrong side of 7.5
-    assert metrics.darcy_error_rate(a_pred, a_true) == 0.5
+    assert metrics.darcy_error_rate(a_pred, a_true, 7.5) == 0.5
 
 
 def test_truth_errors_on_unknown_channels():
@@ -70,3 +70,12 @@ def test_truth_errors_on_unknown_channels():
     assert metrics.truth_errors(pde, pred, truth, mask) == {"rel_l2_u": pytest.approx(0.5)}
     out = metrics.truth_errors(pde, pred, truth, None)  # no mask: every channel is unknown
     assert out == {"rel_l2_a": 0.0, "error_rate": 0.0, "rel_l2_u": pytest.approx(0.5)}
+
+
+def test_darcys_error_rate_thresholds_between_the_pdes_own_phases():
+    """With phases 1 and 2 (``--param a_low=1 a_high=2``) the threshold is 1.5, not the default's 7.5."""
+    pde = pdes.get("darcy", a_low=1.0, a_high=2.0)
+    truth = np.stack([np.full((1, 4, 4), 2.0), np.zeros((1, 4, 4))], axis=1)
+    pred = truth.copy()
+    pred[0, 0, 0, :2] = 1.4  # two of sixteen pixels fall below 1.5
+    assert metrics.truth_errors(pde, pred, truth, None)["error_rate"] == pytest.approx(2 / 16)
