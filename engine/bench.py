@@ -28,6 +28,7 @@ from engine.distill.generator import load_student
 from engine.distill.sample import check_refine, refine
 from engine.errors import CheckpointError, ConfigError
 from engine.io.checkpoint import FILENAME, load_checkpoint
+from engine.io.rundir import RunDir
 from engine.jobs import CancelToken, Progress, ProgressFn, check_cancel, no_progress
 from engine.metrics import moment_errors, residual_stats
 
@@ -63,15 +64,14 @@ def model_costs(folder: Path) -> dict[str, Any]:
     card_path = folder / "card.json"
     if card_path.is_file() and (training := json.loads(card_path.read_text()).get("training")):
         return training
-    metrics = folder / "metrics.jsonl"
-    if metrics.is_file():
-        lines = [json.loads(x) for x in metrics.read_text().splitlines() if x.strip()]
-        last = [x for x in lines if "elapsed" in x]
-        if last:
-            cost = {"seconds": last[-1]["elapsed"], "steps": last[-1]["step"]}
-            if "pair_seconds" in last[-1]:
-                cost["pair_seconds"] = last[-1]["pair_seconds"]
-            return cost
+    # RunDir's reader skips the half-written last line of a killed run (json.loads raised on it)
+    records = RunDir(folder).read_metrics() if folder.is_dir() else []
+    last = [x for x in records if "elapsed" in x]
+    if last:
+        cost = {"seconds": last[-1]["elapsed"], "steps": last[-1]["step"]}
+        if "pair_seconds" in last[-1]:
+            cost["pair_seconds"] = last[-1]["pair_seconds"]
+        return cost
     return {}
 
 

@@ -89,7 +89,7 @@ class TeacherConfig:
     seed: int = 0
     init_from: str = ""  # warm start: a teacher run or checkpoint whose EMA weights and normaliser this run starts from
     report_every: int = 20  # steps between Progress reports and metrics.jsonl lines
-    checkpoint_minutes: float = 5.0  # wall-clock interval between checkpoints
+    checkpoint_minutes: float = 5.0  # wall-clock interval between checkpoints; 0 = none by the clock
     checkpoint_every: int = 0  # also checkpoint every this many steps; 0 = off
     preview_every: int = 500  # steps between sample previews (2 Heun samples + residual); 0 = off
     preview_steps: int = 10  # Heun steps of a preview sample (NFE = 2·steps − 1)
@@ -112,6 +112,10 @@ class TeacherConfig:
         if not 0 <= self.cooldown <= 1:
             raise ConfigError(f"cooldown is a fraction of the steps, between 0 and 1, got {self.cooldown:g}",
                               setting="cooldown")
+        if self.cooldown and self.steps >= UNLIMITED_STEPS:
+            # the fall would start after ~10⁸ steps: the clock ends the run first and the lr never falls
+            raise ConfigError(f"cooldown is a fraction of the run's steps, and steps {self.steps} is no step "
+                              "limit (minutes alone set it): give --steps for a cooldown", setting="cooldown")
         if self.compile_mode not in COMPILE_MODES:
             raise ConfigError(f"compile_mode must be one of {list(COMPILE_MODES)}, got {self.compile_mode!r}")
         if not 0 <= self.holdout_fraction < 1:

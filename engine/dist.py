@@ -85,28 +85,9 @@ def is_distributed() -> bool:
     return tdist.is_available() and tdist.is_initialized() and tdist.get_world_size() > 1
 
 
-def rank() -> int:
-    return tdist.get_rank() if is_distributed() else 0
-
-
-def world_size() -> int:
-    return tdist.get_world_size() if is_distributed() else 1
-
-
-def is_main() -> bool:
-    return rank() == 0
-
-
 def barrier() -> None:
     if is_distributed():
         tdist.barrier()
-
-
-def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
-    """Sum of ``t`` over ranks (in place; returns it). A no-op on one process."""
-    if is_distributed():
-        tdist.all_reduce(t, op=tdist.ReduceOp.SUM)
-    return t
 
 
 def all_reduce_mean(t: torch.Tensor) -> torch.Tensor:
@@ -121,12 +102,6 @@ def all_reduce_max(t: torch.Tensor) -> torch.Tensor:
     """Max of ``t`` over ranks (in place): agree on a flag such as 'stop now'."""
     if is_distributed():
         tdist.all_reduce(t, op=tdist.ReduceOp.MAX)
-    return t
-
-
-def broadcast(t: torch.Tensor, src: int = 0) -> torch.Tensor:
-    if is_distributed():
-        tdist.broadcast(t, src)
     return t
 
 

@@ -50,7 +50,7 @@ from engine.distill.config import PHYSICS_ON, DistillConfig
 from engine.distill.train import RESUME_MAY_CHANGE as DISTILL_MAY_CHANGE
 from engine.errors import ConfigError, EngineError
 from engine.io.atomic import write_text
-from engine.io.rundir import being_written
+from engine.io.rundir import RunDir, being_written
 from engine.jobs import Cancelled
 
 STAGES = ("data", "teacher", "distill")
@@ -147,23 +147,6 @@ def _clock(seconds: float) -> str:
     return f"{m}:{s:02d}"
 
 
-def read_metrics(path: Path) -> list[dict]:
-    """The records of a run's metrics.jsonl (missing or unreadable lines skipped)."""
-    out = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return out
-    for ln in lines:
-        try:
-            rec = json.loads(ln)
-        except ValueError:
-            continue
-        if isinstance(rec, dict) and "step" in rec:
-            out.append(rec)
-    return out
-
-
 class TrainingPanel(QWidget):
     chain_done = Signal(str)  # the student run directory
     chain_stopped = Signal(str)  # "cancelled" | error message
@@ -175,6 +158,9 @@ class TrainingPanel(QWidget):
         self.jobs, self.report_error = jobs, report_error
         self.fns = {"data": generate, "teacher": train, "distill": distill}  # tests swap in fakes
         self.pde_name = "darcy"
+        # the running chain's PDE parameters (its dataset's, e.g. helmholtz k = 2): the preview's residual
+        # is that PDE's, not the defaults'
+        self.pde_params: dict = {}
         self.runner = None
         self.current: dict[str, Path] | None = None  # the run folders of the chain in progress
         self._cancelled = False
@@ -332,7 +318,7 @@ class TrainingPanel(QWidget):
             self.grid.setCurrentText(str(n))
 
     def set_pde(self, name: str) -> None:
-        self.pde_name = name
+        self.pde_name, self.pde_params = name, {}
         self.pde_label.setText(name)
         self._update_run_label()
 
@@ -511,7 +497,7 @@ class TrainingPanel(QWidget):
         from engine.metrics import residual_map
 
         self._preview = x
-        pde = pdes.get(self.pde_name)
+        pde = pdes.get(self.pde_name, **self.pde_params)
         names = list(pde.fields) if len(pde.fields) == x.shape[0] else [f"channel {i}" for i in range(x.shape[0])]
         if [self.preview_channel.itemText(i) for i in range(self.preview_channel.count())] != names:
             self.preview_channel.blockSignals(True)
@@ -532,7 +518,7 @@ class TrainingPanel(QWidget):
 
     def _load_history(self, stage: str, run_dir: Path) -> None:
         """Resuming: draw the curves of the steps already trained."""
-        for rec in read_metrics(run_dir / "metrics.jsonl"):
+        for rec in (r for r in RunDir(run_dir).read_metrics() if "step" in r):
             metrics = {k: v for k, v in rec.items() if isinstance(v, float)}
             self.plot.add(stage, int(rec["step"]), metrics)
             self.res_plot.add(stage, int(rec["step"]), metrics)
@@ -625,6 +611,7 @@ class TrainingPanel(QWidget):
             if t_resume:
                 self._load_history("teacher", dirs["teacher"])
             t_cfg = self.teacher_config(dirs, t_resume, data, pde_params)
+            self.pde_params = dict(t_cfg["pde_params"])  # a resumed run's are in its config.json
             await self._stage("teacher", t_cfg, dirs["teacher"], t_resume)
             d_resume = resume and (dirs["distill"] / "checkpoint.pt").exists()
             if d_resume:

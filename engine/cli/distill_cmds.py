@@ -18,7 +18,8 @@ _OPTIONS = {"teacher": "teacher", "init_from": "init_from", "lam": "lam", "lam_w
             "pairs": "pairs", "refresh": "refresh",
             "sampler_steps": "sampler_steps", "batch": "batch_size", "lr": "lr", "steps": "steps",
             "minutes": "minutes", "seed": "seed", "device": "device", "report_every": "report_every",
-            "checkpoint_minutes": "checkpoint_minutes", "ema_halflife": "ema_halflife_steps"}
+            "checkpoint_minutes": "checkpoint_minutes", "preview_every": "preview_every",
+            "ema_halflife": "ema_halflife_steps"}
 
 
 def _recorded_teacher(run: Path, typed: str) -> Path:
@@ -101,7 +102,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, help="learning rate (default 1e-4)")
     p.add_argument("--ema-halflife", dest="ema_halflife", type=float, help="EMA half-life in steps (default 200)")
     p.add_argument("--report-every", dest="report_every", type=int)
-    p.add_argument("--checkpoint-minutes", dest="checkpoint_minutes", type=float)
+    p.add_argument("--checkpoint-minutes", dest="checkpoint_minutes", type=float,
+                   help="minutes between checkpoints (default 5; 0 = none by the clock: only at the end and on a stop)")
+    p.add_argument("--preview-every", dest="preview_every", type=int,
+                   help="steps between sample previews (default 100; 0 = off)")
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--resume", action="store_true", help="continue the run in -o from its checkpoint")
     p.add_argument("--seed", type=seed_value, help="random seed, 0 … 2^32 − 1 (default: the config's, 0)")

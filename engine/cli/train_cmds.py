@@ -16,12 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from engine.cli.common import add_common, emit, progress_bar, seed_value, setting_flags
-from engine.config import COMPILE_MODES, TeacherConfig, load_config
+from engine.config import COMPILE_MODES, UNLIMITED_STEPS, TeacherConfig, load_config
 from engine.distill.config import REFINE_LAMBDA, REFINE_LR
 from engine.errors import ConfigError
 from engine.jobs import CancelToken
 
-MINUTES_STEP_CAP = 100_000_000
 TEACHER_SAMPLE_STEPS = 18  # N_s of `piddm sample` on a teacher (SPEC "Methods": default 18)
 # CLI option -> TeacherConfig field, for options that may override a resumed run's config.
 _OVERRIDES = {"steps": "steps", "minutes": "minutes", "device": "device", "report_every": "report_every",
@@ -82,11 +81,8 @@ def teacher_config_from_args(args: argparse.Namespace) -> TeacherConfig:
     if "steps" in given and "minutes" not in given:
         overrides["minutes"] = 0.0  # --steps alone means "run S steps", not "S steps or M minutes"
     if "minutes" in given and "steps" not in given:
-        overrides["steps"] = MINUTES_STEP_CAP  # --minutes alone: the clock decides
-    cfg = dataclasses.replace(cfg, **overrides)
-    if cfg.cooldown and cfg.steps == MINUTES_STEP_CAP:
-        raise ConfigError("--cooldown is a fraction of the run's steps: give --steps (not --minutes alone)")
-    return cfg
+        overrides["steps"] = UNLIMITED_STEPS  # --minutes alone: the clock decides
+    return dataclasses.replace(cfg, **overrides)  # (TeacherConfig refuses a cooldown with no step count)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -190,7 +186,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--holdout", type=float, help="held-out fraction of the data (default 0.1)")
     p.add_argument("--report-every", dest="report_every", type=int, help="steps between reports")
     p.add_argument("--checkpoint-minutes", dest="checkpoint_minutes", type=float,
-                   help="minutes between checkpoints (default 5)")
+                   help="minutes between checkpoints (default 5; 0 = none by the clock: only at the end, "
+                        "on a stop and by --checkpoint-every)")
     p.add_argument("--checkpoint-every", dest="checkpoint_every", type=int,
                    help="also checkpoint every this many steps")
     p.add_argument("--preview-every", dest="preview_every", type=int, help="steps between sample previews")

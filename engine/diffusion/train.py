@@ -100,13 +100,15 @@ def checkpoint_note(run: RunDir, step: int) -> str:
     return f"no checkpoint was written to {run.path}, so start it again without --resume"
 
 
-def lr_at(cfg: TeacherConfig, step: int) -> float:
-    """Linear warm-up to cfg.lr over cfg.warmup_steps, constant, then (cfg.cooldown > 0) a linear fall
-    that would reach 0 after step cfg.steps: the last updates anneal the weights instead of stirring them."""
-    factor = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
-    if cfg.cooldown:
-        factor = min(factor, (cfg.steps - step) / (cfg.cooldown * cfg.steps))
-    return cfg.lr * factor
+def lr_at(lr: float, step: int, warmup_steps: int, cooldown: float = 0.0, steps: int = 0) -> float:
+    """The learning rate of optimiser step ``step`` (0-based), for the teacher and the student alike:
+    linear warm-up to ``lr`` over ``warmup_steps``, constant, then (``cooldown`` > 0, a fraction of
+    ``steps``) a linear fall that would reach 0 after step ``steps``: the last updates anneal the
+    weights instead of stirring them."""
+    factor = min(1.0, (step + 1) / warmup_steps) if warmup_steps else 1.0
+    if cooldown:
+        factor = min(factor, (steps - step) / (cooldown * steps))
+    return lr * factor
 
 
 def _resolve_pde(cfg: TeacherConfig, file_pde: str, file_params: dict) -> TeacherConfig:
@@ -199,7 +201,8 @@ class _Trainer:
             self.opt.load_state_dict(ckpt["optimizer"])
             self.step = self.last_ckpt_step = int(ckpt["step"])
             self.elapsed_before = float(ckpt.get("elapsed", 0.0))
-            torch.set_rng_state(ckpt["rng"]["torch"])
+            # An older checkpoint's "rng" (the global torch RNG) is ignored: no draw uses that RNG (a
+            # step's come from step_generator, the initial weights' from a forked one).
         elif cfg.init_from:
             self.model.load_state_dict(init["ema"])
             self.ema.load_state_dict(init["ema"])
@@ -238,7 +241,6 @@ class _Trainer:
                 "normalizer": self.normalizer.to_dict(), "data": self.data.record(),
                 "model": self.model.state_dict(), "ema": self.ema.state_dict(),
                 "optimizer": self.opt.state_dict(), "step": self.step, "elapsed": self.elapsed(),
-                "rng": {"torch": torch.get_rng_state()},
                 "sampler": {"sigma_min": SIGMA_MIN, "sigma_max": SIGMA_MAX, "rho": RHO},
                 "software_version": __version__, "torch_version": str(torch.__version__)}
 
@@ -251,6 +253,10 @@ class _Trainer:
     def elapsed(self) -> float:
         return self.elapsed_before + time.perf_counter() - self.t0
 
+    def lr(self, step: int) -> float:
+        cfg = self.cfg
+        return lr_at(cfg.lr, step, cfg.warmup_steps, cfg.cooldown, cfg.steps)
+
     def train_step(self) -> torch.Tensor:
         cfg, dev, B = self.cfg, self.info.device, self.cfg.batch_size
         gen = step_generator(cfg.seed, self.step, dev)
@@ -260,7 +266,7 @@ class _Trainer:
         xi = torch.randn((G,), generator=gen, device=dev)
         rows = slice(self.info.rank * B, (self.info.rank + 1) * B)
         for g in self.opt.param_groups:
-            g["lr"] = lr_at(cfg, self.step)
+            g["lr"] = self.lr(self.step)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda"):
             x0, noise = (t.contiguous(memory_format=self.layout) for t in (self.x_train[idx[rows]], n[rows]))
             loss = edm_loss(self.net, x0, noise, xi[rows],
@@ -324,7 +330,7 @@ class _Trainer:
                         f"(a lower lr than {cfg.lr:g} may help)")
                 now = time.perf_counter()
                 loss_mean = float(losses_cpu.mean())
-                metrics = {"loss": loss_mean, "lr": lr_at(cfg, s - 1),
+                metrics = {"loss": loss_mean, "lr": self.lr(s - 1),
                            "samples_per_s": len(window) * cfg.batch_size * info.world_size / max(now - t_win, 1e-9),
                            "elapsed": self.elapsed()}
                 window, t_win = [], now

@@ -43,7 +43,7 @@ class DistillConfig:
     seed: int = 0
     report_every: int = 10
     preview_every: int = 100  # steps between sample previews (one-step samples + their residual); 0 = off
-    checkpoint_minutes: float = 5.0
+    checkpoint_minutes: float = 5.0  # wall-clock interval between checkpoints; 0 = none by the clock
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:1"
 
     def __post_init__(self) -> None:

@@ -5,7 +5,8 @@ sees the same batches); the loss is ``piddm_loss`` with λ ramped in over the fi
 ``lam_warmup`` of the budget; AdamW with linear warm-up; EMA with β = 0.5^(1/halflife), capped
 early on (``ema_decay``). Every ``refresh`` steps a rotating block of pairs is replaced by fresh
 ε mapped through the teacher. Checkpoints (kind "student") are atomic, taken every
-``checkpoint_minutes``, on cancel and Ctrl-C; a non-finite loss stops the run naming the step.
+``checkpoint_minutes`` (0 = none by the clock, as for the teacher), at the end, on cancel and Ctrl-C;
+a non-finite loss stops the run naming the step.
 Under torchrun each rank takes its slice of the global batch (DDP).
 """
 
@@ -17,7 +18,7 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,7 @@ from engine import __version__, dist
 from engine.config import check_resumable, from_dict, save_config, to_dict
 from engine.diffusion.model import load_teacher
 from engine.diffusion.sampler import noise_from_seeds
-from engine.diffusion.train import PREVIEW_SEEDS, checkpoint_note, step_generator
+from engine.diffusion.train import PREVIEW_SEEDS, checkpoint_note, lr_at, step_generator
 from engine.diffusion.train import RESUME_MAY_CHANGE as TEACHER_MAY_CHANGE
 from engine.diffusion.unet import count_parameters
 from engine.distill.config import DistillConfig
@@ -43,7 +44,10 @@ from engine.metrics import residual_map, residual_stats
 
 log = logging.getLogger(__name__)
 
-RESUME_MAY_CHANGE = {"steps", "minutes", "report_every", "checkpoint_minutes", "device", "teacher"}
+# Settings a resumed run may change: the teacher's (budget, reports, checkpoints, previews, device: none
+# changes the mathematics) that a student has too, and the teacher folder, which may move
+# (_check_same_teacher checks that it is the same teacher).
+RESUME_MAY_CHANGE = {f.name for f in fields(DistillConfig) if f.name in TEACHER_MAY_CHANGE} | {"teacher"}
 
 
 @dataclass(frozen=True)
@@ -296,7 +300,7 @@ class _Distiller:
         idx = torch.randint(len(self.eps), (B * info.world_size,), generator=gen, device=info.device)
         idx = idx[info.rank * B : (info.rank + 1) * B]
         for g in self.opt.param_groups:
-            g["lr"] = cfg.lr * min(1.0, (self.step + 1) / cfg.warmup_steps) if cfg.warmup_steps else cfg.lr
+            g["lr"] = lr_at(cfg.lr, self.step, cfg.warmup_steps)  # linear warm-up, no cooldown
         t = self.teacher
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=info.device.type == "cuda"):
             pred = one_step(self.net, self.eps[idx], t.sigma_max)
@@ -336,7 +340,7 @@ class _Distiller:
                 res_mean = float(dist.all_reduce_mean(torch.stack(residuals).float().mean()).cpu())
                 flags = torch.tensor([float(stop_now),
                                       float(cfg.minutes > 0 and self.elapsed() >= 60 * cfg.minutes),
-                                      float(time.perf_counter() - self.last_ckpt_time >= 60 * cfg.checkpoint_minutes)],
+                                      float(time.perf_counter() - self.last_ckpt_time >= 60 * cfg.checkpoint_minutes > 0)],
                                      device=info.device)
                 do_cancel, time_up, ckpt_due = dist.all_reduce_max(flags).tolist()
                 if not torch.isfinite(window).all():

@@ -151,10 +151,6 @@ class RunDir:
         return self.path / "log.txt"
 
     @property
-    def normalization_path(self) -> Path:
-        return self.path / "normalization.json"
-
-    @property
     def previews_dir(self) -> Path:
         return self.path / "previews"
 
@@ -175,13 +171,15 @@ class RunDir:
             f.write(line + "\n")
 
     def read_metrics(self) -> list[dict[str, Any]]:
-        """All records of metrics.jsonl; a torn last line (killed writer) is skipped."""
+        """All records of metrics.jsonl, the one reader of it (bench costs, the app's curves, resume):
+        a torn last line (killed writer), or any line that is not a JSON object, is skipped."""
         if not self.metrics_path.is_file():
             return []
         out = []
         for line in self.metrics_path.read_text(encoding="utf-8").splitlines():
             with contextlib.suppress(json.JSONDecodeError):
-                out.append(json.loads(line))
+                if isinstance(rec := json.loads(line), dict):
+                    out.append(rec)
         return out
 
     def last_metric(self, name: str) -> float:
@@ -196,12 +194,6 @@ class RunDir:
     def write_json(self, name: str, doc: dict[str, Any]) -> Path:
         write_text(self.path / name, json.dumps(doc, indent=2) + "\n")
         return self.path / name
-
-    def read_json(self, name: str) -> dict[str, Any]:
-        try:
-            return json.loads((self.path / name).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise CheckpointError(f"{self.path / name}: unreadable ({exc})") from None
 
     def save_preview(self, step: int, fields: np.ndarray, **arrays: np.ndarray) -> Path:
         """Write previews/step-<step>.npz holding ``fields`` (k, C, N, N) physical and extras."""

@@ -258,3 +258,30 @@ def test_the_run_label_says_when_another_job_writes_the_run(qtbot, make_window, 
     tp.resume.setChecked(False)
     tp.resume.setChecked(True)
     assert "Another job" not in tp.run_label.text()
+
+
+def test_the_preview_residual_is_the_datasets_pde_not_the_defaults(qtbot, make_window, tmp_path):
+    """Training on a helmholtz k = 2 file showed the residual of k = 1 (the PDE's default)."""
+    from engine import pdes
+    from engine.io.hdf5 import FieldsFile, write_fields
+    from engine.metrics import residual_map
+
+    x = np.random.default_rng(0).random((2, 16, 16)).astype(np.float32)
+    mine = write_fields(tmp_path / "k2.h5", FieldsFile(np.stack([x] * 8), "helmholtz",
+                                                       pdes.get("helmholtz").fields, pde_params={"k": 2.0}))
+    tp = make_window(16).training
+    tp.set_pde("helmholtz")
+    tp.folder.setText(str(tmp_path / "runs"))
+    tp.use_dataset(str(mine))
+
+    def teacher(*args, on_progress, cancel):
+        on_progress(Progress("teacher", 1, 1, {"loss": 1.0}, preview=x))
+        return "teacher"
+
+    tp.fns = {"data": fake_stage("data"), "teacher": teacher, "distill": lambda *a, on_progress, cancel: "distill"}
+    with qtbot.waitSignal(tp.chain_done, timeout=10_000):
+        tp.start_btn.click()
+    want = np.abs(residual_map(pdes.get("helmholtz", k=2.0), x[None].astype(np.float64))[0])
+    default = np.abs(residual_map(pdes.get("helmholtz"), x[None].astype(np.float64))[0])
+    assert not np.allclose(want, default)
+    np.testing.assert_allclose(tp.preview_res.data(), want, rtol=1e-6)

@@ -74,3 +74,15 @@ def test_rundir_metrics_survive_a_torn_line(tmp_path):
     assert [r["step"] for r in run.read_metrics()] == [1, 2]
     run.truncate_metrics(1)
     assert run.read_metrics() == [{"step": 1, "loss": 0.5}]
+
+
+def test_a_cooldown_needs_a_step_count():
+    """The cooldown falls over the last fraction of `steps`: with no step limit (minutes alone) it never
+    started. TeacherConfig refuses it, so the API and the app hear it as `piddm train` does."""
+    from engine.config import UNLIMITED_STEPS
+
+    with pytest.raises(ConfigError, match="cooldown is a fraction of the run's steps") as info:
+        TeacherConfig(cooldown=0.3, steps=UNLIMITED_STEPS, minutes=5)
+    assert info.value.setting == "cooldown"
+    TeacherConfig(cooldown=0.3, steps=1000, minutes=5)  # a step count: the cooldown is its last 300 steps
+    TeacherConfig(steps=UNLIMITED_STEPS, minutes=5)  # no cooldown: the clock alone decides

@@ -144,10 +144,10 @@ def test_cooldown_brings_the_learning_rate_down_to_the_last_step(tiny_cfg, tmp_p
     from engine.diffusion.train import lr_at
 
     cfg = tiny_cfg(steps=10, warmup_steps=2, cooldown=0.5, lr=1e-3)
-    lrs = [lr_at(cfg, s) for s in range(10)]
+    lrs = [lr_at(1e-3, s, 2, 0.5, 10) for s in range(10)]
     want = [0.5, 1, 1, 1, 1, 1, 0.8, 0.6, 0.4, 0.2]  # warm-up, constant, then (10 − s) / 5
     assert lrs == pytest.approx([1e-3 * w for w in want])
-    assert [lr_at(tiny_cfg(steps=10, warmup_steps=2, lr=1e-3), s) for s in range(10)] == pytest.approx([5e-4] + [1e-3] * 9)
+    assert [lr_at(1e-3, s, 2, 0.0, 10) for s in range(10)] == pytest.approx([5e-4] + [1e-3] * 9)
     train_teacher(cfg, tmp_path / "run")
     logged = [r["lr"] for r in RunDir(tmp_path / "run").read_metrics() if "lr" in r]
     assert logged == pytest.approx(lrs)  # the optimiser was given the schedule
@@ -223,3 +223,36 @@ def test_a_run_records_its_dataset_so_that_it_resumes_from_any_directory(tiny_cf
         train_teacher(tiny_cfg(steps=3, dataset="d.h5"), "../run", resume=True)
     monkeypatch.chdir(tmp_path)  # and from where it was started it still resumes
     assert train_teacher(tiny_cfg(steps=3, dataset="d.h5"), "run", resume=True).step == 3
+
+
+def _checkpoint_steps(run) -> list[int]:
+    """The steps at which the run saved a checkpoint, from its log.txt."""
+    return [int(m) for m in re.findall(r"checkpoint at step (\d+)", (run / "log.txt").read_text())]
+
+
+def test_checkpoint_minutes_0_takes_no_checkpoint_by_the_clock(tiny_cfg, tmp_path):
+    """0 = none by the clock (as for the student): a checkpoint at the end and by checkpoint_every only."""
+    train_teacher(tiny_cfg(steps=4, report_every=1, checkpoint_minutes=0), tmp_path / "a")
+    assert _checkpoint_steps(tmp_path / "a") == [4]
+    train_teacher(tiny_cfg(steps=4, report_every=1, checkpoint_minutes=0, checkpoint_every=2), tmp_path / "b")
+    assert _checkpoint_steps(tmp_path / "b") == [2, 4]
+
+
+def test_no_draw_uses_the_global_torch_rng_and_an_older_checkpoints_rng_entry_loads(tiny_cfg, tmp_path):
+    """Every draw of a step comes from step_generator, so the checkpoint keeps no global RNG state; a
+    checkpoint written when it did ("rng") still resumes, on the uninterrupted run's weights."""
+    from engine.io.checkpoint import save_checkpoint
+
+    with torch.random.fork_rng(devices=[]):  # (the seeds below stay in this test)
+        torch.manual_seed(1)
+        straight = train_teacher(tiny_cfg(steps=4), tmp_path / "a")
+        torch.manual_seed(2)  # another global RNG state: the same run
+        train_teacher(tiny_cfg(steps=2), tmp_path / "b")
+        ckpt = load_checkpoint(tmp_path / "b")
+        assert "rng" not in ckpt
+        ckpt.pop("format")
+        save_checkpoint(tmp_path / "b" / "checkpoint.pt", {**ckpt, "rng": {"torch": torch.get_rng_state()}})
+        torch.manual_seed(3)
+        resumed = train_teacher(tiny_cfg(steps=4), tmp_path / "b", resume=True)
+    assert _same_weights(straight.model, resumed.model) and _same_weights(straight.ema, resumed.ema)
+    assert _losses(tmp_path / "a") == _losses(tmp_path / "b")

@@ -102,3 +102,17 @@ def test_under_torchrun_only_rank_0_prints_the_result(monkeypatch, tmp_path, cap
     monkeypatch.setattr(train, "distill", lambda *a, **k: None)  # rank 1's share of the run, done
     assert main(["distill", "--teacher", str(teacher_run), "-o", str(tmp_path / "s"), "--json"]) == 0
     assert capsys.readouterr().out == ""
+
+
+def test_distill_resume_may_change_the_preview_cadence(teacher_run, tmp_path, capsys):
+    """`piddm distill --resume --preview-every N` is taken (previews do not change the mathematics), as
+    `piddm train --resume --preview-every N` is; a setting that does is still refused."""
+    run = tmp_path / "s"
+    small = ["--pairs", "8", "--sampler-steps", "2", "--batch", "4", "--ema-halflife", "2"]
+    assert main(["distill", "--teacher", str(teacher_run), "-o", str(run), "--steps", "1", *small]) == 0
+    assert main(["distill", "-o", str(run), "--resume", "--steps", "2", "--preview-every", "1"]) == 0
+    assert json.loads((run / "config.json").read_text())["config"]["preview_every"] == 1
+    assert (run / "previews" / "step-00000002.npz").is_file()
+    capsys.readouterr()
+    assert main(["distill", "-o", str(run), "--resume", "--steps", "3", "--lambda", "1"]) == 2
+    assert "cannot resume with changed settings (lam: 0.1 -> 1.0)" in capsys.readouterr().err

@@ -199,3 +199,38 @@ def test_pairs_that_cannot_fit_in_memory_are_refused_before_any_mapping(distill_
     with pytest.raises(ConfigError, match="100000000 pairs need .* GiB of memory for ε and x0"):
         distill(distill_cfg(pairs=100_000_000), tmp_path / "s")
     assert not (tmp_path / "s").exists()
+
+
+def test_checkpoint_minutes_0_takes_no_checkpoint_by_the_clock(distill_cfg, tmp_path):
+    """0 = none by the clock, as for the teacher: one checkpoint at the end (0 saved at every report)."""
+    import re
+
+    distill(distill_cfg(steps=4, report_every=1, checkpoint_minutes=0), tmp_path / "s")
+    saved = re.findall(r"checkpoint at step (\d+)", (tmp_path / "s" / "log.txt").read_text())
+    assert saved == ["4"]
+
+
+def test_resume_may_change_the_preview_cadence_as_the_teachers_does(straight, tmp_path):
+    """Previews do not change the mathematics: a resume that asks for others follows the uninterrupted run."""
+    from engine.diffusion.train import RESUME_MAY_CHANGE as TEACHER_MAY_CHANGE
+    from engine.distill.train import RESUME_MAY_CHANGE
+
+    cfg, ref = straight
+    assert "preview_every" in RESUME_MAY_CHANGE
+    assert {f.name for f in dataclasses.fields(cfg) if f.name in TEACHER_MAY_CHANGE} <= RESUME_MAY_CHANGE
+    run = tmp_path / "s"
+    distill(dataclasses.replace(cfg, steps=3, preview_every=0), run)
+    res = distill(dataclasses.replace(cfg, preview_every=2), run, resume=True)
+    assert res.step == cfg.steps
+    assert sorted(p.name for p in (run / "previews").glob("*.npz")) == ["step-00000004.npz", "step-00000006.npz"]
+    _assert_same_weights(load_checkpoint(run, kind="student"), ref)
+
+
+def test_the_lr_warm_up_is_the_teachers_schedule(distill_cfg, tmp_path):
+    """The student's AdamW rate follows lr_at (linear warm-up, no cooldown), as the inline formula did."""
+    from engine.diffusion.train import lr_at
+
+    cfg = distill_cfg(steps=3, warmup_steps=5, lr=1e-3)
+    distill(cfg, tmp_path / "s")
+    lr = load_checkpoint(tmp_path / "s", kind="student")["optimizer"]["param_groups"][0]["lr"]
+    assert lr == lr_at(1e-3, 2, 5) == 1e-3 * min(1.0, 3 / 5)  # the last step's (2, 0-based): the old formula
