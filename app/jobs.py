@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -9,7 +10,10 @@ import numpy as np
 
 from app.state import SolveOutcome
 from engine.errors import EngineError
-from engine.jobs import CancelToken, Progress, ProgressFn, check_cancel, no_progress
+from engine.jobs import CancelToken, ProgressFn, check_cancel, no_progress
+from engine.solve.api import MODEL_FREE, STUDENT_METHODS
+
+log = logging.getLogger(__name__)
 
 
 def task_mask(pde, n: int, task: str, rng: np.random.Generator, fraction: float = 0.03,
@@ -50,7 +54,7 @@ def make_demo(pde_name: str, pde_params: dict, n: int, seed: int, task: str = "i
 # latent solves, whose misfit is the answer's own. Guidance's is its last denoised estimate's, which jumps
 # at the end of sampling (darcy-32 teacher, inverse task, 50 steps: 0.011 at step 25, 30 at step 50);
 # dataspace holds the observations exactly.
-FITTED_MISFIT_METHODS = ("piddm", "piddm-ref", "piddm-exact", "distill")
+FITTED_MISFIT_METHODS = STUDENT_METHODS
 
 
 def _classical(pde, fields: np.ndarray) -> np.ndarray:
@@ -63,19 +67,9 @@ def _classical(pde, fields: np.ndarray) -> np.ndarray:
     return pde.solve(pde.inputs_of(x), Grid(fields.shape[-1]))[0].numpy()
 
 
-def _has_engine_solve() -> bool:
-    try:
-        import engine.solve  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def _engine_solve(model, pde, values, mask, opts: dict, on_progress, cancel):
-    try:
-        from engine.solve import Observations, SolveOptions, solve
-    except ImportError as exc:
-        raise EngineError(f"the solver (engine.solve) is not available in this build: {exc}") from None
+    from engine.solve import Observations, SolveOptions, solve
+
     obs = Observations(values=values[None].astype(np.float32), mask=mask[None])
     return solve(model, pde, obs, SolveOptions(**opts), on_progress=on_progress, cancel=cancel)
 
@@ -93,22 +87,15 @@ def run_solve(model, pde_name: str, pde_params: dict, values: np.ndarray, mask: 
     coeff = pde.coefficient_mask(Grid(n)).numpy()
     coeff_known = bool(mask[coeff].all())
     method = opts["method"]
-    if method in ("piddm", "piddm-ref", "piddm-exact", "distill", "diffusionpde", "teacher") and model is None:
+    if method not in MODEL_FREE and model is None:
         raise EngineError(f"method {method!r} needs a model: open a bundled model or a run directory")
     t0 = time.perf_counter()
-    if method == "classical" and solve_fn is None and not _has_engine_solve():
-        if not coeff_known:
-            raise EngineError("the classical solver needs the full coefficient: use the forward task")
-        on_progress(Progress("solve", 0, 1, message="reference solve"))
-        mean, std, res = _classical(pde, values), None, None
-        nfe, settings, misfit = 0, {}, None
-    else:
-        r = (solve_fn or _engine_solve)(model, pde, values, mask, opts, on_progress, cancel)
-        mean, std = np.asarray(r.mean)[0], None if r.std is None else np.asarray(r.std)[0]
-        res = None if r.residual is None else np.asarray(r.residual)[0]
-        nfe = int(getattr(r, "nfe", 0) or 0)
-        settings = dict(getattr(r, "settings", {}) or {})
-        misfit = getattr(r, "misfit", None)
+    r = (solve_fn or _engine_solve)(model, pde, values, mask, opts, on_progress, cancel)
+    mean, std = np.asarray(r.mean)[0], None if r.std is None else np.asarray(r.std)[0]
+    res = None if r.residual is None else np.asarray(r.residual)[0]
+    nfe = int(getattr(r, "nfe", 0) or 0)
+    settings = dict(getattr(r, "settings", {}) or {})
+    misfit = getattr(r, "misfit", None)
     seconds = time.perf_counter() - t0
     check_cancel(cancel)
     if res is None:
@@ -116,7 +103,8 @@ def run_solve(model, pde_name: str, pde_params: dict, values: np.ndarray, mask: 
     # Classical comparison: the reference solve of the observed (forward) or predicted coefficient.
     try:
         classical = _classical(pde, values if coeff_known else mean)
-    except Exception:  # a generated coefficient the solver cannot take: no comparison
+    except Exception:  # a generated coefficient the solver cannot take (a singular LU): no comparison
+        log.warning("no classical comparison for this %s answer", method, exc_info=True)
         classical = None
     interior = pde.interior_mask(Grid(n)).numpy()
     metrics = {"residual_mse": float((res[interior] ** 2).mean()), "seconds": seconds}

@@ -7,9 +7,10 @@ from typing import Any
 
 import numpy as np
 
-TASKS = ("forward", "inverse", "reconstruct")
-MODEL_METHODS = ("piddm", "piddm-ref", "piddm-exact", "distill", "diffusionpde", "teacher")
-FREE_METHODS = ("dataspace", "classical")  # need no model
+from engine.solve.api import MODEL_FREE
+from engine.solve.observations import TASKS
+
+__all__ = ["TASKS", "AppState", "SolveOutcome", "is_distill_student"]
 
 
 @dataclass
@@ -80,14 +81,11 @@ class AppState:
         if self.values is None or self.values.shape != (c, n, n):
             self.reset_fields()
 
-    def observed_fraction(self) -> float:
-        return float(self.mask.mean()) if self.mask is not None else 0.0
-
     def methods(self) -> list[str]:
         """Methods offered now: model methods only with a model of the right kind. ``distill`` (the
         latent solve of a λ = 0 student) instead of ``piddm`` when the student is one; ``classical``
         (the reference solve of a whole coefficient) only for the forward task."""
-        out = [m for m in FREE_METHODS if m != "classical" or self.task == "forward"]
+        out = [m for m in MODEL_FREE if m != "classical" or self.task == "forward"]
         if self.model is not None:
             kind = getattr(self.model, "kind", "student")
             if kind == "teacher":

@@ -60,12 +60,6 @@ class History:
     def redo(self) -> bool:
         return self._swap(self._redo, self._undo)
 
-    def can_undo(self) -> bool:
-        return bool(self._undo)
-
-    def can_redo(self) -> bool:
-        return bool(self._redo)
-
     def clear(self) -> None:
         self._undo.clear()
         self._redo.clear()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -21,18 +22,19 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+log = logging.getLogger(__name__)
+
 # the banner above the tabs says why none is open and what to do (MainWindow._banner_text)
 NO_MODEL = "No model open.\nThe dataspace and classical methods work without one."
 
 
 def bundled_models() -> list[Any]:
-    try:
-        from engine.models import bundled_models as _bundled
-    except ImportError:
-        return []
+    from engine.models import bundled_models as _bundled
+
     try:
         return list(_bundled())
-    except Exception:
+    except OSError:  # resources/models unreadable: start without bundled models, and say why in the log
+        log.warning("the bundled models could not be listed", exc_info=True)
         return []
 
 
@@ -44,10 +46,8 @@ def find_runs(folder: str) -> list[Any]:
 
 def is_bundled(path) -> bool:
     """A model shipped in resources/models (listed at every start), not a run of the user's."""
-    try:
-        from engine.models import bundled_root
-    except ImportError:
-        return False
+    from engine.models import bundled_root
+
     return Path(str(path)).resolve().is_relative_to(bundled_root().resolve())
 
 
@@ -273,5 +273,3 @@ class ModelPanel(QWidget):
         self.model_selected.emit(target)
         return target
 
-    def folder_of(self, info: Any) -> str:
-        return str(Path(info.path).parent)

@@ -10,7 +10,6 @@ import time
 
 import h5py
 import numpy as np
-import pytest
 from PySide6.QtCore import Qt
 
 from app.panels.results_panel import NO_RESULT
@@ -100,7 +99,6 @@ def test_exports_on_a_full_disk_become_dialogs_and_leave_no_file(qtbot, make_win
 
 
 def test_inverse_dataspace_with_compare(qtbot, make_window):
-    pytest.importorskip("engine.solve")
     w = make_window(16)
     w.task_panel.ensemble.setValue(2)
     w.task_panel.steps.setValue(5)
@@ -309,8 +307,7 @@ def test_open_run_lists_a_folders_models_and_says_when_there_is_none(qtbot, make
     from pathlib import Path
 
     bundled = Path(__file__).resolve().parents[2] / "resources" / "models" / "darcy-32"
-    if not bundled.is_dir():
-        pytest.skip("no bundled darcy-32 set")
+    assert bundled.is_dir(), "resources/models/darcy-32 is committed"
     w = make_window(16)
     panel = w.model_panel
     with qtbot.waitSignal(w.controller.model_changed, timeout=60_000):
