@@ -59,6 +59,7 @@ from engine.diffusion.train import train_teacher  # noqa: E402
 from engine.dist import resolve_device  # noqa: E402
 from engine.distill.config import PHYSICS_ON, DistillConfig  # noqa: E402
 from engine.distill.train import distill  # noqa: E402
+from engine.io.atomic import write_text  # noqa: E402
 from engine.io.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 
 T0 = time.perf_counter()
@@ -86,7 +87,7 @@ def slim(src: Path, dst: Path, card: dict) -> None:
         keep["data"] = {**keep["data"], "dataset": Path(keep["data"]["dataset"]).name}
     dst.mkdir(parents=True, exist_ok=True)
     save_checkpoint(dst / "checkpoint.pt", keep)
-    (dst / "card.json").write_text(json.dumps(card, indent=2, default=str) + "\n")
+    write_text(dst / "card.json", json.dumps(card, indent=2, default=str) + "\n")
 
 
 def init_source(args: argparse.Namespace, name: str) -> str:
@@ -117,7 +118,7 @@ def teacher_curve(tcfg: TeacherConfig, work: Path, parts: int, args: argparse.Na
     record = {"pde": tcfg.pde, "grid": tcfg.grid_n, "model": tcfg.model, "batch": tcfg.batch_size, "lr": tcfg.lr,
               "ema_halflife_steps": tcfg.ema_halflife_steps, "n_data": args.n_data, "bench_n": args.bench_n,
               "sampler_steps": args.sampler_steps, "points": points}
-    (out / f"{tcfg.pde}-teacher-curve.json").write_text(json.dumps(record, indent=2) + "\n")
+    write_text(out / f"{tcfg.pde}-teacher-curve.json", json.dumps(record, indent=2) + "\n")
     return tres
 
 
@@ -139,7 +140,7 @@ def kept_card(src: Path, base_card: dict) -> None:
     if card.get("kind") == "student" and "continued_from" in base_card["teacher_training"]:
         card["teacher_at_distillation"] = card.get("teacher_at_distillation", card["teacher_training"])
         card["teacher_training"] = base_card["teacher_training"]
-    (src / "card.json").write_text(json.dumps(card, indent=2, default=str))
+    write_text(src / "card.json", json.dumps(card, indent=2, default=str))
 
 
 def carried_guidance(src: Path) -> dict:
@@ -304,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"(pairs {dres.pair_seconds:.0f} s), residual {dres.residual:.3g} vs teacher's {dres.residual_scale:.3g}")
         bench = bench_generate(work, n=args.bench_n, seeds=args.bench_seeds, sampler_steps=args.sampler_steps,
                                device=args.device)
-        (work / "bench.json").write_text(json.dumps(bench, indent=2))
+        write_text(work / "bench.json", json.dumps(bench, indent=2))
         log(f"{pde}: bench\n{format_table(bench)}")
         tparams = sum(v.numel() for v in load_checkpoint(work / "teacher")["ema"].values())
         hardware = torch.cuda.get_device_name() if torch.cuda.is_available() and args.device != "cpu" else "CPU"
@@ -349,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
         summary[pde] = {"bench": bench, "teacher_seconds": record["teacher_training"]["seconds"]}
         log(f"{pde}: bundled")
     if args.tar:
-        (Path(args.tar) / "summary.json").write_text(json.dumps(summary, indent=2))
+        write_text(Path(args.tar) / "summary.json", json.dumps(summary, indent=2))
     return 0
 
 

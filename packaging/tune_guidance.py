@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 from engine import pdes  # noqa: E402
 from engine.bench_solve import VALIDATION_SEED  # noqa: E402
 from engine.data.generate import generate_fields  # noqa: E402
+from engine.io.atomic import write_text  # noqa: E402
 from engine.models import load_model  # noqa: E402
 from engine.solve.guidance import tune_guidance  # noqa: E402
 
@@ -100,9 +101,7 @@ def write_cards(pde_dir: Path, task: str, weights: dict[str, Any], record: dict[
         card = json.loads(path.read_text()) if path.is_file() else {}
         card.setdefault("guidance", {})[task] = weights
         card.setdefault("guidance_tuning", {})[task] = record
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(card, indent=2) + "\n")
-        tmp.replace(path)
+        write_text(path, json.dumps(card, indent=2) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
