@@ -39,7 +39,7 @@ from engine.io.checkpoint import FILENAME
 from engine.jobs import CancelToken, Progress, ProgressFn, check_cancel, no_progress
 from engine.metrics import residual_stats, truth_errors
 from engine.solve import METHODS, Observations, SolveOptions, solve
-from engine.solve.api import default_candidates, default_residual_norm
+from engine.solve.api import STUDENT_METHODS, default_candidates, default_residual_norm
 from engine.solve.observations import TASKS
 
 SOLVE_SEED = 7_000_003  # held-out solve cases (REFERENCE_SEED/HELD_OUT_SEED of engine.bench are taken)
@@ -127,7 +127,7 @@ def bench_solve(folder: str | Path, *, task: str = "forward", obs: str = "points
     """Run every solve method on held-out cases of a model folder (module docstring).
 
     guidance_steps: Heun steps of diffusionpde/teacher (default ``steps``). lam / lr / candidates /
-    residual_norm: override the methods' defaults (None = defaults). precision: of the networks
+    residual_norm: override the student methods' defaults (None = defaults). precision: of the networks
     (``SolveOptions.precision``). Returns a dict for
     ``engine.bench.format_table``.
     """
@@ -155,7 +155,8 @@ def bench_solve(folder: str | Path, *, task: str = "forward", obs: str = "points
     def options(row: str, s: int, n_steps: int | None = None) -> SolveOptions:
         m, own_steps = split[row]
         st = n_steps or own_steps or (g_steps if m in ("diffusionpde", "teacher") else steps)
-        kw: dict[str, Any] = {"lam": lam} if lam is not None and m not in ("teacher", "diffusionpde") else {}
+        # λ for the student methods only: diffusionpde's λ is its ζ_pde, and no other method reads one
+        kw: dict[str, Any] = {"lam": lam} if lam is not None and m in STUDENT_METHODS else {}
         if lr is not None:
             kw["lr"] = lr
         if candidates is not None:

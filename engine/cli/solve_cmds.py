@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+from typing import Any
 
 from engine import pdes
 from engine.cli.common import add_common, emit, progress_bar, setting_flags
@@ -29,9 +31,16 @@ def check_student_kind(method: str, model, path: str) -> None:
                           "with λ = 0: use --method distill")
 
 
-# The solve options' defaults when not given (SolveOptions'); --compile sets compile_network.
-SOLVE_DEFAULTS = {"ensemble": 8, "steps": 200, "lam": None, "lr": None, "candidates": None, "residual_norm": None,
-                  "precision": "float32", "compile": False}
+DEST_OF = {"compile_network": "compile"}  # SolveOptions field -> its option's dest, where they differ
+
+
+def solve_defaults() -> dict[str, Any]:
+    """{dest: default} of the options some method reads (``api.OPTIONS_READ``), in SolveOptions' field
+    order: SolveOptions' own defaults, so that they are written down in one place."""
+    from engine.solve.api import OPTIONS_READ, SolveOptions
+
+    read = set().union(*OPTIONS_READ.values())
+    return {DEST_OF.get(f.name, f.name): f.default for f in dataclasses.fields(SolveOptions) if f.name in read}
 
 
 def method_options(args: argparse.Namespace, flags: dict[str, str]) -> None:
@@ -42,12 +51,13 @@ def method_options(args: argparse.Namespace, flags: dict[str, str]) -> None:
     from engine.errors import ConfigError
     from engine.solve.api import OPTIONS_READ
 
-    reads = [{"compile_network": "compile"}.get(k, k) for k in OPTIONS_READ[args.method]]
-    given = [k for k in SOLVE_DEFAULTS if getattr(args, k) not in (None, False)]
+    defaults = solve_defaults()
+    reads = [DEST_OF.get(k, k) for k in OPTIONS_READ[args.method]]
+    given = [k for k in defaults if getattr(args, k) not in (None, False)]
     if unread := [k for k in given if k not in reads]:
         named = ", ".join(flags[k] for k in reads) or "none of the solve options"
         raise ConfigError(f"method {args.method} does not use {flags[unread[0]]} (it reads {named})")
-    for k, v in SOLVE_DEFAULTS.items():
+    for k, v in defaults.items():
         if getattr(args, k) is None:
             setattr(args, k, v)
 

@@ -108,7 +108,7 @@ def factorize(mat: sp.spmatrix) -> spla.SuperLU:
     return spla.splu(sp.csc_matrix(mat), permc_spec="MMD_AT_PLUS_A")
 
 
-def spd_solve(mat: sp.spmatrix, rhs: np.ndarray) -> np.ndarray:
+def lu_solve(mat: sp.spmatrix, rhs: np.ndarray) -> np.ndarray:
     return factorize(mat).solve(rhs)
 
 

@@ -44,7 +44,7 @@ CPU_MEMBERS_PER_BATCH = 16
 
 # λ defaults (dimensionless: the residual term is divided by the starting residual s, see latent.py),
 # used where the student's card holds no tuned value for the task and observation kind (default_lambda).
-DEFAULT_LAMBDA = {"piddm": 1.0, "distill": 1.0, "piddm-ref": 1.0, "piddm-exact": 1.0, "dataspace": 1.0}
+DEFAULT_LAMBDA = {"piddm": 1.0, "distill": 1.0, "piddm-ref": 1.0, "piddm-exact": 1.0}
 DEFAULT_LR = 0.05  # Adam's rate on the latent ε per step, where the card holds no tuned value (default_lr)
 # The plain latent solve, whose λ the cards' tuned settings give (engine.solve.tuning); the rate they give
 # serves every student method, since it is a property of the student's latent map.
@@ -70,7 +70,8 @@ class SolveOptions:
 # their values): `piddm solve` refuses another one given, the app greys out the others' boxes.
 _LATENT_READS = ("ensemble", "steps", "lam", "lr", "candidates", "residual_norm", "precision", "compile_network")
 OPTIONS_READ: dict[str, tuple[str, ...]] = {
-    "classical": (), "dataspace": ("steps", "lam"),  # one deterministic answer; λ scales the objective only
+    # dataspace: one deterministic answer, and no λ: its objective is the residual alone (``baselines``)
+    "classical": (), "dataspace": ("steps",),
     "teacher": ("ensemble", "steps", "precision"), "diffusionpde": ("ensemble", "steps", "lam", "precision"),
     **dict.fromkeys(STUDENT_METHODS, _LATENT_READS)}
 
@@ -251,10 +252,11 @@ def _guidance_weights(model: Any, task: str, grid: Grid, kind: str = "points") -
 
 def resolved_options(model: Any, pde: PDE, obs: Observations, opts: SolveOptions) -> SolveOptions:
     """``opts`` with the defaults it left open (None) filled in as the solve uses them: λ, the rate,
-    start screening K and the residual norm σ. The teacher methods' λ stays None (their ζ_pde comes
-    from the card's guidance weights, ``_run``)."""
+    start screening K and the residual norm σ. Only the student methods get a default λ: the teacher
+    methods' stays None (their ζ_pde comes from the card's guidance weights, ``_run``), and the
+    model-free methods read none."""
     m = opts.method
-    lam = opts.lam if opts.lam is not None or m in TEACHER_METHODS else default_lambda(m, pde, obs, model)
+    lam = default_lambda(m, pde, obs, model) if opts.lam is None and m in STUDENT_METHODS else opts.lam
     return replace(opts, lam=lam,
                    lr=opts.lr if opts.lr is not None else default_lr(m, pde, obs, model),
                    candidates=opts.candidates if opts.candidates is not None else default_candidates(model, obs),
@@ -272,6 +274,8 @@ def settings_record(opts: SolveOptions, obs: Observations, model: Any = None, pd
         return {}
     if m in TEACHER_METHODS:
         return {"steps": opts.steps, **guidance_zetas(model, pde, obs, opts, grid), "precision": opts.precision}
+    if m == "dataspace":
+        return {"steps": opts.steps}
     rec: dict[str, Any] = {"steps": opts.steps, "lambda": opts.lam}
     if m in STUDENT_METHODS:
         rec |= {"lr": opts.lr, "candidates": opts.candidates, "residual_norm": opts.residual_norm,
@@ -370,7 +374,7 @@ def _run(model: Any, pde: PDE, obs: Observations, opts: SolveOptions, grid: Grid
     if m == "classical":
         return baselines.classical(pde, obs, grid)
     if m == "dataspace":
-        return baselines.dataspace(pde, obs, grid, steps=opts.steps, lam=lam, device=opts.device or "cpu",
+        return baselines.dataspace(pde, obs, grid, steps=opts.steps, device=opts.device or "cpu",
                                    on_progress=on_progress, cancel=cancel)
     if m in STUDENT_METHODS:
         student = _part(model, "student", m)

@@ -61,8 +61,8 @@ from engine.solve.graphs import CapturedStep
 from engine.solve.observations import Observations
 
 REFINE_FRACTION = 0.5  # piddm-ref: refinement steps = this × steps, after the main phase
-REFINE_LAMBDA = 10.0  # ... with λ multiplied by this
-REFINE_LR = 0.5  # ... and the learning rate multiplied by this (smaller steps near the optimum)
+REFINE_LAMBDA_FACTOR = 10.0  # ... with λ multiplied by this
+REFINE_LR_FACTOR = 0.5  # ... and the learning rate multiplied by this (smaller steps near the optimum)
 SCREEN_CHUNK = 256  # generator evaluations per batch while screening start candidates (memory only)
 
 
@@ -113,8 +113,8 @@ def latent_solve(student: Any, pde: PDE, obs: Observations, *, ensemble: int, st
                  trace: Callable[[int, torch.Tensor], None] | None = None) -> MethodOutput:
     """piddm / distill (refine=False) and piddm-ref (refine=True); see the module docstring.
 
-    Returns members (B, E, C, N, N) float64 physical x_mix; nfe = generator evaluations per member
-    (one per step and the final one, plus the K screened draws when K > 1).
+    Returns members (B, E, C, N, N) float64 physical x_mix; nfe = generator evaluations per member:
+    the one that fixes s, one per step, the final one, and the K screened draws when K > 1.
     candidates: K, each member starts from the best of K prior draws (``screened_latents``).
     residual_norm: σ, the physics term measures the residual in H^(−2σ) (module docstring); the
         reported residual_mse is the plain one whatever σ.
@@ -169,19 +169,19 @@ def latent_solve(student: Any, pde: PDE, obs: Observations, *, ensemble: int, st
     for step in range(total + 1):
         if step == steps and n_refine:  # piddm-ref: the refinement phase (new λ and lr: a new capture)
             for group in opt.param_groups:
-                group["lr"] = lr * REFINE_LR
-            step_once = phase(lam * REFINE_LAMBDA)
+                group["lr"] = lr * REFINE_LR_FACTOR
+            step_once = phase(lam * REFINE_LAMBDA_FACTOR)
         if step < total:
             seen = step_once()
         else:  # the final latents' field, no step
             with torch.no_grad():
-                seen = objective(lam * (REFINE_LAMBDA if n_refine else 1.0))[1]
+                seen = objective(lam * (REFINE_LAMBDA_FACTOR if n_refine else 1.0))[1]
         xm = seen.pop("x")
         if trace is not None:
             trace(step, xm)
         report(step, seen, case0_mean(xm, e))
     members = xm.detach().to("cpu", torch.float64).reshape((b, e) + tuple(xm.shape[1:])).numpy()
-    nfe = total + 1 + (candidates if candidates > 1 else 0)
+    nfe = 1 + total + 1 + (candidates if candidates > 1 else 0)  # s, the steps, the final field, screening
     state = opt.state[eps]
     moments = {"step": float(state["step"]), "exp_avg": state["exp_avg"].detach().clone(),
                "exp_avg_sq": state["exp_avg_sq"].detach().clone()}

@@ -19,13 +19,14 @@ def test_settings_a_method_does_not_read_are_greyed_out(qtbot, make_window):
     assert not tp.form.labelForField(tp.lam).isEnabled()
     tp.compare_box.setChecked(True)
     tp.compare_method.setCurrentText("dataspace")  # a box is for either method
-    assert enabled(tp) == {"steps", "lam"}
+    assert enabled(tp) == {"steps"}
     assert tp.ensemble.toolTip() == "classical and dataspace do not use this setting"
     tp.compare_box.setChecked(False)
     assert enabled(tp) == set()
     tp.task_box.setCurrentText("inverse")  # classical is not offered: dataspace is chosen
-    assert tp.method_box.currentText() == "dataspace" and enabled(tp) == {"steps", "lam"}
-    assert "Weight of the PDE residual" in tp.lam.toolTip()  # its own tooltip back
+    # dataspace reads no λ: its observations are a hard constraint, so λ would weigh its only term
+    assert tp.method_box.currentText() == "dataspace" and enabled(tp) == {"steps"}
+    assert tp.lam.toolTip() == "dataspace does not use this setting"
 
 
 def test_model_methods_read_what_the_engine_says(qtbot):
@@ -33,5 +34,7 @@ def test_model_methods_read_what_the_engine_says(qtbot):
     qtbot.addWidget(tp)
     tp.set_methods(["piddm", "teacher", "dataspace"], "teacher", "dataspace")
     assert enabled(tp) == {"ensemble", "steps"}
+    assert tp.lam.toolTip() == "teacher does not use this setting"
     tp.set_methods(["piddm", "teacher", "dataspace"], "piddm", "dataspace")
     assert enabled(tp) == {"ensemble", "steps", "lam", "residual_norm"}
+    assert "Weight of the PDE residual" in tp.lam.toolTip()  # its own tooltip back

@@ -68,7 +68,7 @@ def test_a_method_at_its_own_step_count_is_a_row_of_its_own(folder):
                       methods=["piddm", "piddm@5", "teacher@3"])
     table = res["table"]
     assert list(table) == ["piddm", "piddm@5", "teacher@3"]
-    assert (table["piddm"]["nfe"]["mean"], table["piddm@5"]["nfe"]["mean"]) == (3, 6)  # steps + 1
+    assert (table["piddm"]["nfe"]["mean"], table["piddm@5"]["nfe"]["mean"]) == (4, 7)  # steps + 1, and the pass that fixes the residual scale s
     assert table["teacher@3"]["nfe"]["mean"] == 5  # Heun: 2·3 − 1
     assert table["piddm@5"]["rel_l2_a"]["mean"] != table["piddm"]["rel_l2_a"]["mean"]
     for bad in ("piddm@0", "piddm@x", "magic@5"):
@@ -166,7 +166,7 @@ def test_bench_command_gives_the_guidance_baselines_their_own_step_count(folder,
     assert (res["steps"], res["guidance_steps"]) == (2, 3)
     assert (res["candidates"], res["residual_norm"]) == (1, 0.0)  # from points: no screening, plain residual
     assert res["precision"].startswith("float32 networks")  # the default
-    assert res["table"]["piddm"]["nfe"]["mean"] == 3  # steps + 1 generator evaluations
+    assert res["table"]["piddm"]["nfe"]["mean"] == 4  # steps + 1 generator evaluations, + 1 for the scale s
     assert (res["settings"]["piddm"]["lambda"], res["settings"]["piddm"]["lr"]) == (1.0, 0.05)  # no tuned card
     assert res["table"]["teacher"]["nfe"]["mean"] == 5  # Heun: 2·3 − 1 denoiser evaluations
     printed = capsys.readouterr()

@@ -66,14 +66,15 @@ def test_the_solve_attribute_holds_only_what_the_method_used(tmp_path):
     assert main(["solve", "--method", "dataspace", "--steps", "3", "--obs", str(obs), "-o", str(out)]) == 0
     with h5py.File(out) as h:
         recorded = json.loads(h.attrs["solve"])
-    assert recorded["steps"] == 3 and "lambda" in recorded and not {"precision", "compile", "lr"} & set(recorded)
+    assert recorded["steps"] == 3 and not {"lambda", "precision", "compile", "lr"} & set(recorded)  # steps only
 
 
 @pytest.mark.parametrize("method, option, reads", [
     ("classical", ["--lambda", "5"], "none of the solve options"),
     ("classical", ["--precision", "bf16"], "none of the solve options"),
-    ("dataspace", ["--ensemble", "4"], "--steps, --lambda"),
-    ("dataspace", ["--compile"], "--steps, --lambda"),
+    ("dataspace", ["--ensemble", "4"], "--steps"),
+    ("dataspace", ["--compile"], "--steps"),
+    ("dataspace", ["--lambda", "3"], "--steps"),  # the observations are a hard constraint: λ scales nothing
     ("teacher", ["--lambda", "1"], "--ensemble, --steps, --precision"),
     ("diffusionpde", ["--lr", "0.1"], "--ensemble, --steps, --lambda, --precision"),
 ])
@@ -85,12 +86,13 @@ def test_an_option_the_method_does_not_read_is_refused(capsys, tmp_path, method,
 
 
 @pytest.mark.parametrize("argv, flag", [
+    (["--steps", "0"], "--steps must be a whole number ≥ 1, got 0"),
     (["--ensemble", "0"], "--ensemble must be a whole number ≥ 1, got 0"),
     (["--lambda", "nan"], "--lambda must be a finite number ≥ 0, got nan"),
     (["--residual-norm", "3"], "--residual-norm must be a number in [0, 2], got 3"),
 ])
 def test_bad_solve_numbers_are_named_by_their_flags(capsys, tmp_path, argv, flag):
-    if argv[0] == "--lambda":  # a model-free method
+    if argv[0] == "--steps":  # a model-free method (which reads none of the others)
         model, obs = [], _forward_obs(tmp_path / "obs.h5", "darcy", 16)
     elif (MODELS / "darcy-32").is_dir():
         model, obs = ["--model", MODELS / "darcy-32" / "piddm"], _forward_obs(tmp_path / "obs.h5", "darcy", 32)
