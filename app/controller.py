@@ -13,6 +13,7 @@ from qasync import asyncSlot
 from app.jobs import make_demo, run_solve, task_mask
 from app.state import AppState
 from app.workers import JobFailed, Jobs
+from engine.grid import Grid
 from engine.jobs import Cancelled
 
 log = logging.getLogger("app")
@@ -70,6 +71,7 @@ class Controller(QObject):
         self._first_preview: float | None = None
         self.timings: dict[str, float] = {}  # last solve: first_preview, total (seconds, wall clock)
         self.inputs.edited.connect(self.check_truth)
+        self.results.shown_changed.connect(self.follow_shown_answer)
 
     # -- model ----------------------------------------------------------------------------------
     @asyncSlot(object)
@@ -89,6 +91,9 @@ class Controller(QObject):
                 model = await self.jobs.start(load_model, info.path, name="load model").result()
             except (JobFailed, Cancelled) as exc:
                 if request == self._model_requests:
+                    # the list still points at the model that failed: back to the one still open (set_models
+                    # selects without signalling, so no load of it starts)
+                    self.model_panel.set_models(self.model_panel.infos(), s.model_info)
                     self.report_error("Could not open the model", str(exc), getattr(exc, "details", ""))
                 return
             if request != self._model_requests:
@@ -262,6 +267,7 @@ class Controller(QObject):
         self.check_truth()  # (a task switch or a mask import changes what is observed without an edit)
         methods = self.task.chosen_methods()  # the method, then the compared ones (what store() just read)
         values, mask, truth, task = s.values.copy(), s.mask.copy(), s.truth, s.task
+        interior = s.pde.interior_mask(Grid(s.grid_n)).numpy()  # (the residual away from observations)
         self._solving, self._stopped_for_change = self._problem(), False
         self._status_shows_result = False
         self._set_busy(True)
@@ -282,12 +288,12 @@ class Controller(QObject):
                 log.info("%s finished after %.2f s (wall clock)", m, self.timings["total"])
                 r.task = task
                 outcomes.append(r)
-                self.results.show_result(r, mask, s.channels)
+                self.results.show_result(r, mask, s.channels, interior)
             # this solve's answers replace the last one's (export writes them all), only once they are
             # all in: a compare stopped half-way leaves the last finished solve, as the views do
             s.results.clear()
             s.results.update((r.method, r) for r in outcomes)
-            self.results.show_outcomes(outcomes, mask, s.channels)  # the chosen method's answer first
+            self.results.show_outcomes(outcomes, mask, s.channels, interior)  # the chosen method's first
             if len(outcomes) > 1:
                 self.compare.show_results(outcomes, mask, s.channels)
             log.info("solved with %s", ", ".join(f"{r.method} ({r.seconds:.2f} s)" for r in outcomes))
@@ -308,6 +314,17 @@ class Controller(QObject):
         finally:
             self.solve_runner, self._solving = None, None
             self._set_busy(False, finished)
+
+    def follow_shown_answer(self) -> None:
+        """The Results tab's "showing" box put another compared answer on screen: the task panel's status
+        and the window's status line give that answer's summary, not the first method's."""
+        if self.busy or not self._status_shows_result:
+            return  # (a running solve's progress, or a stopped one's message, holds those lines)
+        text = self.results.summary.text()
+        self.task.status.setText(text)
+        show_status = getattr(self.parent(), "show_status", None)  # the MainWindow's status line
+        if show_status is not None:
+            show_status(text.replace("<b>", "").replace("</b>", ""))
 
     def _shown_now(self) -> str:
         """What the result views show after a solve stopped: the last finished one's answers, or none."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QPointF, QRectF, QSize, QSizeF, Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from engine.errors import EngineError
@@ -24,6 +24,35 @@ def _ignore(ev) -> None:
 EXPORT_MIN_SIZE = QSize(480, 440)  # a PNG of a view not on screen: a size its axes and colour bar fit
 
 
+class _Title(pg.LabelItem):
+    """A plot title that asks for no width. pyqtgraph makes a title's text width the plot's minimum
+    width: a title wider than its cell (a blanked "|u − classical solve|: when the solve finishes")
+    pushed the colour bar out of the view, its numbers cut off. The text is drawn centred whatever its
+    width."""
+
+    def sizeHint(self, hint, constraint):
+        size = super().sizeHint(hint, constraint)
+        if hint == Qt.SizeHint.MinimumSize:
+            size.setWidth(0)
+        return size
+
+    def updateMin(self) -> None:
+        super().updateMin()
+        self.setMinimumWidth(0)
+
+
+class _Graphics(pg.GraphicsLayoutWidget):
+    """A GraphicsLayoutWidget whose plot never stays wider or taller than the widget. Its plot grows past
+    the widget when the plot's minimum size does (a long axis label, a wide title), and pyqtgraph never
+    shrinks it back: the colour bar stayed off the view after every later, narrower, result. With the
+    widget's size as the plot's maximum, Qt fits the plot back as soon as its minimum allows."""
+
+    def resizeEvent(self, ev) -> None:
+        if hasattr(self, "ci"):  # (GraphicsView's constructor resizes before the layout exists)
+            self.ci.setMaximumSize(QSizeF(self.size()))
+        super().resizeEvent(ev)
+
+
 class FieldView(QWidget):
     """Shows an (N, N) array indexed [row = y, col = x] on [0, 1]², row 0 at the bottom."""
 
@@ -37,10 +66,13 @@ class FieldView(QWidget):
         self._shown: np.ndarray | None = None
         self._mask: np.ndarray | None = None
         self._levels: tuple[float, float] | None = None  # fixed colour levels (shared_levels), else its own
+        self._peers: tuple[np.ndarray, ...] = ()  # the same quantity in other answers (``share_scale_with``)
+        self.subject = ""  # whose field it is (a method): the title names it, and so does an exported PNG
         self.empty_title: str | None = None  # the title without data (else "<title> (n/a)")
-        self.graphics = pg.GraphicsLayoutWidget()
+        self.graphics = _Graphics()
         self.graphics.setBackground("w")
-        self.plot: pg.PlotItem = self.graphics.addPlot(title=title)
+        self.plot: pg.PlotItem = self.graphics.addPlot()
+        self._use_title_item(_Title(size="11pt"))
         self.plot.setAspectLocked(True)
         self.plot.setMenuEnabled(False)
         self.plot.hideButtons()
@@ -66,11 +98,17 @@ class FieldView(QWidget):
         self.cbar.axis.setWidth(None)
         self.readout = QLabel(" ")
         self.readout.setMinimumWidth(10)
+        # a line on how to read the view (``set_note``), hidden without one. One line, never wrapped: a
+        # wrapped label's height-for-width squeezed the grid's other row of views to nothing
+        self.note = QLabel()
+        self.note.setMinimumWidth(10)  # (cut short in a narrow cell rather than widening it)
+        self.note.setVisible(False)
         self.log_box = QCheckBox("log scale") if log_option else None
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(2)
         lay.addWidget(self.graphics, 1)
+        lay.addWidget(self.note)
         row = QHBoxLayout()
         row.addWidget(self.readout, 1)
         if self.log_box is not None:
@@ -82,6 +120,14 @@ class FieldView(QWidget):
         self.graphics.scene().sigMouseClicked.connect(self._on_click)
         self.graphics.setToolTip("wheel: zoom, drag: pan, double-click: whole field")
         self.set_axes(("y", "x"))
+
+    def _use_title_item(self, label: pg.LabelItem) -> None:
+        """Put ``label`` where PlotItem keeps its title (row 0 above the plot; PlotItem.setTitle uses it)."""
+        old = self.plot.titleLabel
+        self.plot.layout.removeItem(old)
+        old.scene().removeItem(old)
+        self.plot.layout.addItem(label, 0, 1)
+        self.plot.titleLabel = label
 
     def _make_image(self) -> pg.ImageItem:
         return pg.ImageItem(axisOrder="row-major")
@@ -105,8 +151,28 @@ class FieldView(QWidget):
 
     def set_title(self, title: str) -> None:
         self.title = title
-        self.plot.setTitle(title)
         self._refresh()
+
+    def set_subject(self, subject: str) -> None:
+        """Name whose field this is (a method) in front of the title: "diffusionpde: u"."""
+        self.subject = subject
+        self._refresh()
+
+    def set_note(self, text: str, tooltip: str = "") -> None:
+        """A line under the view on how to read it ("" hides it)."""
+        self.note.setText(text)
+        self.note.setToolTip(tooltip)
+        self.note.setVisible(bool(text))
+
+    def share_scale_with(self, peers: list[np.ndarray]) -> None:
+        """Span the colour scale over ``peers`` too: the same quantity in the other answers to the same
+        observations, so that switching between answers changes a colour only where the value changes.
+        The peers are raw data: a log-scale toggle takes them into the new units with this view's data."""
+        self._peers = tuple(np.asarray(p, dtype=np.float64) for p in peers)
+        self._refresh()
+
+    def _show_title(self, text: str) -> None:
+        self.plot.setTitle(text)
 
     def set_field(self, data: np.ndarray | None, mask: np.ndarray | None = None) -> None:
         """Show ``data`` (N, N); ``mask`` (N, N) bool dims unobserved nodes and marks sparse ones."""
@@ -132,10 +198,10 @@ class FieldView(QWidget):
         return np.log10(np.abs(d) + 1e-12) if self.log_scale else d
 
     def natural_levels(self) -> tuple[float, float] | None:
-        """The colour levels this view picks for its own data (None without data)."""
+        """The colour levels this view picks for its own data and its peers' (None without data)."""
         if self._data is None:
             return None
-        shown = self._shown_of(self._data)
+        shown = np.concatenate([self._shown_of(d).ravel() for d in (self._data, *self._peers)])
         finite = shown[np.isfinite(shown)]
         lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
         if self.log_scale and finite.size:  # a robust window: exact zeros (boundary) would stretch it
@@ -154,10 +220,11 @@ class FieldView(QWidget):
             self.image.clear()
             self.overlay.clear()
             self.points.clear()
-            self.plot.setTitle(self.empty_title or f"{self.title} (n/a)")
+            self._show_title(self.empty_title or f"{self.title} (n/a)")
             self.reset_view()
             return
-        self.plot.setTitle(f"log₁₀ {self.title}" if self.log_scale else self.title)
+        title = f"log₁₀ {self.title}" if self.log_scale else self.title
+        self._show_title(f"{self.subject}: {title}" if self.subject else title)
         n = d.shape[-1]
         shown = self._shown = self._shown_of(d)
         lo, hi = self._levels or self.natural_levels()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QGridLayout,
@@ -37,6 +38,39 @@ LIVE = "solving: the fields show its current answer; residual, std and error com
 MISFIT_FITTED = 0.05
 
 
+RESIDUAL_TIP = (
+    "|residual| of the PDE at every node of the answer (log₁₀ with “log scale”).\n"
+    "An answer keeps its observed values exactly as given. Where a generated field does not meet them\n"
+    "smoothly, the residual jumps at the observed nodes and at their stencil neighbours: a “+” at each\n"
+    "observation point is that seam between data and generated field, not the physics failing there.\n"
+    "The summary's residual_mse counts them; the number “away from observed nodes” leaves them out.")
+SEAM_NOTE = "“+” at observed nodes: values kept as given (hover)"
+
+
+def near_observed(mask: np.ndarray | None) -> np.ndarray | None:
+    """(N, N) bool: the nodes of the partly observed channels' observations and their neighbours (3×3),
+    where copying observed values into a generated field breaks the stencil; None when no channel is partly
+    observed (a forward task observes its coefficient whole: there is no seam)."""
+    if mask is None:
+        return None
+    partial = [m for m in mask if 0 < m.mean() < 1]
+    if not partial:
+        return None
+    obs = np.any(partial, axis=0)
+    padded = np.pad(obs, 1)
+    n0, n1 = obs.shape
+    return np.any([padded[i:i + n0, j:j + n1] for i in range(3) for j in range(3)], axis=0)
+
+
+def residual_mse_away(residual: np.ndarray, near: np.ndarray, interior: np.ndarray | None) -> float | None:
+    """Mean r² over the interior nodes away from the observations (``near_observed``): the residual_mse a
+    reader would take for the physics of the generated field. None when too few nodes are left (< 10%)."""
+    away = ~near if interior is None else interior & ~near
+    if away.sum() < 0.1 * (near.size if interior is None else interior.sum()):
+        return None
+    return float((residual[away].astype(np.float64) ** 2).mean())
+
+
 def fmt(v) -> str:
     return f"{v:.3g}" if isinstance(v, float) else ("—" if v is None else str(v))
 
@@ -60,11 +94,18 @@ def converged(m: dict) -> bool:
 
 
 class ResultsPanel(QWidget):
+    """One answer at a time. After a compare the "showing" box picks which; every view's title names its
+    method, and each view's colour scale spans that quantity in all the compared answers (as the Compare
+    tab's rows do), so that flipping the box changes a colour only where a value changes."""
+
+    shown_changed = Signal()  # the "showing" box put another compared answer (and its summary) on screen
+
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.grid = QGridLayout()
         self.channel_views: list[FieldView] = []
         self.residual = FieldView("|residual|", "residual", log_option=True)
+        self.residual.graphics.setToolTip(f"{RESIDUAL_TIP}\n\n{self.residual.graphics.toolTip()}")
         self.std = FieldView("ensemble std", "std")
         self.error = FieldView("|error| vs classical", "error")
         self.summary = QLabel(NO_RESULT)
@@ -74,6 +115,7 @@ class ResultsPanel(QWidget):
         self.method_box.setToolTip("the compared method whose answer, std and error the views show")
         self.method_label = QLabel("showing")
         self._outcomes: tuple[list[SolveOutcome], np.ndarray | None, tuple[str, ...]] = ([], None, ())
+        self._interior: np.ndarray | None = None  # (N, N) nodes where the PDE holds (``show_outcomes``)
         self._live = False  # the field views show a running solve's preview (the others are blank)
         row = QHBoxLayout()
         row.addWidget(self.summary, 1)
@@ -106,10 +148,13 @@ class ResultsPanel(QWidget):
         self._live = False
         for v in [*self.channel_views, self.residual, self.std, self.error]:
             v.empty_title = None
+            v.subject = ""
+            v.share_scale_with([])
             v.set_field(None)
+        self.residual.set_note("")
         self.std.set_title("ensemble std")
         self.summary.setText(NO_RESULT)
-        self._outcomes = ([], None, ())
+        self._outcomes, self._interior = ([], None, ()), None
         self._show_method_choice(False)
 
     def _show_method_choice(self, visible: bool) -> None:
@@ -117,21 +162,24 @@ class ResultsPanel(QWidget):
         self.method_label.setVisible(visible)
 
     def show_outcomes(self, outcomes: list[SolveOutcome], mask: np.ndarray | None,
-                      pde_fields: tuple[str, ...]) -> None:
-        """A finished solve's answers (several after a compare): the first is shown, the others chosen."""
+                      pde_fields: tuple[str, ...], interior: np.ndarray | None = None) -> None:
+        """A finished solve's answers (several after a compare): the first is shown, the others chosen.
+        ``interior``: the PDE's interior nodes, for the residual away from the observations."""
         self._outcomes = (list(outcomes), mask, tuple(pde_fields))
+        self._interior = interior
         self.method_box.blockSignals(True)
         self.method_box.clear()
         self.method_box.addItems([r.method for r in outcomes])
         self.method_box.setCurrentIndex(0)
         self.method_box.blockSignals(False)
         self._show_method_choice(len(outcomes) > 1)
-        self.show_result(outcomes[0], mask, pde_fields)
+        self._show(outcomes[0], mask, pde_fields, outcomes[1:])
 
     def _show_chosen(self, i: int) -> None:
         outcomes, mask, pde_fields = self._outcomes
         if 0 <= i < len(outcomes):
-            self.show_result(outcomes[i], mask, pde_fields)
+            self._show(outcomes[i], mask, pde_fields, [o for o in outcomes if o is not outcomes[i]])
+            self.shown_changed.emit()
 
     def show_preview(self, mean: np.ndarray, method: str = "") -> None:
         """Live update while ``method`` solves: (C, N, N) current mean. The views a preview does not
@@ -141,8 +189,13 @@ class ResultsPanel(QWidget):
             self._live = True
             self._show_method_choice(False)  # the previous compare's answers are not on screen
             for v in (self.residual, self.std, self.error):
-                v.empty_title = f"{v.title}: when the solve finishes"
+                v.empty_title = f"{v.title} (after the solve)"  # short: a title wider than its cell is cut
+                v.subject = ""
                 v.set_field(None)
+            self.residual.set_note("")
+            for v in self.channel_views:
+                v.subject = method
+                v.share_scale_with([])
             self.summary.setText(f"<b>{method}</b>: {LIVE}")
         self._show_fields(mean)
 
@@ -160,30 +213,56 @@ class ResultsPanel(QWidget):
         self._show_method_choice(len(outcomes) > 1)
         self._show_chosen(max(0, self.method_box.currentIndex()))
 
-    def show_result(self, r: SolveOutcome, mask: np.ndarray | None, pde_fields: tuple[str, ...]) -> None:
-        self._live = False
-        self._show_fields(r.mean)
-        self.residual.empty_title = self.error.empty_title = None
-        self.residual.set_field(np.abs(r.residual))
+    def show_result(self, r: SolveOutcome, mask: np.ndarray | None, pde_fields: tuple[str, ...],
+                    interior: np.ndarray | None = None) -> None:
+        """One answer alone (a compare's answers come with ``show_outcomes``)."""
+        self._interior = interior
+        self._show(r, mask, pde_fields, [])
+
+    @staticmethod
+    def _arrays(r: SolveOutcome, mask: np.ndarray | None, pde_fields: tuple[str, ...]) -> dict[str, np.ndarray | None]:
+        """What each view shows of answer ``r``, by view: the channels, residual, std, error."""
         c = _unknown_channel(mask, r.mean.shape[0])
-        name = pde_fields[c]
-        spread = r.std is not None and bool(np.any(r.std[c]))
         # a deterministic answer (dataspace, classical, S(c) of a whole coefficient) has no spread to map
-        self.std.empty_title = None if spread else f"ensemble std ({name}): none, one answer"
-        self.std.set_title(f"ensemble std ({name})")
-        self.std.set_field(r.std[c] if spread else None)
+        spread = r.std is not None and bool(np.any(r.std[c]))
         # the solution channel against the reference solve of the (observed or predicted) coefficient
         sol = len(pde_fields) - 1
-        self.error.set_title(f"|{pde_fields[sol]} − classical solve|")
-        self.error.set_field(None if r.classical is None else np.abs(r.mean[sol] - r.classical[sol]))
+        out: dict[str, np.ndarray | None] = {f"channel {i}": r.mean[i] for i in range(r.mean.shape[0])}
+        out.update(residual=np.abs(r.residual), std=r.std[c] if spread else None,
+                   error=None if r.classical is None else np.abs(r.mean[sol] - r.classical[sol]))
+        return out
+
+    def _show(self, r: SolveOutcome, mask: np.ndarray | None, pde_fields: tuple[str, ...],
+              others: list[SolveOutcome]) -> None:
+        """Answer ``r``; ``others``: the answers compared with it, whose values its colour scales span."""
+        self._live = False
+        mine, theirs = self._arrays(r, mask, pde_fields), [self._arrays(o, mask, pde_fields) for o in others]
+        views = {f"channel {i}": v for i, v in enumerate(self.channel_views)}
+        views.update(residual=self.residual, std=self.std, error=self.error)
+        name = pde_fields[_unknown_channel(mask, r.mean.shape[0])]
+        self.std.set_title(f"ensemble std ({name})")
+        self.std.empty_title = f"ensemble std ({name}): none, one answer"
+        self.residual.empty_title = self.error.empty_title = None
+        self.error.set_title(f"|{pde_fields[-1]} − classical solve|")
+        for key, view in views.items():
+            view.subject = r.method
+            view.share_scale_with([t[key] for t in theirs if t.get(key) is not None])
+            view.set_field(mine.get(key))
+        near = near_observed(r.mask if r.mask is not None else mask)
+        interior = self._interior if self._interior is not None and self._interior.shape == r.residual.shape else None
+        away = None if near is None else residual_mse_away(r.residual, near, interior)
+        self.residual.set_note(SEAM_NOTE if near is not None else "", RESIDUAL_TIP)
         m = r.metrics
         score = score_text(m)
         if score == "reference":
             score = "the reference solve (the others are scored against it)"
         elif score:
             score += f" (vs {m['rel_l2_vs']})"
+        residual = f"residual_mse {fmt(m.get('residual_mse'))}"
+        if away is not None:
+            residual += f" ({fmt(away)} away from observed nodes)"
         parts = [score, f"misfit {fmt(m['misfit'])}" if "misfit" in m else "",
-                 f"residual_mse {fmt(m.get('residual_mse'))}", f"{r.seconds:.2f} s", f"NFE {r.nfe}"]
+                 residual, f"{r.seconds:.2f} s", f"NFE {r.nfe}"]
         verdict = "" if converged(m) else (
             " — <b>not converged</b>: the answer does not fit its observations "
             f"(misfit above {MISFIT_FITTED}); try more steps")
