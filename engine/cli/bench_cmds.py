@@ -148,7 +148,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="latent methods: each member starts from the best of K prior draws "
                         "(default: the model card's choice for the observation kind, else 1)")
     p.add_argument("--residual-norm", dest="residual_norm", type=float, metavar="SIGMA",
-                   help="latent methods: physics term in H^-2·SIGMA (default: by observation, as piddm solve)")
+                   help="latent methods and dataspace: physics term in H^-2·SIGMA (default: by observation, as piddm solve)")
     p.add_argument("--precision", choices=["float32", "bf16"],
                    help="the networks' arithmetic in solve tasks (default float32; bf16 runs them under autocast)")
     p.add_argument("--guidance-steps", dest="guidance_steps", type=int,

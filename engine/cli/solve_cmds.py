@@ -123,7 +123,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="latent methods: each member starts from the best of K prior draws "
                         "(default: the model card's choice for the observation kind, else 1)")
     p.add_argument("--residual-norm", dest="residual_norm", type=float, default=None, metavar="SIGMA",
-                   help="latent methods: measure the physics term in H^-2·SIGMA, 0 = plain residual (default: "
+                   help="latent methods and dataspace: measure the physics term in H^-2·SIGMA, 0 = plain residual (default: "
                         "half the residual's order in the channel solved for when a channel is observed whole, "
                         "else 0)")
     p.add_argument("--precision", choices=["float32", "bf16"],

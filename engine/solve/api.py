@@ -58,7 +58,7 @@ class SolveOptions:
     lam: float | None = None  # physics weight λ; None = the method's per-PDE default (diffusionpde: ζ_pde)
     lr: float | None = None  # latent methods; None = the card's tuned rate, else DEFAULT_LR
     candidates: int | None = None  # latent methods: start from the best of K draws; None = the model card's
-    residual_norm: float | None = None  # latent methods: physics term in H^(−2σ); None = default_residual_norm
+    residual_norm: float | None = None  # latent methods and dataspace: physics term in H^(−2σ); None = default_residual_norm
     seed: int = 0
     device: str | None = None  # model-free methods only; model methods run where the model is
     cuda_graphs: bool = True  # on a GPU, replay each latent step as one CUDA graph (engine.solve.graphs)
@@ -71,7 +71,7 @@ class SolveOptions:
 _LATENT_READS = ("ensemble", "steps", "lam", "lr", "candidates", "residual_norm", "precision", "compile_network")
 OPTIONS_READ: dict[str, tuple[str, ...]] = {
     # dataspace: one deterministic answer, and no λ: its objective is the residual alone (``baselines``)
-    "classical": (), "dataspace": ("steps",),
+    "classical": (), "dataspace": ("steps", "residual_norm"),
     "teacher": ("ensemble", "steps", "precision"), "diffusionpde": ("ensemble", "steps", "lam", "precision"),
     **dict.fromkeys(STUDENT_METHODS, _LATENT_READS)}
 
@@ -275,7 +275,7 @@ def settings_record(opts: SolveOptions, obs: Observations, model: Any = None, pd
     if m in TEACHER_METHODS:
         return {"steps": opts.steps, **guidance_zetas(model, pde, obs, opts, grid), "precision": opts.precision}
     if m == "dataspace":
-        return {"steps": opts.steps}
+        return {"steps": opts.steps, "residual_norm": opts.residual_norm}
     rec: dict[str, Any] = {"steps": opts.steps, "lambda": opts.lam}
     if m in STUDENT_METHODS:
         rec |= {"lr": opts.lr, "candidates": opts.candidates, "residual_norm": opts.residual_norm,
@@ -374,7 +374,7 @@ def _run(model: Any, pde: PDE, obs: Observations, opts: SolveOptions, grid: Grid
     if m == "classical":
         return baselines.classical(pde, obs, grid)
     if m == "dataspace":
-        return baselines.dataspace(pde, obs, grid, steps=opts.steps, device=opts.device or "cpu",
+        return baselines.dataspace(pde, obs, grid, steps=opts.steps, residual_norm=norm, device=opts.device or "cpu",
                                    on_progress=on_progress, cancel=cancel)
     if m in STUDENT_METHODS:
         student = _part(model, "student", m)

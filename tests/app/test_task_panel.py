@@ -19,13 +19,13 @@ def test_settings_a_method_does_not_read_are_greyed_out(qtbot, make_window):
     assert not tp.form.labelForField(tp.lam).isEnabled()
     tp.compare_box.setChecked(True)
     tp.compare_method.setCurrentText("dataspace")  # a box is for either method
-    assert enabled(tp) == {"steps"}
+    assert enabled(tp) == {"steps", "residual_norm"}
     assert tp.ensemble.toolTip() == "classical and dataspace do not use this setting"
     tp.compare_box.setChecked(False)
     assert enabled(tp) == set()
     tp.task_box.setCurrentText("inverse")  # classical is not offered: dataspace is chosen
     # dataspace reads no λ: its observations are a hard constraint, so λ would weigh its only term
-    assert tp.method_box.currentText() == "dataspace" and enabled(tp) == {"steps"}
+    assert tp.method_box.currentText() == "dataspace" and enabled(tp) == {"steps", "residual_norm"}
     assert tp.lam.toolTip() == "dataspace does not use this setting"
 
 

@@ -354,21 +354,20 @@ def test_classical_refuses_partial_coefficients(darcy):
         solve(None, pde, obs, SolveOptions(method="classical"))
 
 
-def test_dataspace_approaches_the_solution_of_a_forward_problem():
-    """From the whole f and the boundary values of u (the Dirichlet data u = 0 that the residual's boundary
-    rows state), dataspace converges to the reference solution. With f alone it does not in a test's
-    time: the boundary rows (u itself) weigh ~h⁴ less in ‖R‖² than the 1/h²-scaled interior rows, and
-    L-BFGS leaves the boundary near its start (16²: rel_l2(u) 0.73 after 300 steps at an interior
-    residual of 1e-8). 8²: the ~N⁴ conditioning needs ~100 steps here, where 16² needs over 300."""
-    pde, grid, truth = make_case("poisson", n=8)
+@pytest.mark.parametrize("name", ["poisson", "darcy"])
+def test_dataspace_approaches_the_solution_of_a_forward_problem(name):
+    """From the whole coefficient alone, dataspace converges to the reference solution: its residual is
+    measured in H^(−2) there (default_residual_norm). Measured plainly (residual_norm 0) the ~N⁴
+    conditioning leaves u far off in a test's time (16²: rel_l2(u) 0.69 poisson, 0.27 darcy)."""
+    pde, grid, truth = make_case(name, n=16)
     truth = truth.numpy()
-    boundary_u = pde.solution_mask(grid).numpy() & grid.boundary_mask().numpy()
-    mask = np.broadcast_to(pde.coefficient_mask(grid).numpy() | boundary_u, truth.shape).copy()
-    obs = Observations(np.where(mask, truth, np.nan), mask)
-    res = solve(None, pde, obs, SolveOptions(method="dataspace", steps=100))
-    assert res.history[-1]["residual_mse"] < 1e-6 * res.history[0]["residual_mse"]
+    obs = Observations.from_task(pde, truth, "forward", "full")
     u = pde.fields.index("u")
-    assert rel_l2(res.mean[:, u], truth[:, u]) < 1e-3  # measured 5e-5 (1 step: 0.95, 60 steps: 5e-3)
+    res = solve(None, pde, obs, SolveOptions(method="dataspace", steps=200))
+    assert res.settings["residual_norm"] == 1.0
+    assert rel_l2(res.mean[:, u], truth[:, u]) < 1e-3  # measured darcy 1.3e-4 (100 steps: 2.3e-3)
+    plain = solve(None, pde, obs, SolveOptions(method="dataspace", steps=200, residual_norm=0.0))
+    assert rel_l2(plain.mean[:, u], truth[:, u]) > 0.1  # the preconditioning is what converges it
 
 
 def test_a_device_this_machine_lacks_is_a_clear_error():
