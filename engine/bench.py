@@ -10,6 +10,7 @@ float64 from float32 outputs (the network runs in float32 at inference).
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
 import time
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from engine import __version__
 from engine.config import check_number
 from engine.data.generate import generate_fields, sample_seeds
 from engine.diffusion.model import load_teacher
@@ -49,11 +51,24 @@ def _timed(fn: Callable[[], np.ndarray], device: torch.device) -> tuple[np.ndarr
     return out, time.perf_counter() - t0
 
 
+def provenance(models: str | Path) -> dict[str, str]:
+    """What a bench result was measured on and when: the model folder (a bundled set as
+    resources/models/<set>, whatever the install's location; another as given), the software version
+    and the time, so that a JSON file read later says what it measured."""
+    from engine.models import bundled_root
+
+    folder, root = Path(models).resolve(), bundled_root().resolve()
+    shown = f"resources/models/{folder.relative_to(root).as_posix()}" if folder.is_relative_to(root) else str(models)
+    return {"models": shown, "software_version": __version__,
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+
+
 def summarise(runs: list[dict[str, float]]) -> dict[str, Any]:
-    """{metric: {"mean", "std"}} over seeds (std 0 for a single seed)."""
+    """{metric: {"mean", "std"}} over seeds; std None (JSON null) for a single seed, where a spread over
+    seeds does not exist (a 0 would read as "perfectly reproducible")."""
     keys = runs[0].keys()
-    return {k: {"mean": float(np.mean([r[k] for r in runs])), "std": float(np.std([r[k] for r in runs]))}
-            for k in keys}
+    return {k: {"mean": float(np.mean([r[k] for r in runs])),
+                "std": float(np.std([r[k] for r in runs])) if len(runs) > 1 else None} for k in keys}
 
 
 def model_costs(folder: Path) -> dict[str, Any]:
@@ -232,7 +247,8 @@ def bench_generate(models: str | Path, *, n: int = 256, seeds: int = 3, sampler_
                         "speedup_vs_teacher": row["samples_per_s"]["mean"] / teacher_row["samples_per_s"]["mean"]}
     costs = {"teacher": model_costs(models / "teacher")}
     costs.update({name: model_costs(models / name) for name in students})
-    return {"task": "generate", "pde": pde.name, "grid": grid.n, "n": n, "seeds": seeds, "device": str(dev),
+    return {"task": "generate", **provenance(models), "pde": pde.name, "grid": grid.n, "n": n, "seeds": seeds,
+            "device": str(dev),
             "student_weights": student_weights,
             "precision": "float32 inference, residuals in float64", "table": table, "ratios": ratios,
             "costs": costs}

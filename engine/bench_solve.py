@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.bench import layout_error, model_folders, summarise
+from engine.bench import layout_error, model_folders, provenance, summarise
 from engine.config import check_number
 from engine.data.generate import generate_fields
 from engine.errors import ConfigError
@@ -191,7 +191,9 @@ def bench_solve(folder: str | Path, *, task: str = "forward", obs: str = "points
     table = {m: summarise(r) for m, r in rows.items()}
     k = candidates if candidates is not None else default_candidates(models.get("piddm"), ob)
     sigma = residual_norm if residual_norm is not None else default_residual_norm(pde, ob)
-    return {"task": task, "obs": obs, "pde": pde.name, "grid": grid_n, "n": cases, "seeds": seeds,
+    # "n" (the cases, as the generate task's samples) is kept beside "cases" for the files of earlier versions
+    return {"task": task, **provenance(folder), "obs": obs, "pde": pde.name, "grid": grid_n, "cases": cases,
+            "n": cases, "seeds": seeds,
             "ensemble": ensemble, "steps": steps, "candidates": k, "residual_norm": sigma,
             "guidance_steps": g_steps, "device": device,
             "case_seed": SOLVE_SEED, "precision": f"{precision} networks, metrics in float64",

@@ -61,8 +61,8 @@ def check_numbers(cfg: Any, *, at_least_one: tuple[str, ...] = (), positive: tup
 def check_budget(steps: int, minutes: float) -> None:
     """Refuse a run without a limit: minutes 0 (no time limit) with steps of UNLIMITED_STEPS or more."""
     if minutes == 0 and steps >= UNLIMITED_STEPS:
-        raise ConfigError(f"a run needs a limit: minutes is 0 (no time limit) and steps {steps} is no step "
-                          f"limit either; give a step count or minutes > 0")
+        raise ConfigError("a run needs a limit: minutes is 0 (no time limit) and no step count is given; "
+                          "give a step count or minutes > 0")
 
 
 @dataclass(frozen=True)
@@ -166,9 +166,14 @@ def load_config(path: str | os.PathLike[str], cls: type[T]) -> T:
     return from_dict(cls, doc.get("config", {}))
 
 
-def check_resumable(cfg: Any, old: Any, may_change: set[str]) -> None:
-    """Refuse to resume a run whose settings changed, except those in ``may_change``."""
+def check_resumable(cfg: Any, old: Any, may_change: set[str], done: int) -> None:
+    """Refuse to resume a run whose settings changed, except those in ``may_change``, or whose step
+    limit lies below the ``done`` steps of its checkpoint (the resume would train nothing, yet record
+    the lower limit in config.json beside a checkpoint beyond it)."""
     diff = [f"{k}: {getattr(old, k)!r} -> {getattr(cfg, k)!r}" for k in to_dict(cfg)
             if k not in may_change and getattr(cfg, k) != getattr(old, k)]
     if diff:
         raise ConfigError("cannot resume with changed settings (" + "; ".join(diff) + ")")
+    if cfg.steps < done:
+        raise ConfigError(f"steps {cfg.steps} lies below the run's step {done}: give more to train it further",
+                          setting="steps")

@@ -173,7 +173,7 @@ class _Trainer:
             if not self.run_dir.has_checkpoint():
                 raise CheckpointError(f"{path}: no checkpoint to resume from")
             ckpt = load_checkpoint(self.run_dir.checkpoint_path, kind="teacher", pde=cfg.pde, grid=cfg.grid_n)
-            check_resumable(cfg, from_dict(TeacherConfig, ckpt["config"]), RESUME_MAY_CHANGE)
+            check_resumable(cfg, from_dict(TeacherConfig, ckpt["config"]), RESUME_MAY_CHANGE, int(ckpt["step"]))
             if ckpt["data"]["n_train"] != len(data.train):
                 raise CheckpointError(f"{path}: trained on {ckpt['data']['n_train']} samples, "
                                       f"but {cfg.dataset} now gives {len(data.train)}")

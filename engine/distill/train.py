@@ -148,7 +148,7 @@ class _Distiller:
             if not self.run_dir.has_checkpoint():
                 raise CheckpointError(f"{path}: no checkpoint to resume from")
             ckpt = load_checkpoint(self.run_dir.checkpoint_path, kind="student", pde=t.pde.name, grid=t.grid)
-            check_resumable(cfg, from_dict(DistillConfig, ckpt["config"]), RESUME_MAY_CHANGE)
+            check_resumable(cfg, from_dict(DistillConfig, ckpt["config"]), RESUME_MAY_CHANGE, int(ckpt["step"]))
             _check_same_teacher(t, ckpt, path)
         elif self.run_dir.has_checkpoint():
             raise ConfigError(f"{path} already holds a checkpoint; resume it or choose another run directory")

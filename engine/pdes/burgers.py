@@ -51,6 +51,8 @@ class Burgers:
     def __post_init__(self) -> None:
         # ν ≤ 0 or NaN: Newton's iteration fails to converge, far from the parameter that made it
         check_numbers(self, positive=("nu",), finite=("ic_scale",), what="burgers ")
+        if self.ic_scale == 0:  # u(0,·) = 0 stays 0: a dataset with nothing to learn
+            raise ConfigError("burgers ic_scale must not be 0: every solution would be u = 0")
 
     # -- the scheme -----------------------------------------------------------------------------
     def flux_terms(self, v: torch.Tensor, dx: float) -> torch.Tensor:

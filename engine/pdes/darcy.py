@@ -45,6 +45,8 @@ class Darcy:
         check_numbers(self, finite=("forcing",), positive=("a_low", "a_high"), what="darcy ")
         if not self.a_low < self.a_high:
             raise ConfigError(f"darcy needs a_low < a_high, got a_low {self.a_low}, a_high {self.a_high}")
+        if self.forcing == 0:  # u = 0 for every a: a dataset with nothing to learn (and a zero-spread channel)
+            raise ConfigError("darcy forcing must not be 0: every solution would be u = 0")
 
     @property
     def phase_threshold(self) -> float:

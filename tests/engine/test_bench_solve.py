@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from engine.bench import format_table
@@ -50,6 +52,12 @@ def test_every_method_row_and_the_reference_rows_are_right(folder):
     text = format_table(res)
     assert "obs full" in text and all(m in text for m in METHODS)
     assert res["residual_norm"] == 1.0 and "σ 1" in text  # forward from the whole a: u measured in H^-2
+    # one seed has no spread: null, not a 0 that reads as "perfectly reproducible"
+    assert all(cell["std"] is None for row in table.values() for cell in row.values())
+    assert "null" in json.dumps(res) and "± " not in text
+    # the JSON says what it measured and when
+    assert res["models"] == str(folder) and res["cases"] == 2 and res["software_version"]
+    assert res["created"].startswith("20")
 
 
 def test_inverse_points_scores_both_channels_and_exact_stays_at_tolerance(folder):

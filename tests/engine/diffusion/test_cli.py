@@ -52,6 +52,10 @@ def test_resume_refuses_a_new_runs_option_and_reports_a_finished_runs_loss(darcy
     assert main(["train", "-o", str(run), "--resume", "--steps", "2", "--model", "tiny", "--json"]) == 0
     out = json.loads(capsys.readouterr().out, parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
     assert out["step"] == 2 and out["loss"] == loss
+    # a limit below the steps done: refused, and config.json keeps the run's own limit
+    assert main(["train", "-o", str(run), "--resume", "--steps", "1"]) == 2
+    assert "--steps 1 lies below the run's step 2" in capsys.readouterr().err
+    assert json.loads((run / "config.json").read_text())["config"]["steps"] == 2
 
 
 @pytest.mark.slow

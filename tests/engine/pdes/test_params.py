@@ -21,6 +21,7 @@ from engine.grid import Grid
     ({"a_low": 5.0, "a_high": 5.0}, "darcy needs a_low < a_high"),
     ({"forcing": math.nan}, "darcy forcing must be a finite number, got nan"),
     ({"forcing": -math.inf}, "darcy forcing must be a finite number"),
+    ({"forcing": 0.0}, "darcy forcing must not be 0: every solution would be u = 0"),
 ])
 def test_darcy_refuses_bad_parameters(bad, message):
     with pytest.raises(ConfigError) as info:
@@ -43,6 +44,7 @@ def test_helmholtz_refuses_a_bad_wavenumber(k):
 
 @pytest.mark.parametrize("bad, message", [
     ({"nu": 0.0}, "burgers nu must be a number > 0, got 0"),
+    ({"ic_scale": 0.0}, "burgers ic_scale must not be 0"),
     ({"nu": math.nan}, "burgers nu must be a finite number > 0, got nan"),
     ({"ic_scale": math.inf}, "burgers ic_scale must be a finite number, got inf"),
 ])
