@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QPointF, QRectF, QSize, QSizeF, Qt, Signal
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from engine.errors import EngineError
@@ -41,18 +41,6 @@ class _Title(pg.LabelItem):
         self.setMinimumWidth(0)
 
 
-class _Graphics(pg.GraphicsLayoutWidget):
-    """A GraphicsLayoutWidget whose plot never stays wider or taller than the widget. Its plot grows past
-    the widget when the plot's minimum size does (a long axis label, a wide title), and pyqtgraph never
-    shrinks it back: the colour bar stayed off the view after every later, narrower, result. With the
-    widget's size as the plot's maximum, Qt fits the plot back as soon as its minimum allows."""
-
-    def resizeEvent(self, ev) -> None:
-        if hasattr(self, "ci"):  # (GraphicsView's constructor resizes before the layout exists)
-            self.ci.setMaximumSize(QSizeF(self.size()))
-        super().resizeEvent(ev)
-
-
 class FieldView(QWidget):
     """Shows an (N, N) array indexed [row = y, col = x] on [0, 1]², row 0 at the bottom."""
 
@@ -69,7 +57,7 @@ class FieldView(QWidget):
         self._peers: tuple[np.ndarray, ...] = ()  # the same quantity in other answers (``share_scale_with``)
         self.subject = ""  # whose field it is (a method): the title names it, and so does an exported PNG
         self.empty_title: str | None = None  # the title without data (else "<title> (n/a)")
-        self.graphics = _Graphics()
+        self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setBackground("w")
         self.plot: pg.PlotItem = self.graphics.addPlot()
         self._use_title_item(_Title(size="11pt"))
