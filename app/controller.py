@@ -13,6 +13,7 @@ from qasync import asyncSlot
 from app.jobs import make_demo, run_solve, task_mask
 from app.state import AppState
 from app.workers import JobFailed, Jobs
+from engine import pdes
 from engine.grid import Grid
 from engine.jobs import Cancelled
 
@@ -107,7 +108,7 @@ class Controller(QObject):
             # yet (a window opened with --model on the PDE and grid it starts with): never over a drawing.
             if pde.name != s.pde_name or n != s.grid_n or s.blank():
                 s.pde_name, s.grid_n = pde.name, n
-                s.pde_params = {}
+                s.pde_params = pdes.params_of(pde)  # the model's own (a run trained with k = 3 opens on k = 3)
                 await self.load_demo()
         elif s.method not in s.methods():
             s.method = "dataspace"

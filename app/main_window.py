@@ -23,15 +23,16 @@ from PySide6.QtWidgets import (
 )
 
 from app import dialogs, io_actions
+from app.canvas.draw_canvas import TOOLS
 from app.canvas.field_view import FieldView
 from app.controller import Controller
 from app.panels.inputs_panel import InputsPanel
-from app.panels.model_panel import ModelPanel, bundled_models, is_bundled
+from app.panels.model_panel import ModelPanel, bundled_models, is_bundled, model_params
 from app.panels.results_panel import ComparePanel, ResultsPanel
 from app.panels.task_panel import TaskPanel
 from app.panels.training_panel import TrainingPanel
 from app.screen_fit import default_size, fit_to_screen, scrolled
-from app.state import AppState
+from app.state import AppState, params_diff_text
 from app.workers import Jobs
 
 ICON = Path(__file__).resolve().parents[1] / "resources" / "icons" / "piddm-studio.png"
@@ -55,6 +56,18 @@ def about_text() -> str:
             "<i>Physics-Informed Distillation of Diffusion Models for PDE-Constrained Generation</i>, ICML 2026."
             f"<br><br>torch {torch.__version__} ({'CUDA' if torch.cuda.is_available() else 'CPU'}), "
             f"Qt {qVersion()}<br>bundled models: {bundled_root()}")
+
+
+def _model_key(info) -> str:
+    """How settings name a listed model: a bundled one by its place in resources/models (it moves with
+    the app), a run by its folder; "" for none."""
+    if info is None:
+        return ""
+    if is_bundled(info.path):
+        from engine.models import bundled_root
+
+        return "bundled:" + Path(str(info.path)).resolve().relative_to(bundled_root().resolve()).as_posix()
+    return str(info.path)
 
 
 class MainWindow(QMainWindow):
@@ -113,7 +126,10 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._wire()
         self._idle_message = "Ready."  # what the status bar returns to when no job runs
-        self._trained_news: tuple[str, Path | None] = ("", None)  # the last training's line and its student
+        self._demo_on_canvases = False  # the canvases hold a demo task (not a file's fields)
+        # a line kept in front of the next demo's when it comes with the model at this path (None: no
+        # model): a finished training's, whose student opens; start-up's; a parameter change's
+        self._news: tuple[str, Path | None] = ("", None)
         self.show_status("Ready.")
         self.resize(default_size(self.screen().availableGeometry()))
         self._restore_settings()
@@ -121,7 +137,9 @@ class MainWindow(QMainWindow):
         self.inputs.rebuild()
         self.results.set_channels(self.state.channels)
         self.model_panel.set_equation(self.state.pde)
+        self._show_params()
         self.task_panel.load(self.state)
+        self._apply_remembered()
         self.has_started = False  # the start-up workflow finished (``started``)
         if startup:
             QTimer.singleShot(0, lambda: self.start_up(open_path))
@@ -145,8 +163,15 @@ class MainWindow(QMainWindow):
         e = mb.addMenu("&Edit")
         self.undo_action = QAction("Undo", self, shortcut=QKeySequence.StandardKey.Undo, triggered=self.inputs.undo)
         self.redo_action = QAction("Redo", self, triggered=self.inputs.redo)
-        self.redo_action.setShortcuts([*QKeySequence.keyBindings(QKeySequence.StandardKey.Redo), QKeySequence("Ctrl+Y")])
+        # Ctrl+Y too, where the platform's Redo keys lack it: bound twice, Qt finds the key ambiguous
+        # and does nothing ("Ambiguous shortcut overload")
+        redo_keys = QKeySequence.keyBindings(QKeySequence.StandardKey.Redo)
+        if QKeySequence("Ctrl+Y") not in redo_keys:
+            redo_keys.append(QKeySequence("Ctrl+Y"))
+        self.redo_action.setShortcuts(redo_keys)
         e.addActions([self.undo_action, self.redo_action])
+        self.inputs.undo_available.connect(self._sync_undo)  # (enabled only with a step to undo / redo)
+        self._sync_undo(*self.inputs.history.available())
         r = mb.addMenu("&Solve")  # the task panel's buttons, from the keyboard
         self.solve_action = r.addAction("Solve", self.task_panel.solve_btn.click)
         self.solve_action.setShortcut(QKeySequence("Ctrl+Return"))
@@ -165,6 +190,7 @@ class MainWindow(QMainWindow):
         mp.model_selected.connect(c.open_model)
         mp.pde_changed.connect(c.change_pde)
         mp.grid_changed.connect(c.change_grid)
+        mp.params_changed.connect(self.change_params)
         tp.task_changed.connect(c.apply_task)
         tp.solve_requested.connect(c.solve)
         tp.cancel_requested.connect(c.cancel)
@@ -184,8 +210,8 @@ class MainWindow(QMainWindow):
         infos = bundled_models()
         self.model_panel.set_models(infos + self._remembered_runs())
         first = next((i for i in infos if i.pde == "darcy"), None)
-        if path is None:
-            pass
+        if path is None:  # the model open when the app last closed, else (a first start) the default
+            first = self._remembered_model(first)
         elif Path(path).is_dir():
             first = self.model_panel.list_folder(path) or first  # none there: a dialog, and the default
         elif Path(path).is_file():
@@ -207,6 +233,7 @@ class MainWindow(QMainWindow):
         if self.state.model is None and self.state.blank():
             await self.controller.load_demo()
             self.task_panel.load(self.state)
+        self._apply_remembered()  # (opening the model chose its own method and reset the brush value)
         self._refresh_model_ui()
         self.has_started = True
         self.started.emit()
@@ -217,15 +244,37 @@ class MainWindow(QMainWindow):
             self.show_exception(type(exc), exc, exc.__traceback__)
 
     def listed_model(self, pde_name: str, grid_n: int, name: str | None = None):
-        """The listed model of ``pde_name`` on grid ``grid_n``: the member called ``name`` (piddm,
-        distill, teacher, a run's name) where there is one, else the first listed. None if none."""
-        fits = [i for i in self.model_panel.infos() if i.pde == pde_name and i.card.get("grid") == grid_n]
+        """The listed model of ``pde_name`` on grid ``grid_n``, made for the canvases' PDE parameters
+        when they are of ``pde_name`` (a model whose card tells none is taken to be): the member called
+        ``name`` (piddm, distill, teacher, a run's name) where there is one, else the first listed. None
+        if none."""
+        fits = [i for i in self._on_grid(pde_name, grid_n) if self._params_fit(i)]
         return next((i for i in fits if i.name == name), fits[0] if fits else None)
 
-    def _no_model_note(self) -> str:
-        """Why no model is open on the canvases' PDE and grid, when models are listed: those listed are
-        for other grids or PDEs."""
+    def _on_grid(self, pde_name: str, grid_n: int) -> list:
+        return [i for i in self.model_panel.infos() if i.pde == pde_name and i.card.get("grid") == grid_n]
+
+    def _params_fit(self, info) -> bool:
+        from engine import pdes
+
         s = self.state
+        theirs = model_params(info)
+        return info.pde != s.pde_name or theirs is None or theirs == pdes.params_of(s.pde)
+
+    def _no_model_note(self) -> str:
+        """Why no model is open on the canvases' PDE, parameters and grid, when models are listed:
+        those listed are for other parameters, grids or PDEs."""
+        from engine import pdes
+
+        s = self.state
+        on_grid = self._on_grid(s.pde_name, s.grid_n)
+        if on_grid:  # of this PDE and grid, but made for other parameters
+            mine = pdes.params_of(s.pde)
+            theirs = [p for p in (model_params(i) for i in on_grid) if p is not None]
+            keys = [k for k in mine if any(p.get(k) != mine[k] for p in theirs)]
+            listed = sorted({params_diff_text({k: p.get(k) for k in keys}) for p in theirs})
+            return (f"no model for {s.pde_name} {params_diff_text({k: mine[k] for k in keys})} on {s.grid_n}² "
+                    f"(the listed {s.pde_name} {s.grid_n}² models are for {' or '.join(listed)})")
         grids = sorted({i.card.get("grid") for i in self.model_panel.infos() if i.pde == s.pde_name} - {None})
         listed = (f"the listed {s.pde_name} models are for {', '.join(f'{g}²' for g in grids)}" if grids
                   else f"no {s.pde_name} model is listed")
@@ -234,6 +283,12 @@ class MainWindow(QMainWindow):
     def _banner_text(self) -> str:
         s = self.state
         infos = self.model_panel.infos()
+        if s.model is not None and not s.model_fits():  # open, but made for other parameters
+            theirs, mine = s.params_mismatch()
+            name = getattr(s.model_info, "label", s.pde_name)
+            return (f"{name} was made for {params_diff_text(theirs)}, the canvases are for "
+                    f"{params_diff_text(mine)}: its methods are not offered. Set {params_diff_text(theirs)} "
+                    "in the Model panel to use it; the dataspace and classical methods work as they are.")
         if not infos:
             return NO_MODEL_BANNER
         if self.listed_model(s.pde_name, s.grid_n) is not None:
@@ -246,9 +301,10 @@ class MainWindow(QMainWindow):
     def _refresh_model_ui(self) -> None:
         s = self.state
         self.banner.setText(self._banner_text())
-        self.banner.setVisible(s.model is None)
+        self.banner.setVisible(s.model is None or not s.model_fits())
         self.model_panel.show_info(s.model_info, s.model)
         self.model_panel.set_equation(s.pde)
+        self._show_params()
         for box, val in ((self.model_panel.pde_box, s.pde_name), (self.model_panel.grid_box, str(s.grid_n))):
             box.blockSignals(True)
             box.setCurrentText(val)
@@ -258,6 +314,57 @@ class MainWindow(QMainWindow):
         self.task_panel.offer_methods(s)
         for view in self.findChildren(FieldView):  # burgers' rows are time
             view.set_axes(s.pde.axes, periodic_columns=s.pde.periodic_columns)
+
+    def _sync_undo(self, can_undo: bool, can_redo: bool) -> None:
+        self.undo_action.setEnabled(can_undo)
+        self.redo_action.setEnabled(can_redo)
+
+    def change_params(self, params: dict) -> None:
+        """The PDE parameters set in the Model panel (helmholtz's k, darcy's a_low, …), for the
+        model-free methods. A demo task is made anew for them; drawn, imported or edited canvases keep
+        their values and observations, and the sample they were scored against (made with the old
+        parameters) is set aside."""
+        from engine import pdes
+
+        s = self.state
+        self.task_panel.store(s)  # (the method boxes are offered anew below, from the state)
+        try:
+            new = pdes.get(s.pde_name, **params)
+        except Exception as exc:  # out of the PDE's range (helmholtz k ≥ 4.4, darcy a_low ≥ a_high, …)
+            self.report_error("PDE parameters refused", str(exc))
+            self._refresh_model_ui()  # the boxes back to the canvases' parameters
+            return
+        if pdes.params_of(new) == pdes.params_of(s.pde):
+            return
+        self.controller.stop_solve_for_change()
+        old = s.pde
+        s.pde_params = pdes.params_of(new)
+        demo = self._demo_on_canvases and s.truth is not None
+        if not demo:
+            s.truth = None  # (a sample of the old parameters: no truth of these)
+            s.results.clear()
+            self.inputs.rebind()
+            self.controller.clear_results()
+        self._refresh_model_ui()
+        changed = {k: v for k, v in pdes.params_of(new).items() if pdes.params_of(old)[k] != v}
+        what = f"{s.pde_name} {params_diff_text(changed)}"
+        if demo:
+            self._news = (f"{what}:", getattr(s.model_info, "path", None))
+            self.show_status(f"{what}: making a demo task for it…")
+            task = asyncio.ensure_future(self.controller.load_demo())
+            task.add_done_callback(self._task_done)
+        else:
+            self.show_status(f"{what}: the canvases keep their values and observations")
+
+    def _show_params(self) -> None:
+        """The PDE parameter boxes: the model-free methods' to choose; a model fixes its own (as its
+        grid), unless the canvases are for others than the open model's (then they may be set to its)."""
+        s = self.state
+        free = s.model is None or not s.model_fits()
+        tip = ("PDE parameter: the dataspace and classical methods solve with it" if s.model is None else
+               "the canvases' PDE parameter: set it to the model's to use the model's methods" if free else
+               f"fixed by the open model ({getattr(s.model_info, 'label', '')}); pick (no model) to change it")
+        self.model_panel.show_params(s.pde, enabled=free, tip=tip)
 
     def reset_zoom(self) -> None:
         """Every view back to its whole field (a view also does on a double click)."""
@@ -279,12 +386,13 @@ class MainWindow(QMainWindow):
         self.show_status(self.results.summary.text().replace("<b>", "").replace("</b>", ""))
 
     def _on_demo_ready(self) -> None:
-        """The demo's line replaces the last problem's result line; the news of the training whose
-        student this demo came with stays in front of it."""
-        news, student = self._trained_news
+        """The demo's line replaces the last problem's result line; the news it came with (``_news``:
+        a finished training's, whose student opened with it, …) stays in front of it."""
+        self._demo_on_canvases = True
+        news, student = self._news
         opened = getattr(self.state.model_info, "path", None)
         self.show_status(f"{news} {DEMO_LOADED}" if news and opened == student else DEMO_LOADED)
-        self._trained_news = ("", None)
+        self._news = ("", None)
 
     def _on_trained(self, run_dir: str) -> None:
         """List the new teacher and student and open the student."""
@@ -294,7 +402,7 @@ class MainWindow(QMainWindow):
         else:
             # the student opens with a demo task, whose line would take this one's place at once
             news = f"Training finished: {info.name} of {Path(run_dir).parent.name} is listed and opened."
-            self._trained_news = (news, info.path)
+            self._news = (news, info.path)
             self.show_status(news)
 
     def show_status(self, message: str) -> None:
@@ -380,9 +488,12 @@ class MainWindow(QMainWindow):
             return False
         s = self.state
         model, match = s.model, None
-        if model is not None and (model.pde.name, model.grid.n) != (s.pde_name, s.grid_n):
-            # the file is for another PDE or grid than the open model: as start-up with a file does, the
-            # listed model of the file's PDE and grid opens (the same member where there is one), or none
+        if not mask_only:
+            self._demo_on_canvases = False  # the file's fields (a parameter change keeps them)
+        if model is not None and ((model.pde.name, model.grid.n) != (s.pde_name, s.grid_n) or not s.model_fits()):
+            # the file is for another PDE, grid or PDE parameters than the open model: as start-up with a
+            # file does, the listed model of the file's PDE, parameters and grid opens (the same member
+            # where there is one), or none (rather than one whose solve would refuse the file)
             match = self.listed_model(s.pde_name, s.grid_n, s.model_info.name)
             s.model_info = s.model = None  # it cannot solve the file's fields, not even while the next loads
             if s.method not in s.methods():
@@ -421,9 +532,11 @@ class MainWindow(QMainWindow):
         path = path or self._ask(False, "Import .npy", "NumPy array (*.npy)")
         if path:
             try:
-                self.inputs.load_npy(path, as_mask)
+                msg = self.inputs.load_npy(path, as_mask)
             except Exception as exc:
-                self.report_error("Import failed", str(exc), traceback.format_exc())
+                self.report_error("Import failed", f"{Path(path).name}: {exc}", traceback.format_exc())
+            else:
+                self.show_status(msg)
 
     def views(self) -> dict:
         out = {f"input {c.title}": c for c in self.inputs.canvases}
@@ -461,6 +574,37 @@ class MainWindow(QMainWindow):
             paths = []
         return [i for p in paths if isinstance(p, str) for i in find_runs(p, depth=0)]
 
+    def _remembered_model(self, default):
+        """The listed model that was open when the app last closed; ``default`` on a first start, when
+        none was open, or when it is gone (then the status line says so)."""
+        key = str(self.settings.value("models/open", "") or "")
+        if not key:
+            return default
+        found = next((i for i in self.model_panel.infos() if _model_key(i) == key), None)
+        if found is None:
+            instead = f"opened {default.label} instead" if default is not None else "no model is open"
+            news = f"The model open last time ({key}) is not there any more: {instead}."
+            self._news = (news, getattr(default, "path", None))
+            self.show_status(news)
+        return found or default
+
+    def _apply_remembered(self) -> None:
+        """The method and compare choices and the brush value of the last session, where they apply:
+        the method where the open model offers it, the brush value on the PDE it was chosen for."""
+        r, s, tp = self._remembered, self.state, self.task_panel
+        offered = s.methods()
+        if r["task/method"] in offered:
+            s.method = str(r["task/method"])
+        if r["task/compare_method"] in offered:
+            s.compare_method = str(r["task/compare_method"])
+        if r["task/compare_third"] is not None and (r["task/compare_third"] in offered or not r["task/compare_third"]):
+            s.compare_third = str(r["task/compare_third"])
+        tp.offer_methods(s)
+        if str(r["task/compare"]).lower() == "true" and tp.compare_box.isEnabled():
+            tp.compare_box.setChecked(True)
+        if r["inputs/value"] is not None and r["inputs/value_pde"] == s.pde_name:
+            self.inputs.value.setValue(float(r["inputs/value"]))
+
     def _restore_settings(self) -> None:
         st = self.settings
         if (g := st.value("geometry")) is not None:
@@ -476,6 +620,14 @@ class MainWindow(QMainWindow):
         s.seed = int(st.value("task/seed", s.seed))
         sigma = float(st.value("task/residual_norm", -1.0))  # −1: auto
         s.residual_norm = None if sigma < 0 else sigma
+        # what _apply_remembered sets once the model they were chosen for is open (it picks its own)
+        self._remembered = {k: st.value(k) for k in ("task/method", "task/compare", "task/compare_method",
+                                                     "task/compare_third", "inputs/value", "inputs/value_pde")}
+        if (tool := st.value("inputs/tool")) in TOOLS:
+            self.inputs.set_tool(str(tool))
+        if (size := st.value("inputs/size")) is not None:
+            self.inputs.size.setValue(int(size))
+        self.tabs.setCurrentIndex(int(st.value("window/tab", 0)))
         if (folder := st.value("training/folder")) is not None:
             self.training.folder.setText(str(folder))
         if dataset := st.value("training/dataset"):  # a file of the user's to train on ("" = generate one)
@@ -492,6 +644,17 @@ class MainWindow(QMainWindow):
         st.setValue("task/lam", self.state.lam or 0.0)
         st.setValue("task/seed", self.state.seed)
         st.setValue("task/residual_norm", -1.0 if self.state.residual_norm is None else self.state.residual_norm)
+        tp = self.task_panel
+        st.setValue("task/method", self.state.method)
+        st.setValue("task/compare", tp.comparing)
+        st.setValue("task/compare_method", self.state.compare_method)
+        st.setValue("task/compare_third", self.state.compare_third)
+        st.setValue("models/open", _model_key(self.state.model_info))
+        st.setValue("inputs/tool", self.inputs.tool)
+        st.setValue("inputs/size", self.inputs.size.value())
+        st.setValue("inputs/value", self.inputs.value.value())
+        st.setValue("inputs/value_pde", self.state.pde_name)  # (a value means something for one PDE)
+        st.setValue("window/tab", self.tabs.currentIndex())
         st.setValue("training/folder", self.training.folder.text())
         st.setValue("training/dataset", self.training.dataset.text())
         runs = [str(i.path) for i in self.model_panel.infos() if not is_bundled(i.path)]

@@ -10,7 +10,7 @@ import numpy as np
 from engine.solve.api import MODEL_FREE
 from engine.solve.observations import TASKS
 
-__all__ = ["TASKS", "AppState", "SolveOutcome", "is_distill_student"]
+__all__ = ["TASKS", "AppState", "SolveOutcome", "is_distill_student", "params_diff_text"]
 
 
 @dataclass
@@ -82,11 +82,12 @@ class AppState:
             self.reset_fields()
 
     def methods(self) -> list[str]:
-        """Methods offered now: model methods only with a model of the right kind. ``distill`` (the
+        """Methods offered now: model methods only with a model of the right kind, made for the
+        canvases' PDE parameters (``model_fits``). ``distill`` (the
         latent solve of a λ = 0 student) instead of ``piddm`` when the student is one; ``classical``
         (the reference solve of a whole coefficient) only for the forward task."""
         out = [m for m in MODEL_FREE if m != "classical" or self.task == "forward"]
-        if self.model is not None:
+        if self.model is not None and self.model_fits():
             kind = getattr(self.model, "kind", "student")
             if kind == "teacher":
                 out = ["teacher", "diffusionpde", *out]
@@ -99,6 +100,32 @@ class AppState:
                     student += ["diffusionpde", "teacher"]
                 out = [*student, *out]
         return out
+
+    def model_fits(self) -> bool:
+        """The open model was made for the canvases' PDE parameters (helmholtz k = 1 cannot solve
+        observations of k = 3: the engine refuses). True without a model, and while the canvases are
+        of another PDE than the model (they are switched to its PDE as it opens)."""
+        mpde = getattr(self.model, "pde", None)
+        if mpde is None or mpde.name != self.pde_name:
+            return True
+        from engine import pdes
+
+        return pdes.params_of(mpde) == pdes.params_of(self.pde)
+
+    def params_mismatch(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The PDE parameters in which the open model and the canvases differ: (model's, canvases')."""
+        if self.model_fits():
+            return {}, {}
+        from engine import pdes
+
+        mine, theirs = pdes.params_of(self.pde), pdes.params_of(self.model.pde)
+        keys = [k for k in mine if mine[k] != theirs.get(k)]
+        return {k: theirs.get(k) for k in keys}, {k: mine[k] for k in keys}
+
+
+def params_diff_text(params: dict[str, Any]) -> str:
+    """``{"k": 3.0}`` as people read it: "k = 3"."""
+    return ", ".join(f"{k} = {v:g}" if isinstance(v, float | int) else f"{k} = {v}" for k, v in params.items())
 
 
 def is_distill_student(model: Any, info: Any = None) -> bool:

@@ -23,22 +23,48 @@ TOOLS = ("brush", "eraser", "fill", "points", "mask", "pan")
 
 class History:
     """Undo/redo of (values, mask) snapshots of every channel; arrays restored in place. ``tag``: a
-    (get, set) pair for one more value restored with them (the task whose mask an edit set)."""
+    (get, set) pair for one more value restored with them (the task whose mask an edit set).
+
+    ``push`` records a step at once; an edit that may change nothing (a click on a node observed
+    already) calls ``begin`` before it and ``commit`` after it, which records a step only when the
+    arrays changed. ``on_change(can_undo, can_redo)`` is called whenever either may have changed."""
 
     def __init__(self, get_arrays: Callable[[], tuple[np.ndarray, np.ndarray]], limit: int = 50,
-                 tag: tuple[Callable[[], Any], Callable[[Any], None]] | None = None) -> None:
+                 tag: tuple[Callable[[], Any], Callable[[Any], None]] | None = None,
+                 on_change: Callable[[bool, bool], None] | None = None) -> None:
         self._get, self._limit, self._tag = get_arrays, limit, tag
+        self.on_change = on_change
         self._undo: list[tuple[np.ndarray, np.ndarray, Any]] = []
         self._redo: list[tuple[np.ndarray, np.ndarray, Any]] = []
+        self._pending: tuple[np.ndarray, np.ndarray, Any] | None = None  # ``begin``'s snapshot
 
     def _snap(self) -> tuple[np.ndarray, np.ndarray, Any]:
         v, m = self._get()
         return v.copy(), m.copy(), None if self._tag is None else self._tag[0]()
 
-    def push(self) -> None:
-        self._undo.append(self._snap())
+    def _record(self, snap: tuple[np.ndarray, np.ndarray, Any]) -> None:
+        self._undo.append(snap)
         del self._undo[: -self._limit]
         self._redo.clear()
+        self._changed()
+
+    def push(self) -> None:
+        self._record(self._snap())
+
+    def begin(self) -> None:
+        """Remember the arrays before an edit; ``commit`` records them if the edit changed them."""
+        self._pending = self._snap()
+
+    def commit(self) -> bool:
+        """Record ``begin``'s snapshot as a step if the arrays differ from it now. Returns whether it did."""
+        snap, self._pending = self._pending, None
+        if snap is None:
+            return False
+        v, m = self._get()
+        if snap[0].shape == v.shape and np.array_equal(snap[0], v) and np.array_equal(snap[1], m):
+            return False
+        self._record(snap)
+        return True
 
     def _swap(self, src: list, dst: list) -> bool:
         if not src:
@@ -52,6 +78,7 @@ class History:
         v[...], m[...] = snap[:2]
         if self._tag is not None:
             self._tag[1](snap[2])
+        self._changed()
         return True
 
     def undo(self) -> bool:
@@ -63,6 +90,16 @@ class History:
     def clear(self) -> None:
         self._undo.clear()
         self._redo.clear()
+        self._pending = None
+        self._changed()
+
+    def available(self) -> tuple[bool, bool]:
+        """(a step to undo, a step to redo)."""
+        return bool(self._undo), bool(self._redo)
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change(*self.available())
 
 
 class _PaintImage(pg.ImageItem):
@@ -138,7 +175,7 @@ class DrawCanvas(FieldView):
     # -- strokes (pixel coordinates: x = col + ½ at a node centre) ---------------------------------
     def stroke_begin(self, pos, remove: bool = False) -> None:
         self.activated.emit(self.channel)
-        self.history.push()
+        self.history.begin()  # a step only if the stroke changes something (``stroke_end``)
         self._remove = remove
         x, y = pos.x(), pos.y()
         if self.tool == "fill":
@@ -162,7 +199,8 @@ class DrawCanvas(FieldView):
 
     def stroke_end(self) -> None:
         self._last = None
-        self.edited.emit()
+        if self.history.commit():
+            self.edited.emit()
 
     def _disk(self, x: float, y: float) -> np.ndarray:
         n = self.n
@@ -197,8 +235,9 @@ class DrawCanvas(FieldView):
 
     # -- whole-channel tools --------------------------------------------------------------------
     def apply(self, fn: Callable[[np.ndarray, np.ndarray], None]) -> None:
-        """Run ``fn(values, mask)`` in place as one undoable edit."""
-        self.history.push()
+        """Run ``fn(values, mask)`` in place as one undoable edit (none if it changed nothing)."""
+        self.history.begin()
         fn(self._values, self._obs)
         self.redraw()
-        self.edited.emit()
+        if self.history.commit():
+            self.edited.emit()

@@ -29,6 +29,7 @@ _TOOL_TIPS = {"brush": "paint the value (marks it observed)", "eraser": "un-obse
 class InputsPanel(QWidget):
     edited = Signal()
     task_restored = Signal(str)  # undo/redo went back to a mask another task had set
+    undo_available = Signal(bool, bool)  # (a step to undo, a step to redo): the undo / redo buttons follow
 
     def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -54,21 +55,28 @@ class InputsPanel(QWidget):
         self.value.setRange(-1e6, 1e6)
         self.value.setDecimals(3)
         self.value.setPrefix("value ")
+        self.value.setToolTip("the value brush and fill paint")
         self.size = QSpinBox()
         self.size.setRange(0, 32)
         self.size.setPrefix("size ")
+        self.size.setToolTip("brush, eraser and mask radius in nodes (0: one node)")
         self.bar.addWidget(self.value)
         self.bar.addWidget(self.size)
         self.bar.addSeparator()
         self.undo_act = self.bar.addAction("undo", self.undo)
         self.redo_act = self.bar.addAction("redo", self.redo)
+        self.history.on_change = self._on_history
+        self._on_history(*self.history.available())
         self.channel_bar = QToolBar("Channel")
         self.channel_box = QComboBox()
-        self.channel_box.setToolTip("channel for GRF / threshold / random points / clear / load")
+        self.channel_box.setToolTip("channel for GRF / random points / clear mask / .npy import")
         self.channel_bar.addWidget(QLabel(" channel "))
         self.channel_bar.addWidget(self.channel_box)
         self.grf_act = self.channel_bar.addAction("GRF", self.random_grf)
+        self.grf_act.setToolTip("fill the whole channel with a random field and observe it")
         self.threshold_act = self.channel_bar.addAction("threshold", self.threshold)
+        self.threshold_act.setToolTip("darcy: set a (whatever the channel) to a_low or a_high, split at "
+                                      "their midpoint")
         self.k_points = QSpinBox()
         self.k_points.setRange(0, 100_000)
         self.k_points.setSpecialValueText("3 % of nodes")  # (the prefix does not show with it)
@@ -76,8 +84,10 @@ class InputsPanel(QWidget):
         self.k_points.setToolTip("random observation points: k nodes (or 3 % when 0)")
         self.channel_bar.addSeparator()  # the points' count belongs to "random points", not to "threshold"
         self.channel_bar.addWidget(self.k_points)
-        self.channel_bar.addAction("random points", self.random_points)
-        self.channel_bar.addAction("clear mask", self.clear_mask)
+        self.channel_bar.addAction("random points", self.random_points).setToolTip(
+            "replace the channel's observation points with k random ones")
+        self.channel_bar.addAction("clear mask", self.clear_mask).setToolTip(
+            "un-observe the whole channel (values stay)")
         self.row = QHBoxLayout()
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
@@ -142,6 +152,11 @@ class InputsPanel(QWidget):
     def _push_brush(self) -> None:
         for cv in self.canvases:
             cv.tool, cv.brush_value, cv.brush_size = self.tool, self.value.value(), self.size.value()
+
+    def _on_history(self, can_undo: bool, can_redo: bool) -> None:
+        self.undo_act.setEnabled(can_undo)
+        self.redo_act.setEnabled(can_redo)
+        self.undo_available.emit(can_undo, can_redo)
 
     def _restore_task(self, task: str) -> None:
         if task != self.state.task:
@@ -209,16 +224,21 @@ class InputsPanel(QWidget):
             self.redraw()
             self._on_edit()
 
-    def load_array(self, arr: np.ndarray, as_mask: bool = False) -> None:
-        """Load an (N, N) array into the current channel's values (or mask).
+    def load_array(self, arr: np.ndarray, as_mask: bool = False) -> int:
+        """Load an (N, N) array into the current channel's values (or mask). Returns how many nodes
+        held no finite value.
 
         NaN marks a node without a value (a grid of sensor readings with gaps): loaded as values, the
-        finite nodes become observed and the others unobserved; loaded as a mask, NaN is 0.
+        finite nodes become observed and the others unobserved, holding the mean of the finite values
+        (not 0, which stretched the colour bar); loaded as a mask, NaN is 0. A boolean array is a mask:
+        refused as values.
         """
         arr = np.asarray(arr)
         n = self.state.grid_n
         if arr.dtype.kind not in "biuf":
             raise ValueError(f"array holds {arr.dtype} values, expected numbers")
+        if arr.dtype.kind == "b" and not as_mask:
+            raise ValueError("array holds booleans (a mask?): load it with File ▸ Import .npy mask into channel…")
         if arr.shape != (n, n):
             raise ValueError(f"array has shape {arr.shape}, expected ({n}, {n}) for this grid")
         known = np.isfinite(arr)
@@ -229,10 +249,18 @@ class InputsPanel(QWidget):
             if as_mask:
                 m[...] = known & (arr != 0)
             else:
-                v[...] = np.where(known, arr, 0)
+                v[...] = np.where(known, arr, arr[known].mean())
                 m[...] = known
 
         self.current.apply(fn)
+        return int((~known).sum())
 
-    def load_npy(self, path: str | Path, as_mask: bool = False) -> None:
-        self.load_array(np.load(path, allow_pickle=False), as_mask)
+    def load_npy(self, path: str | Path, as_mask: bool = False) -> str:
+        """Load a .npy file as ``load_array`` does. Returns a status line."""
+        missing = self.load_array(np.load(path, allow_pickle=False), as_mask)
+        cv = self.current
+        name, observed = Path(path).name, int(self.state.mask[cv.channel].sum())
+        if as_mask:
+            return f"{name} loaded as the mask of {cv.title} ({observed} observed nodes)"
+        gaps = f"; {missing} NaN nodes left unobserved" if missing else ""
+        return f"{name} loaded into {cv.title} ({observed} observed nodes{gaps})"

@@ -9,6 +9,7 @@ from typing import Any
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
+    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
@@ -49,6 +50,40 @@ def is_bundled(path) -> bool:
     from engine.models import bundled_root
 
     return Path(str(path)).resolve().is_relative_to(bundled_root().resolve())
+
+
+def model_params(info: Any) -> dict[str, Any] | None:
+    """The PDE parameters ``info``'s model was trained with (all of them, defaults filled in), read
+    without loading it: its card's ``pde_params``, a run's config.json (a student's from its teacher's),
+    or, for a bundled model, the registry's defaults (packaging/make_models.py trains with them).
+    None when nothing tells."""
+    import json
+
+    from engine import pdes
+
+    card = dict(getattr(info, "card", None) or {})
+    params = card.get("pde_params")
+    folder = Path(str(getattr(info, "path", "")))
+    if not isinstance(params, dict):
+        params = {} if is_bundled(folder) else None
+        config_file = folder / "config.json"
+        for _ in range(2):  # the run's config, then (a student's) its teacher's
+            try:
+                config = json.loads(config_file.read_text(encoding="utf-8")).get("config") or {}
+            except (OSError, ValueError, AttributeError):
+                break
+            if isinstance(config.get("pde_params"), dict):
+                params = config["pde_params"]
+                break
+            if not config.get("teacher"):
+                break
+            config_file = Path(str(config["teacher"])) / "config.json"
+    if params is None:
+        return None
+    try:
+        return pdes.params_of(pdes.get(str(getattr(info, "pde", "")), **params))
+    except Exception:  # an unknown PDE or parameter: nothing that can be compared
+        return None
 
 
 def _num(v) -> str:
@@ -144,10 +179,83 @@ def describe(info: Any, model: Any = None) -> str:
     return html
 
 
+class _ParamBox(QDoubleSpinBox):
+    """A parameter's box: its value as written ("12", "0.01"), not padded to a fixed count of decimals."""
+
+    def textFromValue(self, value: float) -> str:  # noqa: N802
+        return f"{value:.{self.decimals()}f}".rstrip("0").rstrip(".")
+
+
+class ParamsEditor(QWidget):
+    """One spin box per parameter of a PDE (its dataclass fields: darcy's forcing, a_low, a_high,
+    helmholtz's k, burgers' nu, …), side by side, each named by its prefix: one row of the Model panel
+    whatever the PDE. ``changed`` carries all of them once one was set (Return, the arrows, or leaving
+    the box)."""
+
+    changed = Signal(dict)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.row = QHBoxLayout(self)
+        self.row.setContentsMargins(0, 0, 0, 0)
+        self.row.setSpacing(4)
+        self.boxes: dict[str, QDoubleSpinBox] = {}
+        self._pde_name = ""
+
+    def show_pde(self, pde, enabled: bool = True, tip: str = "") -> None:
+        """Boxes for ``pde``'s parameters, holding its values (without signalling)."""
+        from engine import pdes
+
+        params = pdes.params_of(pde)
+        if pde.name != self._pde_name or list(params) != list(self.boxes):
+            for box in self.boxes.values():
+                self.row.removeWidget(box)
+                box.deleteLater()
+            self.boxes = {}
+            for name in params:
+                box = _ParamBox()
+                box.setDecimals(6)
+                box.setRange(-1e6, 1e6)
+                box.setPrefix(f"{name} ")
+                box.setButtonSymbols(QDoubleSpinBox.ButtonSymbols.NoButtons)  # (the arrow keys and wheel step)
+                box.setKeyboardTracking(False)  # one change per value typed, not per key
+                # as wide as the row allows, not as the range's widest text ("-1000000"): the row
+                # never widens the dock, and darcy's three values show whole in it
+                box.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+                box.setMinimumWidth(box.fontMetrics().horizontalAdvance(f"{name} 0"))
+                box.valueChanged.connect(self._emit)
+                self.row.addWidget(box, 1)
+                box.show()  # (now, not once the layout next runs)
+                self.boxes[name] = box
+            self._pde_name = pde.name
+        for name, box in self.boxes.items():
+            v = float(params[name])
+            box.blockSignals(True)
+            box.setValue(v)
+            box.setSingleStep(_step(v))
+            box.blockSignals(False)
+            box.setEnabled(enabled)
+            box.setToolTip(f"{name}: {tip}" if tip else name)
+
+    def values(self) -> dict[str, float]:
+        return {name: box.value() for name, box in self.boxes.items()}
+
+    def _emit(self) -> None:
+        self.changed.emit(self.values())
+
+
+def _step(v: float) -> float:
+    """An arrow step of about a tenth of ``v``'s size, as a power of ten (0.001 for nu = 0.01)."""
+    import math
+
+    return 10.0 ** math.floor(math.log10(abs(v))) / 10 if v else 0.1
+
+
 class ModelPanel(QWidget):
     pde_changed = Signal(str)
     model_selected = Signal(object)  # ModelInfo or None
     grid_changed = Signal(int)
+    params_changed = Signal(dict)  # the PDE parameters set in the editor (all of them)
 
     def __init__(self, pde_names: list[str], parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -162,11 +270,15 @@ class ModelPanel(QWidget):
         self.info = QTextBrowser()
         self.info.setOpenExternalLinks(False)
         self.info.setMinimumHeight(48)  # two lines; it scrolls (the window must fit a 600-px screen)
-        form = QFormLayout()
+        self.params = ParamsEditor()  # the PDE's parameters (MainWindow._show_params)
+        self.params.changed.connect(self.params_changed)
+        self.form = form = QFormLayout()
         form.addRow("PDE", self.pde_box)
         form.addRow("grid", self.grid_box)
+        form.addRow(self.params)  # the whole row: each box names its parameter
         self.equation = QLabel()
         self.equation.setWordWrap(True)
+        self.equation.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         lay = QVBoxLayout(self)
         lay.addLayout(form)
         lay.addWidget(self.equation)
@@ -213,6 +325,11 @@ class ModelPanel(QWidget):
     def show_info(self, info: Any, model: Any = None) -> None:
         self.info.setHtml(NO_MODEL.replace("\n", "<br>") if info is None else describe(info, model))
 
+    def show_params(self, pde, enabled: bool = True, tip: str = "") -> None:
+        """The parameter boxes of ``pde`` (ParamsEditor.show_pde); the row is hidden when it has none."""
+        self.params.show_pde(pde, enabled, tip)
+        self.form.setRowVisible(self.params, bool(self.params.boxes))
+
     def set_equation(self, pde) -> None:
         """The PDE's equation with its parameter values, and its channels in order with their units."""
         from engine.pdes import params_text
@@ -221,6 +338,18 @@ class ModelPanel(QWidget):
         self.equation.setText(f"<i>{pde.title}</i>: {pde.equation}" + (f" ({params})" if params else "")
                               + f"<br>channels: {', '.join(pde.fields)} — {pde.units}")
         self.equation.setTextFormat(Qt.TextFormat.RichText)
+        self._fit_equation()
+
+    def _fit_equation(self) -> None:
+        """The equation's wrapped lines as its minimum height: the panel's minimum did not count them
+        (a word-wrapped label's height depends on its width), so a short dock squeezed the boxes above
+        it and cut its last line, where it should scroll."""
+        width = self.equation.width() if self.equation.width() > 1 else self.width()
+        self.equation.setMinimumHeight(self.equation.heightForWidth(width))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._fit_equation()
 
     def _on_row(self, row: int) -> None:
         if 0 <= row < len(self._infos):

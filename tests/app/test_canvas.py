@@ -171,3 +171,37 @@ def test_a_view_never_shown_exports_at_a_readable_size(qtbot, tmp_path):
     view.export_png(str(tmp_path / "u.png"))
     image = QImage(str(tmp_path / "u.png"))
     assert image.width() >= EXPORT_MIN_SIZE.width() and image.height() >= EXPORT_MIN_SIZE.height()
+
+
+def test_only_edits_that_change_something_are_undo_steps(make_window):
+    """A click on a node observed already (points tool) changes nothing: no undo step. Undo and redo
+    (tool bar and Edit menu) are enabled only with a step to undo or redo."""
+    w, s, panel = _setup(make_window)
+    u = panel.canvases[1]
+
+    def enabled():
+        return (panel.undo_act.isEnabled(), panel.redo_act.isEnabled(),
+                w.undo_action.isEnabled(), w.redo_action.isEnabled())
+
+    assert enabled() == (False, False, False, False)  # nothing to undo or redo yet
+    panel.set_tool("points")
+    click(u, 3, 4)
+    assert s.mask[1, 3, 4] and enabled() == (True, False, True, False)
+    click(u, 3, 4)  # observed already
+    click(u, 3, 4)
+    panel.clear_mask()
+    panel.clear_mask()  # cleared already
+    assert len(panel.history._undo) == 2
+    panel.undo()
+    assert s.mask[1, 3, 4]  # one undo brings the point back: no empty steps in between
+    panel.undo()
+    assert not s.mask[1].any() and enabled() == (False, True, False, True)
+    w.redo_action.trigger()
+    w.redo_action.trigger()
+    assert not s.mask[1].any() and enabled() == (True, False, True, False)
+    panel.set_tool("brush")
+    panel.value.setValue(3.0)  # the value every node holds: painting it only observes
+    click(u, 8, 8)
+    assert len(panel.history._undo) == 3 and s.mask[1, 8, 8]
+    click(u, 8, 8)
+    assert len(panel.history._undo) == 3

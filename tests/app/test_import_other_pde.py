@@ -139,3 +139,82 @@ def test_a_folder_that_is_not_there_is_no_such_folder(make_window, tmp_path, dia
     assert w.model_panel.open_folder(str(tmp_path / "gone")) is None
     assert dialogs[-1]["title"] == "No such folder"
     assert dialogs[-1]["text"].startswith(f"{tmp_path / 'gone'}: no such folder")
+
+
+def _helmholtz_file(path, grid: int, k: float):
+    """A one-sample helmholtz fields file made with wavenumber ``k``."""
+    from engine.io.hdf5 import FieldsFile, write_fields
+
+    pde = pdes.get("helmholtz", k=k)
+    fields = np.random.default_rng(0).normal(size=(1, 2, grid, grid)).astype(np.float32)
+    return write_fields(path, FieldsFile(fields=fields, pde="helmholtz", channels=pde.fields,
+                                         pde_params=pdes.params_of(pde)))
+
+
+def _run_with_params(folder, pde_name: str, grid: int, params: dict):
+    import json
+
+    from engine import models
+
+    fake_run(folder, pde_name, grid)
+    card = json.loads((folder / models.CARD).read_text())
+    (folder / models.CARD).write_text(json.dumps({**card, "pde_params": params}))
+    return folder
+
+
+def test_a_file_of_other_pde_parameters_opens_no_model_that_would_refuse_it(
+        qtbot, make_window, loads, tmp_path, dialogs):
+    """A helmholtz k = 3 file with only k = 1 models listed: none opens (its solve would fail with "the
+    model is for helmholtz {'k': 1.0}, the observations for helmholtz {'k': 3.0}"); the banner and the
+    status line say why, and k = 3 stands in the Model panel's parameter box for the model-free methods."""
+    from engine.models import find_runs
+
+    _run_with_params(tmp_path / "runs-d" / "student", "darcy", 16, {})
+    _run_with_params(tmp_path / "runs-h" / "student", "helmholtz", 16, {"k": 1.0})
+    w = make_window(16)
+    infos = [i for d in ("runs-d", "runs-h") for i in find_runs(str(tmp_path / d))]
+    w.model_panel.set_models(infos)
+    _open(qtbot, w, infos[0])
+    assert w.import_fields(str(_helmholtz_file(tmp_path / "k3.h5", 16, 3.0)))
+    s = w.state
+    assert not dialogs and s.model is None and s.pde.k == 3.0 and s.methods() == ["dataspace"]
+    why = "no model for helmholtz k = 3 on 16² (the listed helmholtz 16² models are for k = 1)"
+    assert w.statusBar().currentMessage().endswith(f"; {why}, so none is open")
+    assert w.banner.isVisibleTo(w) and w.banner.text().startswith("No model for helmholtz k = 3 on 16²")
+    assert "dataspace and classical methods work without one" in w.banner.text()
+    k = w.model_panel.params.boxes["k"]
+    assert k.value() == 3.0 and k.isEnabled() and k.isVisibleTo(w.model_panel)
+    qtbot.wait(100)
+    assert loads == [infos[0].path]  # the k = 1 model was not opened
+    _open(qtbot, w, infos[0])  # darcy again; then a k = 1 file brings the k = 1 model
+    with qtbot.waitSignal(w.controller.model_changed, timeout=10_000):
+        assert w.import_fields(str(_helmholtz_file(tmp_path / "k1.h5", 16, 1.0)))
+    assert s.model_info is infos[1] and s.model_fits() and "piddm" in s.methods()
+    k = w.model_panel.params.boxes["k"]  # (made anew: darcy's parameters stood in between)
+    assert not w.banner.isVisibleTo(w) and not k.isEnabled() and k.value() == 1.0  # the open model fixes k
+
+
+def test_a_model_opened_on_canvases_of_other_parameters_offers_no_method_of_its_own(
+        qtbot, make_window, loads, tmp_path, dialogs):
+    """Picked from the list over a k = 3 file: the k = 1 model opens, but only the model-free methods
+    are offered, and the banner says why and what to set."""
+    from engine.models import find_runs
+
+    _run_with_params(tmp_path / "runs-h" / "student", "helmholtz", 16, {"k": 1.0})
+    w = make_window(16)
+    (info,) = find_runs(str(tmp_path / "runs-h"))
+    w.model_panel.set_models([info])
+    assert w.import_fields(str(_helmholtz_file(tmp_path / "k3.h5", 16, 3.0)))
+    _open(qtbot, w, info)
+    s = w.state
+    assert s.model is not None and not s.model_fits() and s.pde.k == 3.0  # the file's fields stay
+    methods = [w.task_panel.method_box.itemText(i) for i in range(w.task_panel.method_box.count())]
+    assert methods == ["dataspace"]
+    assert w.banner.isVisibleTo(w) and w.banner.text().startswith(
+        "helmholtz · student was made for k = 1, the canvases are for k = 3: its methods are not offered.")
+    k = w.model_panel.params.boxes["k"]
+    assert k.isEnabled()
+    k.setValue(1.0)  # back to the model's: its methods come back
+    assert s.model_fits() and "piddm" in [w.task_panel.method_box.itemText(i)
+                                          for i in range(w.task_panel.method_box.count())]
+    assert not w.banner.isVisibleTo(w) and not k.isEnabled()

@@ -184,6 +184,22 @@ def test_undo_of_a_task_switch_restores_the_task_and_its_methods(qtbot, make_win
     assert "Ctrl+Y" in [k.toString() for k in w.redo_action.shortcuts()]
 
 
+def test_ctrl_y_redoes(qtbot, make_window):
+    """Ctrl+Y, the Windows redo key, redoes: bound once (the platform's Redo keys may hold it already;
+    bound twice, Qt called the key ambiguous and did nothing)."""
+    w = make_window(16)
+    keys = [k.toString() for k in w.redo_action.shortcuts()]
+    assert keys.count("Ctrl+Y") == 1 and len(keys) == len(set(keys))
+    before = w.state.mask.copy()
+    w.inputs.random_points(k=5)
+    after = w.state.mask.copy()
+    w.activateWindow()
+    qtbot.keyClick(w, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    np.testing.assert_array_equal(w.state.mask, before)
+    qtbot.keyClick(w, Qt.Key.Key_Y, Qt.KeyboardModifier.ControlModifier)
+    np.testing.assert_array_equal(w.state.mask, after)
+
+
 def slow_fake(model, pde, values, mask, opts, on_progress, cancel):
     for i in range(10_000):
         cancel.raise_if_cancelled()
