@@ -76,7 +76,7 @@ def read_card(folder: Path) -> dict[str, Any]:
 
 def _run_card(saved: Any, folder: Path) -> dict[str, Any]:
     """What a card says that a run's config.json (``engine.io.rundir``: {"config", "meta"}) and
-    metrics.jsonl can tell: kind, PDE, grid and U-Net size (a student's from its teacher's config), λ
+    metrics.jsonl can tell: kind, PDE, its parameters, grid and U-Net size (a student's from its teacher's config), λ
     (student), parameters, the device, and the steps and seconds trained so far. With the PDE known,
     listing a run reads no checkpoint (``_info``): a listing runs on the GUI thread."""
     config, meta = (saved.get(k) if isinstance(saved, dict) else None for k in ("config", "meta"))
@@ -86,7 +86,8 @@ def _run_card(saved: Any, folder: Path) -> dict[str, Any]:
     if config.get("teacher"):
         teacher = _read_json(Path(config["teacher"]) / "config.json")
         trained = (teacher.get("config") if isinstance(teacher, dict) else None) or {}
-    card = {"kind": meta.get("kind"), "pde": trained.get("pde"), "grid": trained.get("grid_n"),
+    card = {"kind": meta.get("kind"), "pde": trained.get("pde"), "pde_params": trained.get("pde_params"),
+            "grid": trained.get("grid_n"),
             "parameters": meta.get("n_params"), "model_size": trained.get("model"),
             "lambda": config.get("lam"), "hardware": meta.get("device")}
     try:

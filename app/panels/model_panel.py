@@ -54,30 +54,14 @@ def is_bundled(path) -> bool:
 
 def model_params(info: Any) -> dict[str, Any] | None:
     """The PDE parameters ``info``'s model was trained with (all of them, defaults filled in), read
-    without loading it: its card's ``pde_params``, a run's config.json (a student's from its teacher's),
-    or, for a bundled model, the registry's defaults (packaging/make_models.py trains with them).
-    None when nothing tells."""
-    import json
-
+    without loading it: its card's ``pde_params`` (a run's card takes them from its config.json, a
+    student's from its teacher's: ``engine.models.read_card``), or, for a bundled model, the registry's
+    defaults (packaging/make_models.py trains with them). None when nothing tells."""
     from engine import pdes
 
-    card = dict(getattr(info, "card", None) or {})
-    params = card.get("pde_params")
-    folder = Path(str(getattr(info, "path", "")))
+    params = dict(getattr(info, "card", None) or {}).get("pde_params")
     if not isinstance(params, dict):
-        params = {} if is_bundled(folder) else None
-        config_file = folder / "config.json"
-        for _ in range(2):  # the run's config, then (a student's) its teacher's
-            try:
-                config = json.loads(config_file.read_text(encoding="utf-8")).get("config") or {}
-            except (OSError, ValueError, AttributeError):
-                break
-            if isinstance(config.get("pde_params"), dict):
-                params = config["pde_params"]
-                break
-            if not config.get("teacher"):
-                break
-            config_file = Path(str(config["teacher"])) / "config.json"
+        params = {} if is_bundled(Path(str(getattr(info, "path", "")))) else None
     if params is None:
         return None
     try:
