@@ -5,10 +5,8 @@ generator seeded by (cfg.seed, s), on the data's device, for the global batch; r
 takes rows [r·B, (r+1)·B). A resumed run therefore sees exactly the batches the uninterrupted
 run would have seen, and on CPU follows its loss curve bit for bit. The EMA of the weights
 uses β = 0.5^(1/halflife) per step (EDM's half-life form), applied with ``torch._foreach_lerp_``.
-Checks, reports, checkpoints and previews happen at "boundaries" (every ``report_every`` steps,
-``checkpoint_every`` steps, ``preview_every`` steps, the last step, or a cancel), where ranks
-agree on losses and flags with one all-reduce; a non-finite loss raises NonFiniteError before
-anything is saved, so the last checkpoint on disk is always a good one.
+The loop itself — boundaries, stops, checkpoints, a non-finite loss — is ``engine.train_loop``'s,
+shared with the student.
 """
 
 from __future__ import annotations
@@ -33,11 +31,12 @@ from engine.diffusion.loss import edm_loss
 from engine.diffusion.precond import Denoiser
 from engine.diffusion.sampler import RHO, SIGMA_MAX, SIGMA_MIN, heun_sample, noise_from_seeds
 from engine.diffusion.unet import UNet, count_parameters
-from engine.errors import CheckpointError, ConfigError, DatasetError, NonFiniteError
+from engine.errors import CheckpointError, ConfigError, DatasetError
 from engine.io.checkpoint import check_warm_start, load_checkpoint, save_checkpoint
 from engine.io.rundir import RunDir, removed_if_left_empty, writing_alone
-from engine.jobs import Cancelled, CancelToken, Progress, ProgressFn, Throttle, no_progress
+from engine.jobs import CancelToken, Progress, ProgressFn, Throttle, no_progress
 from engine.metrics import residual_map, residual_stats
+from engine.train_loop import Budget, checkpoint_note, lr_at, run_steps, step_generator
 
 log = logging.getLogger(__name__)
 
@@ -84,31 +83,6 @@ def force_layout_optimization() -> None:
 
     if os.environ.get("TORCHINDUCTOR_FORCE_LAYOUT_OPT") != "0":
         inductor_config.force_layout_optimization = True
-
-
-def step_generator(seed: int, step: int, device: torch.device) -> torch.Generator:
-    """The generator of step ``step``: a pure function of (seed, step)."""
-    state = np.random.SeedSequence([seed, step]).generate_state(2, dtype=np.uint32)
-    return torch.Generator(device).manual_seed((int(state[0]) << 31) ^ int(state[1]))
-
-
-def checkpoint_note(run: RunDir, step: int) -> str:
-    """Where a stopped run can go back to: its last checkpoint, or, before the first one, none (naming a
-    step-0 checkpoint there sent people to a file that does not exist, and --resume refused)."""
-    if run.has_checkpoint():
-        return f"the last good checkpoint is step {step} in {run.checkpoint_path}"
-    return f"no checkpoint was written to {run.path}, so start it again without --resume"
-
-
-def lr_at(lr: float, step: int, warmup_steps: int, cooldown: float = 0.0, steps: int = 0) -> float:
-    """The learning rate of optimiser step ``step`` (0-based), for the teacher and the student alike:
-    linear warm-up to ``lr`` over ``warmup_steps``, constant, then (``cooldown`` > 0, a fraction of
-    ``steps``) a linear fall that would reach 0 after step ``steps``: the last updates anneal the
-    weights instead of stirring them."""
-    factor = min(1.0, (step + 1) / warmup_steps) if warmup_steps else 1.0
-    if cooldown:
-        factor = min(factor, (steps - step) / (cooldown * steps))
-    return lr * factor
 
 
 def _resolve_pde(cfg: TeacherConfig, file_pde: str, file_params: dict) -> TeacherConfig:
@@ -277,7 +251,7 @@ class _Trainer:
         # EMA: θ_ema ← θ_ema + (1 − β)(θ − θ_ema)
         beta = 0.5 ** (1.0 / cfg.ema_halflife_steps)
         torch._foreach_lerp_(list(self.ema.parameters()), list(self.model.parameters()), 1.0 - beta)
-        return loss.detach()
+        return loss.detach().reshape(1)
 
     def preview(self, report: ProgressFn, metrics: dict) -> None:
         cfg = self.cfg
@@ -293,73 +267,40 @@ class _Trainer:
         report(Progress("teacher", self.step, cfg.steps, {**metrics, **rec},
                         preview=x[0].astype(np.float32), message="preview"))
 
+    def after_step(self, step: int) -> None:
+        pass
+
+    def non_finite(self, step: int, loss: float) -> str:
+        return (f"loss is {loss} at step {step}; training stopped, "
+                f"{checkpoint_note(self.run_dir, self.last_ckpt_step)} (a lower lr than {self.cfg.lr:g} may help)")
+
+    def at_boundary(self, step: int, window: torch.Tensor, preview_due: bool) -> None:
+        cfg, info = self.cfg, self.info
+        now = time.perf_counter()
+        self.loss_mean = float(window[:, 0].mean())
+        metrics = {"loss": self.loss_mean, "lr": self.lr(step - 1),
+                   "samples_per_s": len(window) * cfg.batch_size * info.world_size / max(now - self.t_win, 1e-9),
+                   "elapsed": self.elapsed()}
+        self.t_win = now
+        if info.is_main:
+            self.run_dir.append_metrics({"step": step, **metrics})
+            self.report(Progress("teacher", step, cfg.steps, metrics))
+            if preview_due:
+                self.preview(self.report, metrics)
+
     def run(self, on_progress: ProgressFn, cancel: CancelToken | None) -> TeacherResult:
         cfg, info, dev = self.cfg, self.info, self.info.device
-        report = Throttle(on_progress) if info.is_main else no_progress
-        self.t0 = self.last_ckpt_time = time.perf_counter()
-        start_step, window, t_win = self.step, [], self.t0
-        loss_mean, stopped, consistent = self.run_dir.last_metric("loss"), "steps", True
+        self.report = Throttle(on_progress) if info.is_main else no_progress
+        self.t0 = self.last_ckpt_time = self.t_win = time.perf_counter()
+        start_step, self.loss_mean = self.step, self.run_dir.last_metric("loss")
         log.info("teacher: %s, %d params, step %d/%d on %s x%d", cfg.model, count_parameters(self.model),
                  self.step, cfg.steps, dev, info.world_size)
-        try:
-            while self.step < cfg.steps:
-                consistent = False
-                window.append(self.train_step())
-                self.step += 1
-                consistent = True
-                s = self.step
-                urgent = info.world_size == 1 and cancel is not None and cancel.cancelled
-                if not (urgent or s % cfg.report_every == 0 or s == cfg.steps
-                        or (cfg.checkpoint_every and s % cfg.checkpoint_every == 0)
-                        or (cfg.preview_every and s % cfg.preview_every == 0)):
-                    continue
-                # Boundary: agree on the window's losses and on the flags across ranks.
-                losses = dist.all_reduce_mean(torch.stack(window).float())
-                flags = torch.tensor([
-                    float(cancel is not None and cancel.cancelled),
-                    float(cfg.minutes > 0 and self.elapsed() >= 60 * cfg.minutes),
-                    float(time.perf_counter() - self.last_ckpt_time >= 60 * cfg.checkpoint_minutes > 0),
-                ], device=dev)
-                do_cancel, time_up, ckpt_due = dist.all_reduce_max(flags).tolist()
-                losses_cpu = losses.cpu()
-                if not torch.isfinite(losses_cpu).all():
-                    bad = int((~torch.isfinite(losses_cpu)).nonzero()[0, 0])
-                    raise NonFiniteError(
-                        f"loss is {losses_cpu[bad].item()} at step {s - len(window) + bad + 1}; training "
-                        f"stopped, {checkpoint_note(self.run_dir, self.last_ckpt_step)} "
-                        f"(a lower lr than {cfg.lr:g} may help)")
-                now = time.perf_counter()
-                loss_mean = float(losses_cpu.mean())
-                metrics = {"loss": loss_mean, "lr": self.lr(s - 1),
-                           "samples_per_s": len(window) * cfg.batch_size * info.world_size / max(now - t_win, 1e-9),
-                           "elapsed": self.elapsed()}
-                window, t_win = [], now
-                if info.is_main:
-                    self.run_dir.append_metrics({"step": s, **metrics})
-                    report(Progress("teacher", s, cfg.steps, metrics))
-                if cfg.preview_every and s % cfg.preview_every == 0 and info.is_main:
-                    self.preview(report, metrics)
-                if do_cancel:
-                    self.save()
-                    raise Cancelled
-                if ckpt_due or (cfg.checkpoint_every and s % cfg.checkpoint_every == 0):
-                    self.save()
-                if time_up:
-                    stopped = "minutes"
-                    break
-            if self.step > self.last_ckpt_step or not self.run_dir.has_checkpoint():
-                self.save()
-            dist.barrier()
-        except KeyboardInterrupt:
-            # Save only a consistent state (not mid-update) whose losses were all finite.
-            ok = consistent and (not window or bool(torch.isfinite(torch.stack(window)).all()))
-            if ok and self.step > self.last_ckpt_step:
-                with contextlib.suppress(Exception):
-                    self.save()
-            raise
+        budget = Budget(cfg.steps, cfg.minutes, cfg.report_every, cfg.preview_every, cfg.checkpoint_minutes,
+                        cfg.checkpoint_every)
+        stopped = run_steps(self, budget, cancel, dev, info.world_size)
         seconds = time.perf_counter() - self.t0
         done = (self.step - start_step) * cfg.batch_size * info.world_size
-        log.info("teacher: stopped (%s) at step %d, loss %.4g", stopped, self.step, loss_mean)
-        return TeacherResult(self.run_dir.path, self.run_dir.checkpoint_path, self.step, loss_mean,
+        log.info("teacher: stopped (%s) at step %d, loss %.4g", stopped, self.step, self.loss_mean)
+        return TeacherResult(self.run_dir.path, self.run_dir.checkpoint_path, self.step, self.loss_mean,
                              seconds, done / max(seconds, 1e-9), count_parameters(self.model), stopped,
                              ema=self.ema, model=self.model)

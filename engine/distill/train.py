@@ -6,7 +6,8 @@ sees the same batches); the loss is ``piddm_loss`` with λ ramped in over the fi
 early on (``ema_decay``). Every ``refresh`` steps a rotating block of pairs is replaced by fresh
 ε mapped through the teacher. Checkpoints (kind "student") are atomic, taken every
 ``checkpoint_minutes`` (0 = none by the clock, as for the teacher), at the end, on cancel and Ctrl-C;
-a non-finite loss stops the run naming the step.
+a non-finite loss stops the run naming the step (the loop is ``engine.train_loop``'s, shared with
+the teacher).
 Under torchrun each rank takes its slice of the global batch (DDP).
 """
 
@@ -29,18 +30,19 @@ from engine import __version__, dist
 from engine.config import check_resumable, from_dict, save_config, to_dict
 from engine.diffusion.model import load_teacher
 from engine.diffusion.sampler import noise_from_seeds
-from engine.diffusion.train import PREVIEW_SEEDS, checkpoint_note, lr_at, step_generator
+from engine.diffusion.train import PREVIEW_SEEDS
 from engine.diffusion.train import RESUME_MAY_CHANGE as TEACHER_MAY_CHANGE
 from engine.diffusion.unet import count_parameters
 from engine.distill.config import DistillConfig
 from engine.distill.generator import one_step
 from engine.distill.loss import piddm_loss, residual_energy
 from engine.distill.pairs import load_pairs, pair_seed, refresh_indices, save_pairs, teacher_map
-from engine.errors import CheckpointError, ConfigError, NonFiniteError
+from engine.errors import CheckpointError, ConfigError
 from engine.io.checkpoint import check_warm_start, load_checkpoint, save_checkpoint
 from engine.io.rundir import RunDir, removed_if_left_empty, writing_alone
-from engine.jobs import Cancelled, CancelToken, Progress, ProgressFn, Throttle, no_progress
+from engine.jobs import CancelToken, Progress, ProgressFn, Throttle, no_progress
 from engine.metrics import residual_map, residual_stats
+from engine.train_loop import Budget, checkpoint_note, lr_at, run_steps, step_generator
 
 log = logging.getLogger(__name__)
 
@@ -294,7 +296,7 @@ class _Distiller:
             frac = max(frac, self.elapsed() / (60 * cfg.minutes))
         return cfg.lam if cfg.lam_warmup <= 0 else cfg.lam * min(1.0, frac / cfg.lam_warmup)
 
-    def train_step(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def train_step(self) -> torch.Tensor:
         cfg, info, B = self.cfg, self.info, self.cfg.batch_size
         gen = step_generator(cfg.seed, self.step, info.device)
         idx = torch.randint(len(self.eps), (B * info.world_size,), generator=gen, device=info.device)
@@ -311,70 +313,41 @@ class _Distiller:
         self.opt.step()
         beta = ema_decay(self.step, cfg.ema_halflife_steps)
         torch._foreach_lerp_(list(self.ema.parameters()), list(self.model.parameters()), 1.0 - beta)
-        return loss.detach(), parts["residual"]
+        return torch.stack([loss.detach().float(), parts["residual"].detach().float()])
+
+    def after_step(self, step: int) -> None:
+        if self.cfg.refresh and step % self.cfg.refresh == 0 and step < self.cfg.steps:
+            self._refresh()
+
+    def non_finite(self, step: int, loss: float) -> str:
+        cfg = self.cfg
+        return (f"distillation loss is {loss} at step {step}; stopped, "
+                f"{checkpoint_note(self.run_dir, self.last_ckpt_step)} "
+                f"(a lower lr than {cfg.lr:g} or a smaller lambda than {cfg.lam:g} may help)")
+
+    def at_boundary(self, step: int, window: torch.Tensor, preview_due: bool) -> None:
+        self.loss_mean, self.res_mean = float(window[:, 0].mean()), float(window[:, 1].mean())
+        metrics = {"loss": self.loss_mean, "residual": self.res_mean, "lam": self.lam(step - 1),
+                   "elapsed": self.elapsed(), "pair_seconds": self.pair_seconds_before + self.pair_seconds}
+        if self.info.is_main:
+            self.run_dir.append_metrics({"step": step, **metrics})
+            self.report(Progress("distill", step, self.cfg.steps, metrics))
+            if preview_due:
+                self.preview(self.report, step, self.cfg.steps, metrics)
 
     def run(self, on_progress: ProgressFn, cancel: CancelToken | None) -> DistillResult:
         cfg, info = self.cfg, self.info
-        report = Throttle(on_progress) if info.is_main else no_progress
+        self.report = Throttle(on_progress) if info.is_main else no_progress
         self.t0 = self.last_ckpt_time = time.perf_counter()
         self.last_ckpt_step = self.step
-        total = cfg.steps  # an upper bound when cfg.minutes > 0 (as for the teacher)
-        losses, residuals, stopped = [], [], "steps"
-        loss_mean, res_mean = self.run_dir.last_metric("loss"), self.run_dir.last_metric("residual")
+        self.loss_mean, self.res_mean = self.run_dir.last_metric("loss"), self.run_dir.last_metric("residual")
         log.info("distill: λ %g from %s, %d pairs, step %d/%d on %s x%d", cfg.lam, cfg.teacher, cfg.pairs,
-                 self.step, total, info.device, info.world_size)
-        try:
-            while self.step < total:
-                loss, res = self.train_step()
-                losses.append(loss)
-                residuals.append(res)
-                self.step += 1
-                s = self.step
-                if cfg.refresh and s % cfg.refresh == 0 and s < total:
-                    self._refresh()
-                stop_now = cancel is not None and cancel.cancelled
-                preview_due = bool(cfg.preview_every) and s % cfg.preview_every == 0
-                if not (stop_now or preview_due or s % cfg.report_every == 0 or s == total):
-                    continue
-                window = dist.all_reduce_mean(torch.stack(losses).float()).cpu()
-                res_mean = float(dist.all_reduce_mean(torch.stack(residuals).float().mean()).cpu())
-                flags = torch.tensor([float(stop_now),
-                                      float(cfg.minutes > 0 and self.elapsed() >= 60 * cfg.minutes),
-                                      float(time.perf_counter() - self.last_ckpt_time >= 60 * cfg.checkpoint_minutes > 0)],
-                                     device=info.device)
-                do_cancel, time_up, ckpt_due = dist.all_reduce_max(flags).tolist()
-                if not torch.isfinite(window).all():
-                    bad = int((~torch.isfinite(window)).nonzero()[0, 0])
-                    raise NonFiniteError(
-                        f"distillation loss is {window[bad].item()} at step {s - len(window) + bad + 1}; "
-                        f"stopped, {checkpoint_note(self.run_dir, self.last_ckpt_step)} "
-                        f"(a lower lr than {cfg.lr:g} or a smaller lambda than {cfg.lam:g} may help)")
-                loss_mean = float(window.mean())
-                losses, residuals = [], []
-                metrics = {"loss": loss_mean, "residual": res_mean, "lam": self.lam(s - 1),
-                           "elapsed": self.elapsed(), "pair_seconds": self.pair_seconds_before + self.pair_seconds}
-                if info.is_main:
-                    self.run_dir.append_metrics({"step": s, **metrics})
-                    report(Progress("distill", s, total, metrics))
-                    if preview_due:
-                        self.preview(report, s, total, metrics)
-                if do_cancel:
-                    self.save()
-                    raise Cancelled
-                if ckpt_due:
-                    self.save()
-                if time_up:
-                    stopped = "minutes"
-                    break
-            self.save()
-            dist.barrier()
-        except KeyboardInterrupt:
-            if self.step > self.last_ckpt_step:
-                with contextlib.suppress(Exception):
-                    self.save()
-            raise
+                 self.step, cfg.steps, info.device, info.world_size)
+        # cfg.steps is an upper bound when cfg.minutes > 0 (as for the teacher)
+        budget = Budget(cfg.steps, cfg.minutes, cfg.report_every, cfg.preview_every, cfg.checkpoint_minutes)
+        stopped = run_steps(self, budget, cancel, info.device, info.world_size)
         log.info("distill: stopped (%s) at step %d, loss %.4g, residual %.4g", stopped, self.step,
-                 loss_mean, res_mean)
-        return DistillResult(self.run_dir.path, self.run_dir.checkpoint_path, self.step, loss_mean,
-                             res_mean, self.residual_scale, time.perf_counter() - self.t_start, self.pair_seconds,
-                             count_parameters(self.model), stopped, ema=self.ema)
+                 self.loss_mean, self.res_mean)
+        return DistillResult(self.run_dir.path, self.run_dir.checkpoint_path, self.step, self.loss_mean,
+                             self.res_mean, self.residual_scale, time.perf_counter() - self.t_start,
+                             self.pair_seconds, count_parameters(self.model), stopped, ema=self.ema)

@@ -141,7 +141,7 @@ def test_compiled_training_on_cuda_forces_the_layout_choice_unless_told_not_to(m
 
 
 def test_cooldown_brings_the_learning_rate_down_to_the_last_step(tiny_cfg, tmp_path):
-    from engine.diffusion.train import lr_at
+    from engine.train_loop import lr_at
 
     cfg = tiny_cfg(steps=10, warmup_steps=2, cooldown=0.5, lr=1e-3)
     lrs = [lr_at(1e-3, s, 2, 0.5, 10) for s in range(10)]

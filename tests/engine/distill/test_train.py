@@ -228,9 +228,27 @@ def test_resume_may_change_the_preview_cadence_as_the_teachers_does(straight, tm
 
 def test_the_lr_warm_up_is_the_teachers_schedule(distill_cfg, tmp_path):
     """The student's AdamW rate follows lr_at (linear warm-up, no cooldown), as the inline formula did."""
-    from engine.diffusion.train import lr_at
+    from engine.train_loop import lr_at
 
     cfg = distill_cfg(steps=3, warmup_steps=5, lr=1e-3)
     distill(cfg, tmp_path / "s")
     lr = load_checkpoint(tmp_path / "s", kind="student")["optimizer"]["param_groups"][0]["lr"]
     assert lr == lr_at(1e-3, 2, 5) == 1e-3 * min(1.0, 3 / 5)  # the last step's (2, 0-based): the old formula
+
+
+def test_ctrl_c_inside_a_step_saves_no_half_updated_student(distill_cfg, tmp_path, monkeypatch):
+    """A KeyboardInterrupt after the optimiser moved the weights but before the step was counted must not
+    save those weights under the previous step's number (a resume would apply that update twice)."""
+    import engine.distill.train as train
+
+    real = train.ema_decay
+
+    def interrupted(step, halflife):  # called after opt.step(), before the step is counted
+        if step == 3:
+            raise KeyboardInterrupt
+        return real(step, halflife)
+
+    monkeypatch.setattr(train, "ema_decay", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        distill(distill_cfg(steps=6, report_every=100, checkpoint_minutes=0, preview_every=0), tmp_path / "s")
+    assert not (tmp_path / "s" / "checkpoint.pt").exists()
