@@ -10,6 +10,11 @@ Discretisation: Crank–Nicolson in time, central differences in x, conservative
 Row 0 (the initial condition) has no residual. The solver takes each step by Newton's method on
 r_j = 0 (dense batched Jacobian) until |r_j| is at round-off, so stored fields satisfy the scheme.
 Initial condition: the periodic FNO prior N(0, 625(-Δ + 25)^-2), scaled by ``ic_scale``.
+
+Adjoint (``solve_adjoint``): with D_j = ∂r_j/∂u_j and L_j = ∂r_j/∂u_{j-1}, the system
+(∂R/∂u)ᵀ λ = ∂L/∂u is block bidiagonal and is solved backward in time:
+    D_jᵀ λ_j = g_j − L_{j+1}ᵀ λ_{j+1}   (j = n-1 … 1, λ_n = 0),
+after which dL/du(0,·) = g_0 − L_1ᵀ λ_1 (``engine.pdes.differentiable``).
 """
 
 from __future__ import annotations
@@ -34,6 +39,14 @@ def _d2(v: torch.Tensor, dx: float) -> torch.Tensor:
     return (torch.roll(v, -1, -1) - 2 * v + torch.roll(v, 1, -1)) / dx**2
 
 
+def _difference_matrices(n: int, dx: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(I, D1, D2), (n, n) float64: D1 @ v = _d1(v), D2 @ v = _d2(v) on the periodic row."""
+    eye = torch.eye(n, dtype=torch.float64)
+    d1 = (torch.roll(eye, 1, 0) - torch.roll(eye, -1, 0)).T / (2 * dx)
+    d2 = (torch.roll(eye, 1, 1) + torch.roll(eye, -1, 1) - 2 * eye) / dx**2
+    return eye, d1, d2
+
+
 @dataclass(frozen=True)
 class Burgers:
     name: ClassVar[str] = "burgers"
@@ -44,6 +57,7 @@ class Burgers:
     residual_orders: ClassVar[tuple[int, ...]] = (2,)  # ν u_xx
     axes: ClassVar[tuple[str, str]] = ("t", "x")
     periodic_columns: ClassVar[bool] = True
+    has_adjoint: ClassVar[bool] = True
 
     nu: float = 0.01  # viscosity ν
     ic_scale: float = 1.0  # multiplies the initial-condition GRF
@@ -69,6 +83,11 @@ class Burgers:
         r_rows = self.step_residual(u[:, :-1], u[:, 1:], grid)
         return torch.cat([torch.zeros_like(u[:, :1]), r_rows], dim=1)
 
+    def step_jacobian(self, nxt: torch.Tensor, mats: tuple[torch.Tensor, ...], dt: float) -> torch.Tensor:
+        """D = ∂r_j/∂u_j = I/Δt + ½ (D1 diag(u_j) − ν D2), (B, n, n); mats = ``_difference_matrices``."""
+        eye, d1, d2 = mats
+        return eye / dt + 0.5 * (d1 @ torch.diag_embed(nxt) - self.nu * d2)
+
     def smoothed_residual(self, r: torch.Tensor, grid: Grid, s: float) -> torch.Tensor:
         # one channel: no task observes a whole channel and solves for another, so nothing needs it
         if s != 0:
@@ -85,9 +104,7 @@ class Burgers:
         dt, dx = 1.0 / (n - 1), 1.0 / n
         u = inputs.detach().to("cpu", torch.float64)
         rows = [u]
-        eye = torch.eye(n, dtype=torch.float64)
-        d1 = (torch.roll(eye, 1, 0) - torch.roll(eye, -1, 0)).T / (2 * dx)  # d1 @ v = _d1(v)
-        d2 = (torch.roll(eye, 1, 1) + torch.roll(eye, -1, 1) - 2 * eye) / dx**2
+        mats = _difference_matrices(n, dx)
         for _ in range(n - 1):
             prev, v = rows[-1], rows[-1].clone()
             scale = 1.0 + prev.abs().amax(dim=-1, keepdim=True) / dt
@@ -95,9 +112,7 @@ class Burgers:
                 g = self.step_residual(prev, v, grid)
                 if bool((g.abs() <= tol * scale).all()):
                     break
-                # Jacobian of g: I/Δt + ½ (D1 diag(v) - ν D2)
-                jac = eye / dt + 0.5 * (d1 @ torch.diag_embed(v) - self.nu * d2)
-                v = v - torch.linalg.solve(jac, g.unsqueeze(-1)).squeeze(-1)
+                v = v - torch.linalg.solve(self.step_jacobian(v, mats, dt), g.unsqueeze(-1)).squeeze(-1)
             else:
                 raise NonFiniteError(f"burgers Newton iteration did not converge (max |r| {g.abs().max():.3e})")
             if not torch.isfinite(v).all():
@@ -107,6 +122,35 @@ class Burgers:
 
     def inputs_of(self, x: torch.Tensor) -> torch.Tensor:
         return x[:, 0, 0]
+
+    def admissible_inputs(self, c: torch.Tensor) -> torch.Tensor:
+        return c  # the march takes any finite initial row
+
+    # -- adjoint --------------------------------------------------------------------------------
+    def solve_with_state(self, inputs: torch.Tensor, grid: Grid) -> tuple[torch.Tensor, None]:
+        """``solve``; the adjoint needs only the trajectory (the fields), so no state."""
+        return self.solve(inputs, grid), None
+
+    def solve_adjoint(self, x: torch.Tensor, g: torch.Tensor, state: None, grid: Grid) -> torch.Tensor:
+        # the backward-in-time sweep of the module docstring; row 0 carries no equation: λ_0 = 0
+        n = grid.n
+        u, gu = x[:, 0], g[:, 0]  # (B, n, n): rows t
+        dt, mats = 1.0 / (n - 1), _difference_matrices(n, 1.0 / n)
+        lam = torch.zeros_like(u)
+        carry = torch.zeros_like(u[:, 0])  # L_{j+1}ᵀ λ_{j+1}
+        for j in range(n - 1, 0, -1):
+            dj = self.step_jacobian(u[:, j], mats, dt)  # the Jacobian the forward Newton iteration used
+            lam[:, j] = torch.linalg.solve(dj.transpose(-1, -2), (gu[:, j] - carry).unsqueeze(-1)).squeeze(-1)
+            if j > 1:  # L_1ᵀ λ_1 is the caller's (∂R/∂c)ᵀ λ
+                carry = self._step_vjp_prev(u[:, j - 1], u[:, j], lam[:, j], grid)
+        return lam
+
+    def _step_vjp_prev(self, prev: torch.Tensor, nxt: torch.Tensor, lam: torch.Tensor, grid: Grid) -> torch.Tensor:
+        """L_jᵀ λ = (∂r_j/∂u_{j-1})ᵀ λ by autograd on the step equation."""
+        with torch.enable_grad():
+            p = prev.detach().requires_grad_(True)
+            (out,) = torch.autograd.grad(self.step_residual(p, nxt.detach(), grid), p, lam)
+        return out
 
     # -- masks ----------------------------------------------------------------------------------
     def interior_mask(self, grid: Grid) -> torch.Tensor:

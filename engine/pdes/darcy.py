@@ -5,6 +5,9 @@ Channels (a, u): permeability a (dimensionless) and pressure u. Discretisation: 
 where a generated, continuous a nears 0), interior residual
     r_ij = -[a_{i+½,j}(u_{i+1,j}-u_ij) - a_{i-½,j}(u_ij-u_{i-1,j}) + (same in y)]/h² - f,
 boundary residual u. Coefficient prior: a = a_high where GRF(α=2, τ=3) ≥ 0, else a_low.
+
+Adjoint (``solve_adjoint``): A(a) is symmetric (the same face coefficient on both sides of a face),
+so Aᵀ λ = ∂L/∂u reuses the forward solve's LU factors, one per sample.
 """
 
 from __future__ import annotations
@@ -22,6 +25,10 @@ from engine.errors import ConfigError
 from engine.grid import Grid
 from engine.pdes import elliptic
 
+# × a_low: the smallest permeability handed to the solver. A generated a is continuous and may be
+# small or negative, where −∇·(a∇u) is singular or indefinite (``admissible_inputs``).
+DARCY_FLOOR = 0.1
+
 
 @dataclass(frozen=True)
 class Darcy:
@@ -33,6 +40,7 @@ class Darcy:
     residual_orders: ClassVar[tuple[int, ...]] = (1, 2)  # ∇·(a∇u) = ∇a·∇u + aΔu
     axes: ClassVar[tuple[str, str]] = ("y", "x")
     periodic_columns: ClassVar[bool] = False
+    has_adjoint: ClassVar[bool] = True
 
     forcing: float = 1.0  # f, constant source
     a_low: float = 3.0  # permeability where the GRF < 0
@@ -70,6 +78,27 @@ class Darcy:
 
     def inputs_of(self, x: torch.Tensor) -> torch.Tensor:
         return x[:, 0]
+
+    def admissible_inputs(self, c: torch.Tensor) -> torch.Tensor:
+        """a clamped to a ≥ DARCY_FLOOR·a_low, straight-through: the clamp's value, the identity's
+        gradient, so that entries below the floor can move back."""
+        floor = DARCY_FLOOR * self.a_low
+        return c + (c.clamp_min(floor) - c).detach()
+
+    def solve_with_state(self, inputs: torch.Tensor, grid: Grid) -> tuple[torch.Tensor, elliptic.ThreadOwnedLU]:
+        """``solve``, keeping the LU factors of A(a), one per sample (A depends on a), for the adjoint."""
+        n, m = grid.n, grid.n - 2
+        factors = elliptic.ThreadOwnedLU([elliptic.div_a_grad_matrix(a, grid.h) for a in inputs.numpy()])
+        rhs = np.full(m * m, self.forcing)
+        u = np.stack([elliptic.embed(s, n) for s in factors.solve_each([rhs] * len(factors))])
+        return torch.stack([inputs, torch.from_numpy(u)], dim=1), factors
+
+    def solve_adjoint(self, x: torch.Tensor, g: torch.Tensor, state: elliptic.ThreadOwnedLU,
+                      grid: Grid) -> torch.Tensor:
+        # Aᵀ λ_int = (∂L/∂u)_int on the interior rows (A symmetric: transposed solves with the same
+        # factors); the boundary rows R = u never reach a, so their λ stays 0.
+        rhs = list(elliptic.adjoint_rhs(g))
+        return torch.from_numpy(np.stack([elliptic.embed(s, grid.n) for s in state.solve_each(rhs, trans="T")]))
 
     def residual(self, x: torch.Tensor, grid: Grid) -> torch.Tensor:
         a, u = x[:, 0], x[:, 1]

@@ -4,6 +4,10 @@ Each of them is a linear system A(c) u = b(c) on the (n-2)^2 interior unknowns, 
 boundary. The residual on the full grid is (A u - b) on interior nodes and u on boundary nodes.
 The sparse matrix is assembled from the same stencil the torch residual evaluates, and the tests
 check the two against each other (solver output has residual at round-off).
+
+Adjoint: ∂R/∂u is A on the interior rows and the identity on the boundary rows, and A is symmetric
+for all three, so (∂R/∂u)ᵀ λ = ∂L/∂u needs only transposed solves with the forward LU factors
+(``PDE.solve_adjoint``). The boundary rows R = u do not involve the coefficient: their λ is left 0.
 """
 
 from __future__ import annotations
@@ -189,6 +193,14 @@ def source_operator_lu(n: int, h: float, k2: float) -> spla.SuperLU:
     return factorize(laplacian_matrix(m, h) - k2 * sp.identity(m * m))
 
 
+def adjoint_rhs(g: torch.Tensor) -> np.ndarray:
+    """(∂L/∂u) on the interior unknowns, (B, (n-2)²): the right-hand side of Aᵀ λ_int = ∂L/∂u.
+
+    g: ∂L/∂x (B, 2, n, n) float64 CPU, channels (coefficient, u).
+    """
+    return g[:, 1, 1:-1, 1:-1].reshape(len(g), -1).numpy()
+
+
 def solve_many(lu: spla.SuperLU, rhs: np.ndarray, n: int, trans: str = "N") -> np.ndarray:
     """Solve one factorised operator for a batch of right-hand sides (B, (n-2)²) -> (B, n, n)."""
     sol = lu.solve(np.ascontiguousarray(rhs.T), trans=trans)  # (m², B): one call for the batch
@@ -211,6 +223,7 @@ class SourceProblem:
     residual_orders: ClassVar[tuple[int, ...]] = (0, 2)
     axes: ClassVar[tuple[str, str]] = ("y", "x")
     periodic_columns: ClassVar[bool] = False
+    has_adjoint: ClassVar[bool] = True
 
     @property
     def k2(self) -> float:
@@ -224,6 +237,17 @@ class SourceProblem:
 
     def inputs_of(self, x: torch.Tensor) -> torch.Tensor:
         return x[:, 0]
+
+    def admissible_inputs(self, c: torch.Tensor) -> torch.Tensor:
+        return c  # the operator does not depend on f: every finite source is admissible
+
+    def solve_with_state(self, inputs: torch.Tensor, grid: Grid) -> tuple[torch.Tensor, spla.SuperLU]:
+        """``solve``, and the LU of −Δ_h − k² it used: the same for every f (cached, read-only)."""
+        return source_solve(inputs, grid, self.k2), source_operator_lu(grid.n, grid.h, float(self.k2))
+
+    def solve_adjoint(self, x: torch.Tensor, g: torch.Tensor, state: spla.SuperLU, grid: Grid) -> torch.Tensor:
+        # (−Δ_h − k²)ᵀ λ_int = (∂L/∂u)_int, all samples in one call; boundary λ stays 0
+        return torch.from_numpy(solve_many(state, adjoint_rhs(g), grid.n, trans="T"))
 
     def residual(self, x: torch.Tensor, grid: Grid) -> torch.Tensor:
         return source_residual(x, grid, self.k2)

@@ -21,9 +21,10 @@ with S the differentiable reference solve (``engine.pdes.differentiable``: adjoi
 observations on any channel are fitted while R(x) = 0 holds to solver tolerance at every step; there
 is no physics weight λ in this phase. Burgers: c = u(0, ·), S the Crank–Nicolson march.
 
-Darcy: the generated permeability is continuous and may be small or negative, which makes the
-operator indefinite. It is clamped to a ≥ 0.1·a_low before solving, with a straight-through
-gradient (the clamp's value, the identity's gradient) so that members below the floor can move back.
+Before solving, c goes through ``pde.admissible_inputs``. Darcy: the generated permeability is
+continuous and may be small or negative, which makes the operator indefinite, so it is clamped to
+a ≥ ``darcy.DARCY_FLOOR``·a_low (0.1·a_low) with a straight-through gradient (the clamp's value, the
+identity's gradient) so that members below the floor can move back; the other PDEs take c as it is.
 
 The answer's mean is [c̄, S(c̄)] with c̄ the member mean of c — re-solved, because for the nonlinear
 problems (darcy, burgers) the mean of S(c_e) is not a solution; its residual is at solver tolerance.
@@ -41,13 +42,11 @@ import torch
 from engine.grid import Grid
 from engine.jobs import CancelToken, Progress, ProgressFn, no_progress
 from engine.pdes import PDE
-from engine.pdes.darcy import Darcy
 from engine.pdes.differentiable import solve_fields
 from engine.solve.common import MethodOutput, ObsTensors, Reporter, case0_mean, inverse_std, misfit
 from engine.solve.latent import initial_latents, latent_solve
 from engine.solve.observations import Observations
 
-DARCY_FLOOR = 0.1  # × a_low: the smallest permeability handed to the solver
 EXACT_FRACTION = 0.2  # share of the steps taken with the reference solve (the last ones)
 
 
@@ -58,12 +57,9 @@ def whole_coefficient_known(pde: PDE, obs: Observations, grid: Grid) -> np.ndarr
 
 
 def coefficient_of(pde: PDE, x: torch.Tensor, ot: ObsTensors, coef_mask: torch.Tensor) -> torch.Tensor:
-    """c: the coefficient of x (float64) with observed coefficient entries replaced by x′; darcy clamped."""
-    c = pde.inputs_of(torch.where(ot.mask & coef_mask, ot.values, x))
-    if isinstance(pde, Darcy):
-        floor = DARCY_FLOOR * pde.a_low
-        c = c + (c.clamp_min(floor) - c).detach()  # straight-through clamp
-    return c
+    """c: the coefficient of x (float64) with observed coefficient entries replaced by x′, made
+    admissible for the solver (``PDE.admissible_inputs``: darcy's floor, straight-through)."""
+    return pde.admissible_inputs(pde.inputs_of(torch.where(ot.mask & coef_mask, ot.values, x)))
 
 
 def exact_solve(student: Any, pde: PDE, obs: Observations, *, ensemble: int, steps: int, lr: float,

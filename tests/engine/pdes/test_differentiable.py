@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import torch
 from engine import pdes
 from engine.grid import Grid
 from engine.pdes.differentiable import solve_fields
+from engine.pdes.poisson import Poisson
 
 GRID = Grid(8)
 
@@ -108,3 +110,73 @@ def test_repeated_differentiable_darcy_solves_do_not_leak_memory():
     before = resident_mb()
     run(30)
     assert resident_mb() - before < 20.0  # leaking, the 60 solves grew it by ~100 MB
+
+
+class _State:
+    """An opaque forward state (weak-referenceable, so a test can see when it is freed)."""
+
+
+class _Cube:
+    """A PDE outside the registry, with only what solve_fields needs: R = u − c³ on every node, so
+    S(c) = c³, ∂R/∂u = I (λ = ∂L/∂u) and dL/dc = ∂L/∂c + 3c² ∂L/∂u. Records the calls it gets."""
+
+    has_adjoint = True
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, weakref.ref]] = []
+
+    def inputs_of(self, x):
+        return x[:, 0]
+
+    def residual(self, x, grid):
+        return x[:, 1] - x[:, 0] ** 3
+
+    def solve_with_state(self, inputs, grid):
+        state = _State()
+        self.calls.append(("forward", weakref.ref(state)))
+        return torch.stack([inputs, inputs**3], dim=1), state
+
+    def solve_adjoint(self, x, g, state, grid):
+        self.calls.append(("adjoint", weakref.ref(state)))
+        return g[:, 1].clone()
+
+
+def test_a_new_pde_needs_only_its_own_solve_and_adjoint():
+    """solve_fields dispatches on the PDE's methods, not its class: the generic adjoint formula
+    gives a stand-in PDE the gradient of L(c, c³)."""
+    pde = _Cube()
+    gen = torch.Generator().manual_seed(0)
+    c = torch.randn((2, GRID.n, GRID.n), generator=gen, dtype=torch.float64).requires_grad_(True)
+    w = torch.randn((2, 2, GRID.n, GRID.n), generator=gen, dtype=torch.float64)
+
+    def loss(x):
+        return (w * x).sum() + 0.1 * x.square().sum()
+
+    x = solve_fields(pde, c, GRID)
+    (got,) = torch.autograd.grad(loss(x), c)
+    (want,) = torch.autograd.grad(loss(torch.stack([c, c**3], dim=1)), c)
+    assert torch.allclose(x, torch.stack([c, c**3], dim=1), rtol=0, atol=0)
+    assert torch.allclose(got, want, rtol=1e-12, atol=1e-12)
+    (kind0, made), (kind1, used) = pde.calls
+    assert (kind0, kind1) == ("forward", "adjoint") and made() is used() is not None  # the state is handed on
+
+
+def test_the_forward_state_is_dropped_when_no_backward_can_come():
+    pde = _Cube()
+    solve_fields(pde, torch.ones(1, GRID.n, GRID.n, dtype=torch.float64), GRID)  # c needs no grad
+    assert pde.calls[0][1]() is None  # freed at once (darcy: its LU factors), not kept with the output
+
+
+class _NoAdjoint(Poisson):
+    has_adjoint = False
+
+
+@pytest.mark.parametrize("pde, shown", [(_NoAdjoint(), "_NoAdjoint"), (object(), "object")])
+def test_a_pde_without_an_adjoint_gets_a_clear_error(pde, shown):
+    with pytest.raises(TypeError, match=f"^no differentiable solver for {shown}$"):
+        solve_fields(pde, torch.zeros(1, GRID.n, GRID.n, dtype=torch.float64), GRID)
+
+
+@pytest.mark.parametrize("name", pdes.names())
+def test_every_registered_pde_has_an_adjoint(name):
+    assert pdes.get(name).has_adjoint
