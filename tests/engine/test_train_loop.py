@@ -21,6 +21,7 @@ class _Run:
         self.last_ckpt_time = math.inf  # no checkpoint due by the clock
         self.boundaries, self.saved, self.after = [], [], []
         self.run_dir = self
+        self.minutes_per_step = 0.0
 
     def has_checkpoint(self):
         return bool(self.saved)
@@ -45,7 +46,7 @@ class _Run:
         return f"loss {loss} at step {step}"
 
     def elapsed(self):
-        return 0.0
+        return 60.0 * self.step * self.minutes_per_step
 
     def save(self):
         self.saved.append(self.step)
@@ -117,3 +118,14 @@ def test_ctrl_c_between_steps_saves_only_finite_weights():
     with pytest.raises(KeyboardInterrupt):
         run_steps(run, _budget(), Interrupting(), torch.device("cpu"), 1)
     assert run.saved == []
+
+
+def test_a_spent_time_budget_stops_one_process_at_the_next_step_and_ddp_at_the_next_boundary():
+    run = _Run([1.0] * 100)
+    run.minutes_per_step = 1.0
+    assert run_steps(run, _budget(steps=100, report_every=20, minutes=2.5), None, torch.device("cpu"), 1) == "minutes"
+    assert run.step == 3 and run.saved == [3]  # not step 20: a CPU step may take seconds
+    run = _Run([1.0] * 100)
+    run.minutes_per_step = 1.0
+    assert run_steps(run, _budget(steps=100, report_every=20, minutes=2.5), None, torch.device("cpu"), 2) == "minutes"
+    assert run.step == 20
