@@ -140,6 +140,10 @@ def _part(model: Any, name: str, method: str) -> Any:
     if part is None and model is not None and hasattr(model, "generate" if name == "student" else "denoiser"):
         part = model  # a bare student / teacher
     if part is None:
+        recorded = getattr(getattr(model, "student", None), "teacher_path", None) if name == "teacher" else None
+        if recorded is not None:  # a student whose teacher folder did not move with it
+            raise ConfigError(f"method {method} needs this student's teacher, recorded as {recorded}, which is "
+                              "not there (a student's run folder and its teacher's move together)")
         raise ConfigError(f"method {method} needs a model with a {name}")
     return part
 
@@ -276,6 +280,8 @@ def settings_record(opts: SolveOptions, obs: Observations, model: Any = None, pd
         return {"steps": opts.steps, **guidance_zetas(model, pde, obs, opts, grid), "precision": opts.precision}
     if m == "dataspace":
         return {"steps": opts.steps, "residual_norm": opts.residual_norm}
+    if m == "piddm-exact" and pde is not None and grid is not None and exact.whole_coefficient_known(pde, obs, grid).all():
+        return {"reference_solve": "the whole coefficient is observed: the answer is S(c), no latent steps"}
     rec: dict[str, Any] = {"steps": opts.steps, "lambda": opts.lam}
     if m in STUDENT_METHODS:
         rec |= {"lr": opts.lr, "candidates": opts.candidates, "residual_norm": opts.residual_norm,

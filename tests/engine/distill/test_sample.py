@@ -137,3 +137,23 @@ def test_sample_refuses_heun_steps_for_a_one_step_student(student_run, tmp_path,
     assert "--steps is the Heun steps of a teacher" in err and "--refine K" in err
     assert not (tmp_path / "s.h5").exists()
     assert main(["sample", "--model", str(student_run), "-n", "1", "-o", str(tmp_path / "s.h5")]) == 0
+
+
+def test_a_student_moved_without_its_teacher_names_where_the_teacher_was(student_run, tmp_path):
+    """The teacher baselines need the student's teacher, found by the path its checkpoint records
+    (relative to the run): a student copied elsewhere alone gets that path in the error, not a bare
+    "needs a model with a teacher"."""
+    import shutil
+
+    from engine.models import load_model
+    from engine.solve.api import SolveOptions, solve
+    from engine.solve.observations import Observations
+
+    moved = tmp_path / "elsewhere" / "s"
+    shutil.copytree(student_run, moved)
+    model = load_model(moved)
+    assert model.student is not None and model.teacher is None
+    truth = model.pde.solve(model.pde.sample_inputs([5], model.grid), model.grid).numpy()
+    obs = Observations.from_task(model.pde, truth, "forward", "full", seed=0)
+    with pytest.raises(ConfigError, match=r"needs this student's teacher, recorded as .*teacher.*move together"):
+        solve(model, model.pde, obs, SolveOptions(method="diffusionpde", steps=2, ensemble=1))

@@ -280,6 +280,8 @@ def test_piddm_exact_optimises_only_the_cases_that_do_not_know_their_whole_coeff
     alone = solve(model, pde, forward, opts)
     np.testing.assert_allclose(parts.mean[1], alone.mean[0], rtol=1e-6, atol=1e-9)
     assert alone.nfe == 0
+    # the record says what ran: a reference solve, not latent steps, rate and starts it never used
+    assert list(alone.settings) == ["reference_solve"] and "steps" in parts.settings
 
 
 @pytest.mark.parametrize("method", ["piddm", "piddm-ref", "piddm-exact", "diffusionpde"])
