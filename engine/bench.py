@@ -22,7 +22,7 @@ import torch
 
 from engine import __version__
 from engine.config import check_number
-from engine.data.generate import generate_fields, sample_seeds
+from engine.data.generate import generate_fields
 from engine.diffusion.model import load_teacher
 from engine.diffusion.sampler import nfe as heun_nfe
 from engine.distill.config import REFINE_LAMBDA, REFINE_LR
@@ -33,9 +33,7 @@ from engine.io.checkpoint import FILENAME, load_checkpoint
 from engine.io.rundir import RunDir
 from engine.jobs import CancelToken, Progress, ProgressFn, check_cancel, no_progress
 from engine.metrics import moment_errors, residual_stats
-
-REFERENCE_SEED = 7_000_001  # data seeds no training set uses (training data uses small seeds)
-HELD_OUT_SEED = 7_000_002
+from engine.seeding import BENCH_NOISE_SEED, HELD_OUT_SEED, REFERENCE_SEED, sample_seeds
 
 
 def _sync(device: torch.device) -> None:
@@ -208,7 +206,7 @@ def bench_generate(models: str | Path, *, n: int = 256, seeds: int = 3, sampler_
 
     rows: dict[str, list[dict[str, float]]] = {}
     for s in range(seeds):
-        sd = sample_seeds(1000 + s, n)
+        sd = sample_seeds(BENCH_NOISE_SEED + s, n)
         data, sec = _timed(lambda s=s: generate_fields(pde.name, n, grid.n, HELD_OUT_SEED + s, params), dev)
         rows.setdefault("held-out data", []).append(metrics(data.astype(np.float32), sec, 0))
         tick("data")

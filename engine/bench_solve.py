@@ -1,7 +1,7 @@
 """``piddm bench --task forward|inverse|reconstruct``: every solve method on the same held-out cases.
 
-Cases: ``cases`` fresh reference solves drawn with ``SOLVE_SEED`` (no training, reference or
-generation-bench set uses it), stored in float32 like every dataset. For each seed s in
+Cases: ``cases`` fresh reference solves drawn with ``SOLVE_SEED``, apart from training data and the
+validation cases (``engine.seeding`` says how far), stored in float32 like every dataset. For each seed s in
 range(seeds) the observation masks (``Observations.from_task(..., seed=s)``) and the ensemble
 starts (``SolveOptions(seed=s)``) are redrawn; the cases stay the same. Every method solves all the
 cases of one seed in one batched call.
@@ -38,12 +38,11 @@ from engine.errors import ConfigError
 from engine.io.checkpoint import FILENAME
 from engine.jobs import CancelToken, Progress, ProgressFn, check_cancel, no_progress
 from engine.metrics import residual_stats, truth_errors
+from engine.seeding import SOLVE_SEED
+from engine.seeding import VALIDATION_SEED as VALIDATION_SEED  # re-exported: tests/bench read it here
 from engine.solve import METHODS, Observations, SolveOptions, solve
 from engine.solve.api import STUDENT_METHODS, default_candidates, default_residual_norm
 from engine.solve.observations import TASKS
-
-SOLVE_SEED = 7_000_003  # held-out solve cases (REFERENCE_SEED/HELD_OUT_SEED of engine.bench are taken)
-VALIDATION_SEED = 7_000_004  # cases for tuning λ / lr / ζ, never the bench cases
 
 
 def default_methods(task: str, obs: str, have: set[str]) -> list[str]:

@@ -5,8 +5,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from engine.errors import EngineError
 from engine.grid import Grid
 from engine.pdes import PDE
+
+
+class UndefinedMetricError(EngineError, ValueError):
+    """A metric that does not exist for the given fields: the relative error of an all-zero truth."""
 
 
 def residual_map(pde: PDE, fields: np.ndarray | torch.Tensor, batch: int = 256) -> np.ndarray:
@@ -39,11 +44,20 @@ def moment_errors(fields: np.ndarray, reference: np.ndarray, channels: tuple[str
     return out
 
 
-def rel_l2(pred: np.ndarray, true: np.ndarray) -> float:
-    """Mean over samples of ‖pred − true‖₂ / ‖true‖₂; arrays (n, ...)."""
+def rel_l2(pred: np.ndarray, true: np.ndarray, what: str = "") -> float:
+    """Mean over samples of ‖pred − true‖₂ / ‖true‖₂; arrays (n, ...), ``what`` names them in errors.
+
+    Raises UndefinedMetricError when a true sample is all zero: its relative error does not exist
+    (a clamped denominator made it ~1e300, which averaged into a figure that looked like a result).
+    """
     p = pred.reshape(len(pred), -1).astype(np.float64)
     t = true.reshape(len(true), -1).astype(np.float64)
-    return float((np.linalg.norm(p - t, axis=1) / np.maximum(np.linalg.norm(t, axis=1), 1e-300)).mean())
+    if len(zero := np.flatnonzero(~t.any(axis=1))):
+        more = f" (and {len(zero) - 1} more)" if len(zero) > 1 else ""
+        raise UndefinedMetricError(f"rel_l2{' of ' + what if what else ''} is undefined: the true "
+                                   f"{what or 'field'} of sample {zero[0]}{more} is all zero, and a relative "
+                                   "error needs a nonzero truth")
+    return float((np.linalg.norm(p - t, axis=1) / np.linalg.norm(t, axis=1)).mean())
 
 
 def darcy_error_rate(a_pred: np.ndarray, a_true: np.ndarray, threshold: float) -> float:
@@ -61,11 +75,12 @@ def unknown_channels(mask: np.ndarray | None, n_channels: int) -> list[int]:
 
 def truth_errors(pde: PDE, pred: np.ndarray, truth: np.ndarray, mask: np.ndarray | None) -> dict[str, float]:
     """rel_l2_<ch> of every unknown channel (``unknown_channels``; over the whole channel, observed
-    entries included, as SPEC "Metrics" defines it), and darcy's error_rate."""
+    entries included, as SPEC "Metrics" defines it), and darcy's error_rate. UndefinedMetricError
+    (``rel_l2``) when a case's true channel is all zero."""
     out: dict[str, float] = {}
     for c in unknown_channels(mask, pred.shape[1]):
         name = pde.fields[c]
-        out[f"rel_l2_{name}"] = rel_l2(pred[:, c], truth[:, c])
+        out[f"rel_l2_{name}"] = rel_l2(pred[:, c], truth[:, c], name)
         if pde.name == "darcy" and name == "a":
             out["error_rate"] = darcy_error_rate(pred[:, c], truth[:, c], pde.phase_threshold)
     return out

@@ -2,7 +2,7 @@
 
 For each PDE folder under resources/models/ (or those named), or the one folder given with --models
 (a folder with piddm/ and distill/, as ``piddm bench --models`` takes), loads each student named by
---students, draws validation cases with ``engine.bench_solve.VALIDATION_SEED`` (never the bench
+--students, draws validation cases with ``engine.seeding.VALIDATION_SEED`` (never the bench
 cases), and runs ``engine.solve.tuning.tune_latent`` for each task and observation spec. The result
 goes to card["solve"]["<task>/<kind>"] of that student's card (kind: "full" when a channel is
 observed whole, else "points"; burgers' whole row is "points"), the search record to
@@ -28,10 +28,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from engine import pdes  # noqa: E402
-from engine.bench_solve import VALIDATION_SEED  # noqa: E402
 from engine.data.generate import generate_fields  # noqa: E402
 from engine.io.atomic import write_text  # noqa: E402
 from engine.models import load_model  # noqa: E402
+from engine.seeding import MASK_SEED_OFFSET, VALIDATION_SEED  # noqa: E402
 from engine.solve.tuning import tune_latent  # noqa: E402
 
 MODELS = ROOT / "resources" / "models"
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--lrs", type=float, nargs="+", default=[0.01, 0.02, 0.05, 0.1])
     ap.add_argument("--lams", type=float, nargs="+", default=[0.01, 0.1, 1.0])
-    ap.add_argument("--seed", type=int, default=0, help="latent seed (masks use seed + 7919)")
+    ap.add_argument("--seed", type=int, default=0, help=f"latent seed (masks use seed + {MASK_SEED_OFFSET})")
     ap.add_argument("--device", default="cpu", help="where the students run (cpu, cuda)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
     args = ap.parse_args(argv)

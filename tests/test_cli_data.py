@@ -62,6 +62,43 @@ def test_generate_and_evaluate_bad_input_one_line(capsys, tmp_path):
     assert not out.exists()
 
 
+def test_evaluate_against_an_all_zero_truth_is_one_line(capsys, tmp_path):
+    from engine.io.hdf5 import FieldsFile, read_fields, write_fields
+
+    samples = tmp_path / "s.h5"
+    assert main(["generate", "--pde", "poisson", "--n", "2", "--grid", "8", "-o", str(samples)]) == 0
+    ff = read_fields(samples)
+    zero = ff.fields.copy()
+    zero[1] = 0.0  # f = 0 solves to u = 0: a valid truth whose relative error is undefined
+    truth = write_fields(tmp_path / "t.h5", FieldsFile(fields=zero, pde="poisson", channels=("f", "u"), seed=0))
+    capsys.readouterr()
+    err = one_line_error(capsys, ["evaluate", samples, "--truth", truth])
+    assert f"--truth {truth}: rel_l2 of f is undefined: the true f of sample 1 is all zero" in err
+
+
+def test_the_bar_names_the_work_after_its_last_step():
+    from engine.cli.common import show_phase, then_phase
+    from engine.jobs import Progress
+
+    class Bar:
+        def __init__(self, disable):
+            self.disable, self.shown = disable, []
+
+        def set_postfix_str(self, text):
+            self.shown.append(text)
+
+    seen, bar = [], Bar(disable=False)
+    report = then_phase(seen.append, bar, "writing out.h5")
+    report(Progress("data", 2, 3))
+    assert bar.shown == [] and len(seen) == 1
+    report(Progress("data", 3, 3))
+    assert bar.shown == ["writing out.h5"] and len(seen) == 2
+    quiet = Bar(disable=True)  # stderr is a log, not a terminal: no bar, no phase
+    then_phase(seen.append, quiet, "writing")(Progress("data", 3, 3))
+    show_phase(quiet, "writing")
+    assert quiet.shown == []
+
+
 def test_a_full_disk_is_one_line(capsys, tmp_path, full_disk):
     out = tmp_path / "x.h5"
     err = one_line_error(capsys, ["generate", "--pde", "poisson", "--n", "2", "--grid", "8", "-o", out])

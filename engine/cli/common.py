@@ -98,6 +98,26 @@ def progress_bar(desc: str, enabled: bool = True) -> tuple[ProgressFn, Any]:
     return on_progress, bar
 
 
+def show_phase(bar: Any, text: str) -> None:
+    """Name the work a command does once its bar is full (the answer's residual, writing the file) as
+    the bar's postfix, where the bar would sit full with nothing said. Nothing in a log: these phases
+    take seconds, and a log gets a line a minute at most (``progress_bar``)."""
+    if not bar.disable:
+        bar.set_postfix_str(text)
+
+
+def then_phase(on_progress: ProgressFn, bar: Any, text: str) -> ProgressFn:
+    """``on_progress``, then ``show_phase(bar, text)`` once a report says the last step is done: what
+    the engine function does after its loop (assembling, writing) is named on the bar."""
+
+    def report(p: Progress) -> None:
+        on_progress(p)
+        if p.total and p.step >= p.total:
+            show_phase(bar, text)
+
+    return report
+
+
 INPUT_OPTIONS = ("obs", "data", "model", "models", "teacher", "reference", "truth", "file")  # what commands read
 
 

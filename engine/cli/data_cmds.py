@@ -6,10 +6,10 @@ import argparse
 import dataclasses
 
 from engine import pdes
-from engine.cli.common import add_common, emit, progress_bar
+from engine.cli.common import add_common, emit, progress_bar, then_phase
 from engine.errors import ConfigError
 from engine.io.hdf5 import read_fields
-from engine.metrics import moment_errors, residual_stats, truth_errors
+from engine.metrics import UndefinedMetricError, moment_errors, residual_stats, truth_errors
 
 
 def parse_params(items: list[str] | None) -> dict[str, float]:
@@ -43,8 +43,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     on_progress, bar = progress_bar(f"generate {args.pde}")
     with bar:
-        res = generate_dataset(args.pde, args.n, args.grid, args.seed, args.output,
-                               parse_params(args.param), dtype=args.dtype, on_progress=on_progress)
+        steps_then = then_phase(on_progress, bar, f"writing {args.output}, then its residual")
+        res = generate_dataset(args.pde, args.n, args.grid, args.seed, args.output, parse_params(args.param),
+                               dtype=args.dtype, on_progress=steps_then)
     out = dataclasses.asdict(res)
     emit(out, args.json, f"wrote {res.n} {args.pde} samples ({res.grid}x{res.grid}) to {res.path} "
          f"in {res.seconds:.1f} s ({res.samples_per_s:.1f} samples/s); residual_mse {res.residual_mse:.2e}")
@@ -64,7 +65,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         truth = read_fields(args.truth, expect_pde=ff.pde, expect_grid=ff.grid, expected_by=args.samples)
         if len(truth) != len(ff):
             raise ConfigError(f"--truth has {len(truth)} samples but {args.samples} has {len(ff)}")
-        out.update(truth_errors(pde, ff.fields, truth.fields, ff.mask))
+        try:
+            out.update(truth_errors(pde, ff.fields, truth.fields, ff.mask))
+        except UndefinedMetricError as exc:  # say which file holds the zero field
+            raise UndefinedMetricError(f"--truth {args.truth}: {exc}") from None
     text = "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in out.items())
     emit(out, args.json, text)
     return 0

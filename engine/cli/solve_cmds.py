@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from engine import pdes
-from engine.cli.common import add_common, emit, progress_bar, setting_flags
+from engine.cli.common import add_common, emit, progress_bar, setting_flags, show_phase, then_phase
 from engine.io.hdf5 import FieldsFile, read_fields, write_fields
 from engine.metrics import residual_stats
 
@@ -92,16 +92,20 @@ def cmd_solve(args: argparse.Namespace) -> int:
                         candidates=args.candidates, residual_norm=args.residual_norm, seed=args.seed,
                         device=args.device, precision=args.precision, compile_network=args.compile)
     on_progress, bar = progress_bar(f"solve {args.method}")
+    # the bar stays up, naming each step after the last optimiser step, until the file is written
     with bar:
-        res = solve(model, pde, obs, opts, on_progress=on_progress)
-    stats = residual_stats(pde, res.mean)
-    out = {"output": args.output, "pde": pde.name, "method": res.method, "cases": len(obs),
-           "ensemble": 0 if res.members is None else int(res.members.shape[1]), "seconds": res.seconds,
-           "nfe": res.nfe, "misfit": res.misfit, **stats}
-    write_fields(args.output, FieldsFile(
-        fields=res.mean, pde=pde.name, channels=pde.fields, pde_params=pdes.params_of(pde), method=res.method,
-        seed=args.seed, mask=obs.mask, std=res.std, residual=res.residual,
-        extra={"solve": json.dumps({k: out[k] for k in ("ensemble", "seconds", "nfe", "misfit")} | res.settings)}))
+        steps_then = then_phase(on_progress, bar, "ensemble mean, spread and residual")
+        res = solve(model, pde, obs, opts, on_progress=steps_then)
+        show_phase(bar, "residual_mse of the answer")
+        stats = residual_stats(pde, res.mean)
+        out = {"output": args.output, "pde": pde.name, "method": res.method, "cases": len(obs),
+               "ensemble": 0 if res.members is None else int(res.members.shape[1]), "seconds": res.seconds,
+               "nfe": res.nfe, "misfit": res.misfit, **stats}
+        show_phase(bar, f"writing {args.output}")
+        write_fields(args.output, FieldsFile(
+            fields=res.mean, pde=pde.name, channels=pde.fields, pde_params=pdes.params_of(pde), method=res.method,
+            seed=args.seed, mask=obs.mask, std=res.std, residual=res.residual,
+            extra={"solve": json.dumps({k: out[k] for k in ("ensemble", "seconds", "nfe", "misfit")} | res.settings)}))
     misfit = "" if res.misfit is None else f", misfit {res.misfit:.3e}"
     emit(out, args.json, f"{res.method}: {len(obs)} case(s) in {res.seconds:.2f} s, residual_mse "
          f"{stats['residual_mse']:.3e}{misfit}; wrote {args.output}")

@@ -16,6 +16,14 @@ from engine.grid import Grid
 from engine.io.hdf5 import FieldsFile, write_fields
 from engine.jobs import CancelToken, Progress, ProgressFn, check_cancel, no_progress
 from engine.metrics import residual_stats
+from engine.seeding import sample_seeds  # (also imported from here by the samplers)
+
+# Samples per reference-solve call, and so per progress report. Not free to change for finer progress:
+# burgers' Newton iteration stops when the whole batch has converged, so its float64 values depend on
+# the batch at round-off (≤ 2e-13; darcy, poisson and helmholtz solve sample by sample and do not). A
+# smaller batch changes the last bits of every burgers dataset larger than it (float32 files came out
+# identical at 16², 32² and 64², but that is rounding luck, not a guarantee).
+BATCH = 64
 
 
 @dataclass(frozen=True)
@@ -29,13 +37,8 @@ class GenerateResult:
     bc_mse: float
 
 
-def sample_seeds(seed: int, n: int) -> list[int]:
-    """Per-sample seeds: sample i of run ``seed`` uses seed·1_000_003 + i, whatever the batching."""
-    return [seed * 1_000_003 + i for i in range(n)]
-
-
 def generate_fields(pde_name: str, n: int, grid_n: int, seed: int, pde_params: dict[str, Any] | None = None,
-                    *, batch: int = 64, on_progress: ProgressFn = no_progress,
+                    *, batch: int = BATCH, on_progress: ProgressFn = no_progress,
                     cancel: CancelToken | None = None) -> np.ndarray:
     """(n, C, N, N) float64 reference-solved fields for samples 0..n-1 of ``seed``."""
     if n < 1:
@@ -46,6 +49,7 @@ def generate_fields(pde_name: str, n: int, grid_n: int, seed: int, pde_params: d
     grid = Grid(grid_n)
     seeds = sample_seeds(seed, n)
     out = np.empty((n, len(pde.fields), grid_n, grid_n))
+    on_progress(Progress("data", 0, n))  # the total, and the clock, before the first batch's solve
     for start in range(0, n, batch):
         check_cancel(cancel)
         chunk = seeds[start : start + batch]

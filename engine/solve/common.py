@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from engine.errors import ConfigError
 from engine.grid import Grid
 from engine.jobs import CancelToken, Progress, ProgressFn, check_cancel
 from engine.pdes import PDE
+from engine.seeding import member_seeds as member_seeds  # re-exported: engine.solve.latent imports it here
 from engine.solve.observations import Observations
 
 
@@ -37,18 +37,6 @@ class MethodOutput:
     exact_solution: bool = False
     latents: torch.Tensor | None = None  # (B·E, C, N, N) final ε of latent methods (warm starts)
     adam_moments: dict[str, Any] | None = None
-
-
-SEED_STRIDE = 1009  # member seeds of one case: e < SEED_STRIDE keeps them apart from the next case's
-
-
-def member_seeds(seed: int, cases: int, ensemble: int, first_case: int = 0) -> list[int]:
-    """Per-member seeds, member e of case b (numbered from ``first_case``, the batch's place among the
-    cases of one solve); independent of the batch the case is solved in."""
-    if ensemble > SEED_STRIDE:
-        raise ConfigError(f"at most {SEED_STRIDE} latent draws per case, got {ensemble}")
-    return [(seed * 1_000_003 + b) * SEED_STRIDE + e for b in range(first_case, first_case + cases)
-            for e in range(ensemble)]
 
 
 def device_of(model: Any) -> torch.device:

@@ -32,6 +32,7 @@ from engine.grid import Grid
 from engine.jobs import CancelToken, ProgressFn, no_progress
 from engine.metrics import truth_errors
 from engine.pdes import PDE
+from engine.seeding import member_seeds, validation_mask_seed
 from engine.solve.common import (
     MethodOutput,
     ObsTensors,
@@ -39,7 +40,6 @@ from engine.solve.common import (
     case0_mean,
     device_of,
     interior_ms,
-    member_seeds,
 )
 from engine.solve.observations import Observations
 
@@ -134,7 +134,7 @@ def tune_guidance(model: Any, pde: PDE, cases: np.ndarray, task: str, *, spec: s
     """
     teacher = getattr(model, "teacher", model)
     grid = teacher.grid
-    obs = Observations.from_task(pde, cases, task, spec, seed=seed + 7919)  # not the test masks
+    obs = Observations.from_task(pde, cases, task, spec, seed=validation_mask_seed(seed))  # not the bench's masks
     best: dict[str, Any] = {}
     for zo, fp in itertools.product(zetas_obs, pde_factors):
         zp = fp * grid.h**2

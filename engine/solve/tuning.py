@@ -30,6 +30,7 @@ import torch
 from engine.jobs import CancelToken, check_cancel
 from engine.metrics import truth_errors
 from engine.pdes import PDE
+from engine.seeding import validation_mask_seed
 from engine.solve import api, latent
 from engine.solve.observations import Observations
 
@@ -83,12 +84,13 @@ def tune_latent(student: Any, pde: PDE, cases: np.ndarray, task: str, *, spec: s
                 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(card["solve"]["<task>/<kind>"], card["solve_tuning"]["<task>/<kind>"]) for one student.
 
-    cases: (B, C, N, N) validation ground truth; masks drawn with seed + 7919 (as the guidance
-    tuning's, never the bench's). ``method``'s default λ (``api.DEFAULT_LAMBDA``) and ``api.DEFAULT_LR``
-    join the candidates. The residual norm is the solve's default for the observation kind; the starts
-    are unscreened (K = 1), as every bundled 64² student's are. on_score(lr, λ, score) after each candidate.
+    cases: (B, C, N, N) validation ground truth; masks drawn with ``seeding.validation_mask_seed(seed)``
+    (as the guidance tuning's, never the bench's). ``method``'s default λ (``api.DEFAULT_LAMBDA``) and
+    ``api.DEFAULT_LR`` join the candidates. The residual norm is the solve's default for the observation
+    kind; the starts are unscreened (K = 1), as every bundled 64² student's are. on_score(lr, λ, score)
+    after each candidate.
     """
-    obs = Observations.from_task(pde, cases, task, spec, seed=seed + 7919)
+    obs = Observations.from_task(pde, cases, task, spec, seed=validation_mask_seed(seed))
     sigma = api.default_residual_norm(pde, obs)
     marks_all = sorted({m for m in marks if m <= steps} | {steps})
     lam0, lr0 = api.DEFAULT_LAMBDA.get(method, 1.0), api.DEFAULT_LR
@@ -115,7 +117,7 @@ def tune_latent(student: Any, pde: PDE, cases: np.ndarray, task: str, *, spec: s
     chosen = score(curves[(lr_best, lam_best)][steps])
     settings = {"lr": lr_best, "lam": lam_best, "rel_l2": chosen}
     record = {"key": api.settings_key(pde, obs), "method": method, "spec": spec, "cases": int(len(cases)), "ensemble": ensemble, "steps": steps,
-              "grid": int(cases.shape[-1]), "mask_seed": seed + 7919, "residual_norm": sigma,
+              "grid": int(cases.shape[-1]), "mask_seed": validation_mask_seed(seed), "residual_norm": sigma,
               "seconds": round(time.perf_counter() - t0, 1),
               "default": {"lr": lr0, "lam": lam0, "rel_l2": score(curves[(lr0, lam0)][steps])},
               "scores": [{"lr": lr, "lam": lam, "rel_l2_after": {str(k): score(e) for k, e in curve.items()},

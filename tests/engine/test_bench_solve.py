@@ -231,8 +231,10 @@ def test_solve_command_records_the_residual_norm_precision_and_exact_rate_it_use
             assert recorded["compile"] == ("--compile" in extra) and len(compiled) == int("--compile" in extra)
             assert "exact_lr" not in recorded  # piddm has no exact phase
             assert (recorded["lambda"], recorded["lr"]) == (1.0, 0.05)  # what "default" resolved to, not None
+    # piddm-exact from the whole u (from the whole coefficient it is the reference solve, nothing to record)
+    write_fields(tmp_path / "obs_u.h5", FieldsFile(fields=truth, pde="darcy", channels=pde.fields, mask=~mask))
     out = tmp_path / "exact.h5"
-    assert main(["solve", "--model", str(folder / "piddm"), "--obs", str(tmp_path / "obs.h5"), "--ensemble", "2",
+    assert main(["solve", "--model", str(folder / "piddm"), "--obs", str(tmp_path / "obs_u.h5"), "--ensemble", "2",
                  "--steps", "2", "--method", "piddm-exact", "--lr", "0.04", "-o", str(out)]) == 0
     with h5py.File(out, "r") as h:
         recorded = json.loads(h.attrs["solve"])

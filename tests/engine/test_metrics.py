@@ -60,6 +60,28 @@ def test_rel_l2_and_error_rate():
     assert metrics.darcy_error_rate(a_pred, a_true, 7.5) == 0.5
 
 
+def test_rel_l2_of_an_all_zero_truth_is_an_error_naming_the_sample():
+    # the relative error of a zero field does not exist: it was ‖pred‖/1e-300 (~1e300), averaged in
+    true = np.ones((3, 4, 4))
+    true[1] = 0.0
+    pred = true + 0.5
+    with pytest.raises(metrics.UndefinedMetricError, match="rel_l2 of u is undefined: the true u of sample 1 is"):
+        metrics.rel_l2(pred, true, "u")
+    true[2] = 0.0
+    with pytest.raises(ValueError, match="sample 1 \\(and 1 more\\) is all zero"):  # also a ValueError
+        metrics.rel_l2(pred, true)
+    tiny = np.full((1, 4), 1e-30)  # small but nonzero: defined
+    assert metrics.rel_l2(2 * tiny, tiny) == pytest.approx(1.0)
+    pde = pdes.get("poisson")
+    truth = np.ones((2, 2, 4, 4))
+    truth[1, 1] = 0.0  # case 1's u is zero (f = 0 solves to u = 0)
+    mask = np.zeros_like(truth, bool)
+    mask[:, 0] = True
+    with pytest.raises(metrics.UndefinedMetricError, match="rel_l2 of u .* sample 1"):
+        metrics.truth_errors(pde, truth + 1, truth, mask)
+    assert metrics.truth_errors(pde, truth + 1, truth, ~mask) == {"rel_l2_f": pytest.approx(1.0)}  # f is nonzero
+
+
 def test_truth_errors_on_unknown_channels():
     pde = pdes.get("darcy")
     truth = np.full((2, 2, 4, 4), 3.0)
@@ -75,7 +97,7 @@ def test_truth_errors_on_unknown_channels():
 def test_darcys_error_rate_thresholds_between_the_pdes_own_phases():
     """With phases 1 and 2 (``--param a_low=1 a_high=2``) the threshold is 1.5, not the default's 7.5."""
     pde = pdes.get("darcy", a_low=1.0, a_high=2.0)
-    truth = np.stack([np.full((1, 4, 4), 2.0), np.zeros((1, 4, 4))], axis=1)
+    truth = np.stack([np.full((1, 4, 4), 2.0), np.ones((1, 4, 4))], axis=1)  # (u nonzero: rel_l2_u exists)
     pred = truth.copy()
     pred[0, 0, 0, :2] = 1.4  # two of sixteen pixels fall below 1.5
     assert metrics.truth_errors(pde, pred, truth, None)["error_rate"] == pytest.approx(2 / 16)

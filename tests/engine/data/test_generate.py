@@ -51,6 +51,7 @@ def test_generate_dataset_writes_a_readable_file(tmp_path):
     assert ff.fields.dtype == np.float32
     np.testing.assert_allclose(ff.fields, generate_fields("helmholtz", 3, 16, 7, {"k": 2.0}), rtol=1e-6, atol=1e-7)
     assert seen and seen[-1].step == seen[-1].total == 3
+    assert (seen[0].step, seen[0].total) == (0, 3)  # reported before the first solve: a bar's clock starts
     assert res.residual_mse < 1e-8 and res.bc_mse == 0.0 and res.samples_per_s > 0
 
 
