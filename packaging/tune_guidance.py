@@ -4,8 +4,9 @@ For each PDE folder under resources/models/ (or those named), or the one folder 
 (a folder with piddm/ and distill/, as ``piddm bench --models`` takes), loads <folder>/piddm (it brings
 its teacher), draws validation cases with ``engine.seeding.VALIDATION_SEED`` (never the bench cases),
 and runs ``engine.solve.guidance.tune_guidance`` for the forward and inverse tasks. The result goes to
-card["guidance"][task] of both <pde>/piddm/card.json and <pde>/distill/card.json (they share the
-teacher), with the search record under card["guidance_tuning"][task]. With ``--spec full`` the key is
+card["guidance"][task] of <pde>/teacher/card.json, <pde>/piddm/card.json and <pde>/distill/card.json
+(the weights are the teacher's; every member carries them, so that a solve reads the same weights
+whichever of the set's folders --model names), with the search record under card["guidance_tuning"][task]. With ``--spec full`` the key is
 "<task>/full": a whole observed channel pulls through every entry and has weights of its own.
 
 Each candidate is scored by its own ``tune_guidance`` call (one-element grids), so every score is
@@ -93,7 +94,7 @@ def tune_task(model: Any, pde: Any, cases: Any, task: str, *, spec: str, steps: 
 
 
 def write_cards(pde_dir: Path, task: str, weights: dict[str, Any], record: dict[str, Any]) -> None:
-    for name in ("piddm", "distill"):
+    for name in ("teacher", "piddm", "distill"):
         folder = pde_dir / name
         if not folder.is_dir():
             continue

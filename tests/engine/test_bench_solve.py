@@ -109,7 +109,7 @@ def test_tune_guidance_stores_the_best_recorded_weights_in_a_run_folder(folder, 
     assert not (copy / "piddm" / "card.json").exists()
     assert tune.main(["--models", str(copy), "--tasks", "forward", "--spec", "points:20", "--cases", "2",
                       "--steps", "2", "--zetas-obs", "0.3", "3", "--pde-factors", "0"]) == 0
-    for name in ("piddm", "distill"):
+    for name in ("teacher", "piddm", "distill"):  # every member: a solve reads the card of the folder named
         card = json.loads((copy / name / "card.json").read_text())
         weights, record = card["guidance"]["forward"], card["guidance_tuning"]["forward"]
         finite = [s for s in record["scores"] if s["rel_l2"] is not None]
@@ -117,8 +117,9 @@ def test_tune_guidance_stores_the_best_recorded_weights_in_a_run_folder(folder, 
         assert len(record["scores"]) >= 4  # ζ_obs 0.3, 1 (default), 3; then ζ_pde factors 0, 1e-2
         assert weights["zeta_obs"] == best["zeta_obs"] and weights["rel_l2"] == best["rel_l2"]
         assert weights["spec"] == "points:20" and record["grid"] == 16
-    model = load_model(copy / "piddm")
-    assert _guidance_weights(model, "forward", model.grid)["zeta_obs"] == weights["zeta_obs"]
+    for name in ("teacher", "piddm"):
+        model = load_model(copy / name)
+        assert _guidance_weights(model, "forward", model.grid)["zeta_obs"] == weights["zeta_obs"]
     # --spec full: whole-channel weights under "forward/full"; the points weights stay
     assert tune.main(["--models", str(copy), "--tasks", "forward", "--spec", "full", "--cases", "2",
                       "--steps", "2", "--zetas-obs", "0.3", "--pde-factors", "0"]) == 0

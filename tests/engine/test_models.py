@@ -68,3 +68,18 @@ def test_a_run_is_listed_from_its_config_without_reading_its_checkpoint(tmp_path
     _fake_run(tmp_path / "helmholtz-16" / "student", {"teacher": str(teacher), "lam": 0.1}, "student")
     found = {i.name: (i.pde, i.kind, i.card.get("grid"), i.card.get("model_size")) for i in models.find_runs(tmp_path)}
     assert found == {"student": ("helmholtz", "student", 16, "tiny"), "teacher": ("helmholtz", "teacher", 16, "tiny")}
+
+
+def test_every_member_of_a_bundled_set_carries_the_same_tuned_guidance_weights():
+    """The diffusionpde / teacher methods read ζ from the card of the folder --model names: a set's
+    teacher/ must not give other (untuned or stale) weights than its piddm/ (packaging/tune_guidance.py
+    writes all three)."""
+    from engine.models import SET_MEMBERS, bundled_root
+
+    sets = [d for d in sorted(bundled_root().iterdir()) if (d / "teacher" / "card.json").is_file()]
+    assert len(sets) >= 5
+    for d in sets:
+        weights = {m: json.loads((d / m / "card.json").read_text()).get("guidance") for m in SET_MEMBERS
+                   if (d / m / "card.json").is_file()}
+        assert weights["teacher"], d.name
+        assert all(w == weights["teacher"] for w in weights.values()), d.name
