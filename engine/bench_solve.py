@@ -18,9 +18,13 @@ Columns, mean ± std over seeds, computed on the ensemble mean (the answer a use
   Observed entries are included (they are exact for all methods except piddm-exact/classical, whose
   solution entries are S(coefficient)); this is the convention of DiffusionPDE/FunDPS's figures.
 - error_rate (darcy, when its coefficient is unknown): fraction of pixels on the wrong side of 7.5.
-- residual_mse: mean interior R² of the answer, float64 from the float32 output.
+- residual_mse, bc_mse: mean interior R² and mean boundary-condition R² of the answer, float64 from
+  the float32 output.
 - seconds_per_case: wall time of the batched solve / cases (after a warm-up); nfe: generator or
   denoiser evaluations per member.
+- peak_memory_mb (on a GPU only): the most device memory the batched solve held (torch's allocator,
+  ``max_memory_allocated``), all cases and members at once. A CPU has no per-call figure (the process's
+  peak RSS only ever grows), so CPU rows have none.
 """
 
 from __future__ import annotations
@@ -30,10 +34,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from engine.bench import layout_error, model_folders, provenance, summarise
 from engine.config import check_number
 from engine.data.generate import generate_fields
+from engine.dist import resolve_device
 from engine.errors import ConfigError
 from engine.io.checkpoint import FILENAME
 from engine.jobs import CancelToken, Progress, ProgressFn, check_cancel, no_progress
@@ -164,6 +170,8 @@ def bench_solve(folder: str | Path, *, task: str = "forward", obs: str = "points
             kw["residual_norm"] = residual_norm
         return SolveOptions(method=m, ensemble=ensemble, steps=st, seed=s, device=device, precision=precision, **kw)
 
+    dev = resolve_device(device)
+    on_gpu = dev.type == "cuda"
     rows: dict[str, list[dict[str, float]]] = {}
     settings: dict[str, dict[str, Any]] = {}  # per method, what its solves used (seed 0's)
     for s in range(seeds):
@@ -176,12 +184,17 @@ def bench_solve(folder: str | Path, *, task: str = "forward", obs: str = "points
                 model = None
             if s == 0 and base != "classical":  # warm-up at the full batch shape: one-time costs stay out
                 solve(model, pde, ob, options(m, s, 1), cancel=cancel)
+            if on_gpu:
+                torch.cuda.reset_peak_memory_stats(dev)
             t0 = time.perf_counter()
             res = solve(model, pde, ob, options(m, s), cancel=cancel, on_progress=_steps_of(on_progress, f"seed {s} · {m}"))
             sec = time.perf_counter() - t0
+            stats = residual_stats(pde, res.mean)
             row = {**truth_errors(pde, res.mean, truth, ob.mask),
-                   "residual_mse": residual_stats(pde, res.mean)["residual_mse"],
+                   "residual_mse": stats["residual_mse"], "bc_mse": stats["bc_mse"],
                    "seconds_per_case": sec / cases, "nfe": float(res.nfe)}
+            if on_gpu:
+                row["peak_memory_mb"] = torch.cuda.max_memory_allocated(dev) / 2**20
             rows.setdefault(m, []).append(row)
             settings.setdefault(m, res.settings)
             done += 1

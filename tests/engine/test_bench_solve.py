@@ -42,8 +42,11 @@ def test_every_method_row_and_the_reference_rows_are_right(folder):
     stepped = {p.message for p in seen if p.stage == "bench-step"}  # the direct solves have no steps to report
     assert stepped == {f"seed 0 · {m}" for m in METHODS if m not in ("classical", "piddm-exact")}
     for row in table.values():
-        assert set(row) >= {"rel_l2_u", "residual_mse", "seconds_per_case", "nfe"}
+        assert set(row) >= {"rel_l2_u", "residual_mse", "bc_mse", "seconds_per_case", "nfe"}
         assert "rel_l2_a" not in row  # the coefficient is observed: not scored
+        assert "peak_memory_mb" not in row  # a CPU run has no per-solve memory figure
+    assert table["classical"]["bc_mse"]["mean"] < 1e-12  # u = 0 on the boundary, held by the solver
+    assert table["dataspace"]["bc_mse"]["mean"] > 1e-10  # 2 L-BFGS steps leave it: the column is measured
     # the reference solver, and piddm-exact with the whole coefficient, give the truth
     for m in ("classical", "piddm-exact"):
         assert table[m]["rel_l2_u"]["mean"] < 1e-5
