@@ -60,9 +60,9 @@ def rel_l2(pred: np.ndarray, true: np.ndarray, what: str = "") -> float:
     return float((np.linalg.norm(p - t, axis=1) / np.linalg.norm(t, axis=1)).mean())
 
 
-def darcy_error_rate(a_pred: np.ndarray, a_true: np.ndarray, threshold: float) -> float:
-    """Fraction of pixels where the coefficient thresholded at ``threshold`` (``Darcy.phase_threshold``,
-    7.5 for the default phases 3 and 12) differs from the truth."""
+def phase_error_rate(a_pred: np.ndarray, a_true: np.ndarray, threshold: float) -> float:
+    """Fraction of pixels where a two-phase coefficient thresholded at ``threshold`` (``PDE.phase_threshold``:
+    darcy's 7.5 for the default phases 3 and 12) differs from the truth."""
     return float(((a_pred >= threshold) != (a_true >= threshold)).mean())
 
 
@@ -75,12 +75,12 @@ def unknown_channels(mask: np.ndarray | None, n_channels: int) -> list[int]:
 
 def truth_errors(pde: PDE, pred: np.ndarray, truth: np.ndarray, mask: np.ndarray | None) -> dict[str, float]:
     """rel_l2_<ch> of every unknown channel (``unknown_channels``; over the whole channel, observed
-    entries included, as SPEC "Metrics" defines it), and darcy's error_rate. UndefinedMetricError
+    entries included, as SPEC "Metrics" defines it), and error_rate of a two-phase coefficient (darcy's a). UndefinedMetricError
     (``rel_l2``) when a case's true channel is all zero."""
     out: dict[str, float] = {}
     for c in unknown_channels(mask, pred.shape[1]):
         name = pde.fields[c]
         out[f"rel_l2_{name}"] = rel_l2(pred[:, c], truth[:, c], name)
-        if pde.name == "darcy" and name == "a":
-            out["error_rate"] = darcy_error_rate(pred[:, c], truth[:, c], pde.phase_threshold)
+        if name == pde.two_phase_channel:
+            out["error_rate"] = phase_error_rate(pred[:, c], truth[:, c], pde.phase_threshold)
     return out

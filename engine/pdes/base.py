@@ -33,6 +33,10 @@ class PDE(Protocol):
     # the PDE provides ``solve_with_state`` and ``solve_adjoint``, so the reference solve is
     # differentiable (``engine.pdes.differentiable.solve_fields``); False: solve_fields raises TypeError
     has_adjoint: ClassVar[bool]
+    # the channel whose prior takes two values (darcy's a: 3 or 12), scored by SPEC's error_rate at
+    # ``phase_threshold`` (the value between them); None for a PDE without one
+    two_phase_channel: ClassVar[str | None]
+    phase_threshold: float
 
     def sample_inputs(self, seeds: Sequence[int], grid: Grid) -> torch.Tensor:
         """Random coefficients (or Burgers initial conditions), float64, one per seed."""

@@ -58,6 +58,7 @@ class Burgers:
     axes: ClassVar[tuple[str, str]] = ("t", "x")
     periodic_columns: ClassVar[bool] = True
     has_adjoint: ClassVar[bool] = True
+    two_phase_channel: ClassVar[str | None] = None
 
     nu: float = 0.01  # viscosity ν
     ic_scale: float = 1.0  # multiplies the initial-condition GRF

@@ -41,6 +41,7 @@ class Darcy:
     axes: ClassVar[tuple[str, str]] = ("y", "x")
     periodic_columns: ClassVar[bool] = False
     has_adjoint: ClassVar[bool] = True
+    two_phase_channel: ClassVar[str | None] = "a"
 
     forcing: float = 1.0  # f, constant source
     a_low: float = 3.0  # permeability where the GRF < 0

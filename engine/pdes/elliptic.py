@@ -224,6 +224,7 @@ class SourceProblem:
     axes: ClassVar[tuple[str, str]] = ("y", "x")
     periodic_columns: ClassVar[bool] = False
     has_adjoint: ClassVar[bool] = True
+    two_phase_channel: ClassVar[str | None] = None  # f is a Gaussian random field
 
     @property
     def k2(self) -> float:

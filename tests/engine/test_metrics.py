@@ -57,7 +57,7 @@ def test_rel_l2_and_error_rate():
     assert metrics.rel_l2(pred, true) == pytest.approx(0.5)
     a_true = np.array([[3.0, 12.0, 12.0, 3.0]])
     a_pred = np.array([[7.6, 12.0, 7.4, 3.0]])  # two of four pixels fall on the wrong side of 7.5
-    assert metrics.darcy_error_rate(a_pred, a_true, 7.5) == 0.5
+    assert metrics.phase_error_rate(a_pred, a_true, 7.5) == 0.5
 
 
 def test_rel_l2_of_an_all_zero_truth_is_an_error_naming_the_sample():
@@ -101,3 +101,13 @@ def test_darcys_error_rate_thresholds_between_the_pdes_own_phases():
     pred = truth.copy()
     pred[0, 0, 0, :2] = 1.4  # two of sixteen pixels fall below 1.5
     assert metrics.truth_errors(pde, pred, truth, None)["error_rate"] == pytest.approx(2 / 16)
+
+
+def test_error_rate_is_scored_on_each_pdes_two_phase_channel_only():
+    for name in pdes.names():
+        pde = pdes.get(name)
+        assert pde.two_phase_channel is None or pde.two_phase_channel in pde.fields
+        truth = np.ones((1, len(pde.fields), 8, 8))
+        errors = metrics.truth_errors(pde, truth * 2, truth, None)
+        assert ("error_rate" in errors) == (pde.two_phase_channel is not None), name
+    assert pdes.get("darcy").two_phase_channel == "a"
