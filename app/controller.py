@@ -67,12 +67,11 @@ class Controller(QObject):
         self._stopped_for_change = False  # the running solve was cancelled for a new PDE, grid or model
         self._edited_truth: np.ndarray | None = None  # the truth, set aside (``check_truth``)
         self._model_requests = 0  # model loads asked for; only the latest one's model is taken
-        self._status_shows_result = False  # the task panel's status line is a finished solve's summary
+        self._status_shows_result = False  # the task panel's status line says a finished solve is done
         self._t0: float | None = None
         self._first_preview: float | None = None
         self.timings: dict[str, float] = {}  # last solve: first_preview, total (seconds, wall clock)
         self.inputs.edited.connect(self.check_truth)
-        self.results.shown_changed.connect(self.follow_shown_answer)
 
     # -- model ----------------------------------------------------------------------------------
     @asyncSlot(object)
@@ -298,7 +297,7 @@ class Controller(QObject):
             if len(outcomes) > 1:
                 self.compare.show_results(outcomes, mask, s.channels)
             log.info("solved with %s", ", ".join(f"{r.method} ({r.seconds:.2f} s)" for r in outcomes))
-            self.task.status.setText(self.results.summary.text())
+            self.task.show_done(outcomes)  # done, the time and a verdict; the figures are on the Results tab
             finished = self._status_shows_result = True
             self.solve_done.emit(outcomes)
         except Cancelled:
@@ -315,17 +314,6 @@ class Controller(QObject):
         finally:
             self.solve_runner, self._solving = None, None
             self._set_busy(False, finished)
-
-    def follow_shown_answer(self) -> None:
-        """The Results tab's "showing" box put another compared answer on screen: the task panel's status
-        and the window's status line give that answer's summary, not the first method's."""
-        if self.busy or not self._status_shows_result:
-            return  # (a running solve's progress, or a stopped one's message, holds those lines)
-        text = self.results.summary.text()
-        self.task.status.setText(text)
-        show_status = getattr(self.parent(), "show_status", None)  # the MainWindow's status line
-        if show_status is not None:
-            show_status(text.replace("<b>", "").replace("</b>", ""))
 
     def _shown_now(self) -> str:
         """What the result views show after a solve stopped: the last finished one's answers, or none."""

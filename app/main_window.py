@@ -8,7 +8,7 @@ import logging
 import traceback
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QSettings, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -70,6 +70,13 @@ def _model_key(info) -> str:
     return str(info.path)
 
 
+class _LogView(QPlainTextEdit):
+    def sizeHint(self) -> QSize:  # noqa: N802
+        """Six lines: shown on a short screen, the log dock takes that, not half the window (a
+        QPlainTextEdit asks for 192 px, which left the result views thumbnails at 1024 × 600)."""
+        return QSize(super().sizeHint().width(), 6 * self.fontMetrics().lineSpacing() + 12)
+
+
 class MainWindow(QMainWindow):
     started = Signal()  # start-up workflow finished (model opened or no-model state shown)
 
@@ -106,7 +113,7 @@ class MainWindow(QMainWindow):
         lay.addWidget(self.banner)
         lay.addWidget(self.tabs, 1)
         self.setCentralWidget(central)
-        self.log_view = QPlainTextEdit()
+        self.log_view = _LogView()
         self.log_view.setReadOnly(True)
         self.log_view.setMaximumBlockCount(2000)
         self.docks = {}
@@ -154,7 +161,8 @@ class MainWindow(QMainWindow):
         f.addAction("Import .npy into channel…", self.import_npy)
         f.addAction("Import .npy mask into channel…", lambda: self.import_npy(as_mask=True))
         f.addSeparator()
-        f.addAction("Export result…", self.export_result).setShortcut(QKeySequence.StandardKey.Save)
+        self.export_action = f.addAction("Export result…", self.export_result)
+        self.export_action.setShortcut(QKeySequence.StandardKey.Save)
         f.addAction("Export observations…", self.export_observations)
         self.png_menu = f.addMenu("Export PNG of view")
         self.png_menu.aboutToShow.connect(self._fill_png_menu)
@@ -382,8 +390,15 @@ class MainWindow(QMainWindow):
         self.task_panel.offer_methods(s)
 
     def _on_solved(self, outcomes) -> None:
+        """The answers' tab comes up. The status line says what was solved and how to keep it: the
+        figures are in the Results summary, the time and verdict in the task panel."""
         self.tabs.setCurrentWidget(self.compare if len(outcomes) > 1 else self.results)
-        self.show_status(self.results.summary.text().replace("<b>", "").replace("</b>", ""))
+        s = self.state
+        methods = " and ".join(r.method for r in outcomes)
+        keys = self.export_action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+        them = "them" if len(outcomes) > 1 else "it"
+        self.show_status(f"Solved {outcomes[0].task or s.task} ({s.pde_name} {s.grid_n}²) with {methods}; "
+                         f"File ▸ Export result ({keys}) saves {them}.")
 
     def _on_demo_ready(self) -> None:
         """The demo's line replaces the last problem's result line; the news it came with (``_news``:
@@ -632,6 +647,18 @@ class MainWindow(QMainWindow):
             self.training.folder.setText(str(folder))
         if dataset := st.value("training/dataset"):  # a file of the user's to train on ("" = generate one)
             self.training.use_dataset(str(dataset))
+        for key, boxes in self._log_boxes().items():
+            if (on := st.value(f"{key}/log_scale")) is not None:
+                for box in boxes:
+                    box.setChecked(str(on).lower() == "true")
+
+    def _log_boxes(self) -> dict:
+        """The "log scale" boxes whose choice is kept, by the place they are in: the Results tab's
+        residual, the Compare tab's row of residuals (one choice, they toggle together), the Training
+        tab's preview residual."""
+        return {"results": [self.results.residual.log_box],
+                "compare": [res.log_box for _, res in self.compare.sides],
+                "training": [self.training.preview_res.log_box]}
 
     def save_settings(self) -> None:
         st = self.settings
@@ -657,6 +684,8 @@ class MainWindow(QMainWindow):
         st.setValue("window/tab", self.tabs.currentIndex())
         st.setValue("training/folder", self.training.folder.text())
         st.setValue("training/dataset", self.training.dataset.text())
+        for key, boxes in self._log_boxes().items():
+            st.setValue(f"{key}/log_scale", boxes[0].isChecked())
         runs = [str(i.path) for i in self.model_panel.infos() if not is_bundled(i.path)]
         st.setValue("models/runs", json.dumps(runs))
         st.sync()

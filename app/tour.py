@@ -97,7 +97,7 @@ async def run_tour(window, out_dir: str) -> None:
         tp.model_size.setCurrentText("tiny")
         tp.teacher_steps.setValue(2000)
         tp.teacher_minutes.setValue(5.0)
-        tp.preview_every.setValue(250)
+        tp.teacher_preview_every.setValue(250)
         previews = []
         tp.preview_shown.connect(previews.append)
         tp.run_chain()

@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QFontMetricsF, QPainter
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
+from app.plots.title import use_title
 from engine.errors import EngineError
 from engine.io.atomic import write_bytes
 
@@ -24,21 +26,52 @@ def _ignore(ev) -> None:
 EXPORT_MIN_SIZE = QSize(480, 440)  # a PNG of a view not on screen: a size its axes and colour bar fit
 
 
-class _Title(pg.LabelItem):
-    """A plot title that asks for no width. pyqtgraph makes a title's text width the plot's minimum
-    width: a title wider than its cell (a blanked "|u − classical solve|: when the solve finishes")
-    pushed the colour bar out of the view, its numbers cut off. The text is drawn centred whatever its
-    width."""
+class _BottomAxis(pg.AxisItem):
+    """A horizontal axis whose labels never overlap: pyqtgraph labels at least every fifth of the range
+    ("0 0.2 … 1.0"), which ran together under a plot 70 px wide; here the spacing grows (0.2 → 0.5 → 1)
+    until the labels fit. Chosen when drawn: the axis's height does not depend on it."""
 
-    def sizeHint(self, hint, constraint):
-        size = super().sizeHint(hint, constraint)
-        if hint == Qt.SizeHint.MinimumSize:
-            size.setWidth(0)
-        return size
+    def tickSpacing(self, minVal, maxVal, size):  # noqa: N802, N803
+        levels = super().tickSpacing(minVal, maxVal, size)
+        if self._tickSpacing is not None or not levels or size <= 0:
+            return levels
+        room = 1.4 * QFontMetricsF(self.font()).horizontalAdvance("0.25")  # a label and the gap after it
+        major = levels[0][0]
+        span = abs(maxVal - minVal)
+        # (not beyond a third of the range: labels at its ends are hidden, one inside it is kept)
+        while span / major * room > size and 3 * major <= span:
+            major = _coarser(major)
+        if major == levels[0][0]:
+            return levels
+        return [(major, 0), (major / (4 if _mantissa(major) == 2 else 5), 0)]
 
-    def updateMin(self) -> None:
-        super().updateMin()
-        self.setMinimumWidth(0)
+
+def _mantissa(x: float) -> int:
+    """1, 2 or 5 of a tick spacing 1, 2 or 5 × 10^k."""
+    return round(x / 10 ** np.floor(np.log10(x)))
+
+
+def _coarser(x: float) -> float:
+    """The next tick spacing: 1 → 2 → 5 → 10 (× 10^k)."""
+    return x * (2.5 if _mantissa(x) == 2 else 2)
+
+
+class OneLine(QLabel):
+    """A one-line label that, narrower than its text, draws it cut with "…". Drawn only: its size hint
+    stays the whole text's, so that the cut never moves the layout."""
+
+    def shown_text(self) -> str:
+        room = self.contentsRect().width()
+        return self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight, room)
+
+    def paintEvent(self, ev) -> None:  # noqa: N802
+        shown = self.shown_text()
+        if shown == self.text():
+            super().paintEvent(ev)
+            return
+        painter = QPainter(self)
+        painter.setPen(self.palette().color(self.foregroundRole()))
+        painter.drawText(self.contentsRect(), int(self.alignment()), shown)
 
 
 class FieldView(QWidget):
@@ -59,13 +92,20 @@ class FieldView(QWidget):
         self.empty_title: str | None = None  # the title without data (else "<title> (n/a)")
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setBackground("w")
-        self.plot: pg.PlotItem = self.graphics.addPlot()
-        self._use_title_item(_Title(size="11pt"))
+        self.plot: pg.PlotItem = self.graphics.addPlot(axisItems={"bottom": _BottomAxis("bottom")})
+        use_title(self.plot)  # a long title is shortened to its cell, never cut at both ends
         self.plot.setAspectLocked(True)
         self.plot.setMenuEnabled(False)
         self.plot.hideButtons()
         for ax in ("left", "bottom"):
             self.plot.getAxis(ax).setStyle(tickLength=-4)
+        # The left axis keeps one width, room for labels such as "-0.25", whatever labels it shows. Fitted to
+        # its labels, it fed a loop with the aspect lock: a narrower axis widens the view box, which changes
+        # the y range, whose labels widen the axis again; in a narrow cell pyqtgraph re-laid the plot out
+        # without end (the window hung after an inverse solve on a 16² demo).
+        left = self.plot.getAxis("left")
+        left.setStyle(autoExpandTextSpace=False,
+                      tickTextWidth=int(QFontMetricsF(left.font()).horizontalAdvance("-0.25")) + 2)
         self.image = self._make_image()
         self.plot.addItem(self.image)
         self.overlay = pg.ImageItem()
@@ -84,12 +124,12 @@ class FieldView(QWidget):
         # ColorBarItem fixes its axis at 45 px, which silently drops every tick label wider than that
         # ("0.0002"): the bar of a small error field showed only its 0. Let the axis grow to its labels.
         self.cbar.axis.setWidth(None)
-        self.readout = QLabel(" ")
+        self.readout = OneLine(" ")
         self.readout.setMinimumWidth(10)
         # a line on how to read the view (``set_note``), hidden without one. One line, never wrapped: a
         # wrapped label's height-for-width squeezed the grid's other row of views to nothing
-        self.note = QLabel()
-        self.note.setMinimumWidth(10)  # (cut short in a narrow cell rather than widening it)
+        self.note = OneLine()
+        self.note.setMinimumWidth(10)  # (cut with “…” in a narrow cell rather than widening it)
         self.note.setVisible(False)
         self.log_box = QCheckBox("log scale") if log_option else None
         lay = QVBoxLayout(self)
@@ -108,14 +148,6 @@ class FieldView(QWidget):
         self.graphics.scene().sigMouseClicked.connect(self._on_click)
         self.graphics.setToolTip("wheel: zoom, drag: pan, double-click: whole field")
         self.set_axes(("y", "x"))
-
-    def _use_title_item(self, label: pg.LabelItem) -> None:
-        """Put ``label`` where PlotItem keeps its title (row 0 above the plot; PlotItem.setTitle uses it)."""
-        old = self.plot.titleLabel
-        self.plot.layout.removeItem(old)
-        old.scene().removeItem(old)
-        self.plot.layout.addItem(label, 0, 1)
-        self.plot.titleLabel = label
 
     def _make_image(self) -> pg.ImageItem:
         return pg.ImageItem(axisOrder="row-major")
@@ -159,7 +191,9 @@ class FieldView(QWidget):
         self._peers = tuple(np.asarray(p, dtype=np.float64) for p in peers)
         self._refresh()
 
-    def _show_title(self, text: str) -> None:
+    def _show_title(self, text: str, short: str = "") -> None:
+        """``text``, or ``short`` where it does not fit (FittingTitle)."""
+        self.plot.titleLabel.short = short
         self.plot.setTitle(text)
 
     def set_field(self, data: np.ndarray | None, mask: np.ndarray | None = None) -> None:
@@ -208,11 +242,13 @@ class FieldView(QWidget):
             self.image.clear()
             self.overlay.clear()
             self.points.clear()
-            self._show_title(self.empty_title or f"{self.title} (n/a)")
+            # narrow: the bare title (an empty plot shows it is empty), the why in the tooltip
+            self._show_title(self.empty_title or f"{self.title} (n/a)", self.title)
             self.reset_view()
             return
         title = f"log₁₀ {self.title}" if self.log_scale else self.title
-        self._show_title(f"{self.subject}: {title}" if self.subject else title)
+        # narrow: the title without its method, which the summary and the "showing" box name
+        self._show_title(f"{self.subject}: {title}" if self.subject else title, title)
         n = d.shape[-1]
         shown = self._shown = self._shown_of(d)
         lo, hi = self._levels or self.natural_levels()

@@ -305,6 +305,7 @@ class ComparePanel(QWidget):
         lay.addWidget(self.table)
         # each row of views shares one colour scale, so that the methods compare at a glance
         self.rows = ([f for f, _ in self.sides], [r for _, r in self.sides])
+        share_levels(self.rows[1])  # and one log-scale choice, from the start (kept across sessions as one)
 
     def clear(self) -> None:
         """No compare (a new PDE, grid or model): blank views, empty table, the hint."""

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.panels.results_panel import converged
 from app.screen_fit import scrolled
 from app.state import TASKS, AppState
 from engine.solve.api import OPTIONS_READ
@@ -194,4 +195,16 @@ class TaskPanel(QWidget):
         if total > 0:
             self.bar.setRange(0, total)
             self.bar.setValue(min(step, total))
+        self.status.setText(text)
+
+    def show_done(self, outcomes) -> None:
+        """A solve finished: that it is done, how long each method took, where its figures are, and what
+        to change when an answer did not fit its observations (the Results summary holds the figures)."""
+        total = sum(r.seconds for r in outcomes)
+        each = (", ".join(f"{r.method} {r.seconds:.2f} s" for r in outcomes) if len(outcomes) > 1
+                else outcomes[0].method)
+        where = "Compare" if len(outcomes) > 1 else "Results"
+        text = f"Done in {total:.2f} s ({each}); the figures are on the {where} tab."
+        if unfit := [r.method for r in outcomes if not converged(r.metrics)]:
+            text += f" <b>{' and '.join(unfit)} did not converge</b>: try more steps."
         self.status.setText(text)

@@ -20,7 +20,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSpinBox,
+    QSplitter,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -105,6 +106,15 @@ def _spin(lo, hi, val, double=False, tip=""):
         w.setDecimals(3)
     w.setValue(val)
     w.setToolTip(tip)
+    return w
+
+
+def _previews(tip: str) -> QSpinBox:
+    """A stage's preview cadence, read "every 50 steps" (0: "never")."""
+    w = _spin(0, 1_000_000, 50, tip=tip)
+    w.setPrefix("every ")
+    w.setSuffix(" steps")
+    w.setSpecialValueText("never")
     return w
 
 
@@ -196,8 +206,14 @@ class TrainingPanel(QWidget):
                                           "budget that stops the run first leaves the fall unfinished")
         self.teacher_cooldown.setSingleStep(0.1)
         self.teacher_cooldown.setSpecialValueText("none")
-        self.preview_every = _spin(0, 1_000_000, 50, tip="steps between sample previews (0 = none)")
-        self.preview_every.setSpecialValueText("never")
+        # each stage its own preview cadence: a teacher preview costs two Heun samples, a student's one step
+        self.teacher_preview_every = _previews(
+            "teacher steps between sample previews: two samples of the teacher (EMA weights, Heun), shown "
+            "below with their PDE residual and plotted as “preview res”. Never: no previews (a little faster). "
+            "A resume may change it")
+        self.distill_preview_every = _previews(
+            "student steps between sample previews: two one-step samples of the student, shown below with "
+            "their PDE residual and plotted as “preview res”. Never: no previews. A resume may change it")
         self.lam = _spin(0, 1e4, DistillConfig.lam, double=True,
                          tip="λ: weight of the PDE residual in the distillation loss (0 = pure distillation)")
         self.lam.setDecimals(4)
@@ -217,9 +233,10 @@ class TrainingPanel(QWidget):
         # the widget of each config field, per stage: a resumed run's settings are shown in them
         self.teacher_widgets = {"model": self.model_size, "steps": self.teacher_steps,
                                 "minutes": self.teacher_minutes, "cooldown": self.teacher_cooldown,
-                                "preview_every": self.preview_every}
+                                "preview_every": self.teacher_preview_every}
         self.distill_widgets = {"lam": self.lam, "physics_on": self.physics_on, "pairs": self.pairs,
-                                "steps": self.distill_steps, "minutes": self.distill_minutes}
+                                "steps": self.distill_steps, "minutes": self.distill_minutes,
+                                "preview_every": self.distill_preview_every}
         self.start_btn = QPushButton("Generate → train → distill")
         self.cancel_btn = QPushButton("Cancel")
         self.cancel_btn.setEnabled(False)
@@ -233,6 +250,7 @@ class TrainingPanel(QWidget):
         self.plot = LossPlot(("loss",))  # the training losses (teacher: EDM loss, student: total loss)
         self.plot.setTitle("loss")
         self.res_plot = LossPlot(("residual", "preview_residual_mse"))  # PDE residuals, a different scale
+        self.res_plot.plotItem.titleLabel.short = "residual, mean r²"  # (a narrow plot's title)
         self.res_plot.setTitle("PDE residual, mean r²")  # the legend names teacher previews and student
         self.preview = FieldView("preview sample", "field")
         self.preview_res = FieldView("preview |residual|", "residual", log_option=True)
@@ -256,13 +274,15 @@ class TrainingPanel(QWidget):
         form.addRow("teacher steps", self.teacher_steps)
         form.addRow("teacher minutes", self.teacher_minutes)
         form.addRow("teacher lr cooldown", self.teacher_cooldown)
-        form.addRow("preview every", self.preview_every)
+        form.addRow("teacher previews", self.teacher_preview_every)
         form.addRow("distill λ", self.lam)
         form.addRow("physics moves", self.physics_on)
         form.addRow("distill pairs", self.pairs)
         form.addRow("distill steps", self.distill_steps)
         form.addRow("distill minutes", self.distill_minutes)
+        form.addRow("distill previews", self.distill_preview_every)
         form.addRow(self.resume)
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)  # (narrowed by the splitter)
         self.settings_box = QGroupBox("Settings")
         self.settings_box.setLayout(form)
         prog = QFormLayout()
@@ -295,9 +315,18 @@ class TrainingPanel(QWidget):
         prow.addWidget(self.preview, 1)
         prow.addWidget(self.preview_res, 1)
         right.addLayout(prow, 1)
+        # the settings beside the plots, the line between them draggable: on a small screen the plots may
+        # take room from the settings, whose rows then put their boxes under their names
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        for column, stretch in ((left, 0), (right, 1)):
+            holder = QWidget()
+            holder.setLayout(column)
+            column.setContentsMargins(0, 0, 0, 0)
+            self.splitter.addWidget(holder)
+            self.splitter.setStretchFactor(self.splitter.count() - 1, stretch)
+        self.splitter.setChildrenCollapsible(False)
         lay = QHBoxLayout(self)
-        lay.addLayout(left, 0)
-        lay.addLayout(right, 1)
+        lay.addWidget(self.splitter)
         self.start_btn.clicked.connect(self.run_chain)
         self.cancel_btn.clicked.connect(self.cancel)
         self.resume.toggled.connect(self._update_run_label)
@@ -552,7 +581,7 @@ class TrainingPanel(QWidget):
         cfg = {"pde": self.pde_name, "pde_params": dict(pde_params or {}), "grid_n": self.grid_n,
                "dataset": str(data or dirs["data"]), "model": self.model_size.currentText(),
                "steps": self.teacher_steps.value(), "minutes": self.teacher_minutes.value(),
-               "preview_every": self.preview_every.value(), "cooldown": self.teacher_cooldown.value(),
+               "preview_every": self.teacher_preview_every.value(), "cooldown": self.teacher_cooldown.value(),
                "warmup_steps": 50}  # short runs on a CPU: a short warm-up (fixed, so a resume may change steps)
         return _resumed(cfg, dirs["teacher"], TeacherConfig, TEACHER_MAY_CHANGE) if resume else cfg
 
@@ -573,7 +602,7 @@ class TrainingPanel(QWidget):
         may change (budget, the chain's teacher folder) taken from the panel."""
         cfg = {"teacher": str(dirs["teacher"]), "lam": self.lam.value(),
                "physics_on": self.physics_on.currentText(), "pairs": self.pairs.value(),
-               "preview_every": self.preview_every.value(),
+               "preview_every": self.distill_preview_every.value(),
                "steps": self.distill_steps.value(), "minutes": self.distill_minutes.value(),
                "batch_size": min(64, self.pairs.value())}
         return _resumed(cfg, dirs["distill"], DistillConfig, DISTILL_MAY_CHANGE) if resume else cfg

@@ -6,6 +6,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 
+from app.plots.title import use_title
+
 _COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
 # Legend wording: the job's stages and metrics as a user knows them ("distill" trains the student;
 # "residual" is the PDE term of the student's loss on its training batch, "preview_residual_mse" that
@@ -51,7 +53,11 @@ class LossPlot(pg.PlotWidget):
         self.keys = keys
         self.setLogMode(y=True)
         self.showGrid(x=True, y=True, alpha=0.3)
-        self.setLabel("bottom", "step (teacher, then student)")
+        use_title(self.plotItem)  # a long title is shortened to a narrow plot, never cut at both ends
+        # "step" alone: a longer axis label is cut at both ends in a narrow plot (it has no room to wrap);
+        # the dashed line named "student" marks where the student's steps follow the teacher's
+        self.setLabel("bottom", "step")
+        self.setToolTip("x: the chain's steps, the teacher's and then (after the dashed line) the student's")
         # bottom left: falling curves leave it empty; translucent, so a curve there still shows
         self.addLegend(offset=(10, -10), brush=pg.mkBrush(255, 255, 255, 190), labelTextSize="8pt")
         self.buffers: dict[str, RingBuffer] = {}

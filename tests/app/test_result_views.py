@@ -184,6 +184,17 @@ def test_the_classical_row_is_the_reference_not_scored_against_itself(qtbot, dem
     assert "reference solve" in panel.summary.text() and "rel_l2" not in panel.summary.text()
 
 
+def test_an_all_zero_truth_gives_an_answer_without_relative_errors(qtbot):
+    """A poisson forward solve of a source erased to 0 has u = 0 as its truth: its relative error does
+    not exist, so the answer comes without one (the engine refuses it) instead of failing the solve."""
+    truth = np.zeros((2, 16, 16))
+    mask = np.zeros_like(truth, dtype=bool)
+    mask[0] = True  # the whole (zero) source
+    r = run_solve(None, "poisson", {}, truth, mask, {"method": "dataspace"}, truth,
+                  solve_fn=lambda *a: answer(truth + 0.01))
+    assert "rel_l2_u" not in r.metrics and "rel_l2_vs" not in r.metrics and "residual_mse" in r.metrics
+
+
 def test_the_summary_says_when_a_latent_solve_did_not_fit_its_observations(qtbot, demo):
     truth, mask = demo["truth"], demo["mask"]
     panel = ResultsPanel()

@@ -80,3 +80,62 @@ def test_a_geometry_saved_on_a_bigger_monitor_opens_on_this_screen(qtbot, settin
     free = w.screen().availableGeometry()
     assert free.contains(w.geometry()), (free, w.geometry())
     w.close()
+
+
+def _plus_one(model, pde, values, mask, opts, on_progress, cancel):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(mean=(values + 1.0)[None], std=None, residual=None, nfe=1, settings={}, misfit=None)
+
+
+def _drawn_inside(view) -> bool:
+    """The view's title text lies inside the view (not cut at either side)."""
+    title = view.plot.titleLabel
+    drawn = view.graphics.mapFromScene(title.item.sceneBoundingRect()).boundingRect()
+    return drawn.left() >= 0 and drawn.right() <= view.graphics.viewport().width()
+
+
+def test_long_titles_and_notes_are_shortened_in_narrow_views_not_cut(qtbot, make_window):
+    w = make_window(16)
+    w.resize(*NETBOOK)
+    w.task_panel.method_box.setCurrentText("dataspace")  # inverse: the residual's note shows
+    w.controller.solve_fn = _plus_one
+    with qtbot.waitSignal(w.controller.solve_done, timeout=10_000):
+        w.task_panel.solve_btn.click()
+    qtbot.wait(50)
+    views = w.results.views()
+    for name, view in views.items():
+        assert _drawn_inside(view), (name, view.plot.titleLabel.shown_text())
+    std = views["std"].plot.titleLabel
+    assert std.text == "ensemble std (a): none, one answer" and std.shown_text() != std.text
+    assert std.toolTip() == std.text  # the whole title on hover
+    note = w.results.residual.note
+    assert note.isVisible() and note.shown_text().endswith("…")
+    assert note.fontMetrics().horizontalAdvance(note.shown_text()) <= note.contentsRect().width()
+
+
+def test_the_log_takes_a_few_lines_not_the_result_views_room(qtbot, make_window):
+    w = make_window(16)
+    w.resize(*NETBOOK)
+    w.tabs.setCurrentWidget(w.results)
+    w.docks["Log"].show()
+    qtbot.wait(50)
+    assert w.log_view.height() <= 8 * w.log_view.fontMetrics().lineSpacing()
+    assert min(v.graphics.height() for v in w.results.views().values()) >= 110
+
+
+def test_the_training_plots_can_take_room_from_the_settings(qtbot, make_window):
+    w = make_window(16)
+    w.resize(*NETBOOK)
+    w.tabs.setCurrentWidget(w.training)
+    qtbot.wait(50)
+    tp = w.training
+    before = tp.preview.width()
+    tp.splitter.setSizes([0, tp.splitter.width()])  # the line between them dragged to the left
+    qtbot.wait(50)
+    assert tp.preview.width() >= before + 30
+    # the settings' rows put their boxes under their names; nothing is cut at the side
+    for widget in (tp.start_btn, tp.cancel_btn, tp.folder, tp.grid):
+        assert widget.visibleRegion().boundingRect().width() == widget.width(), widget
+    for view in (tp.preview, tp.preview_res):
+        assert _drawn_inside(view), view.plot.titleLabel.shown_text()

@@ -76,3 +76,24 @@ def test_a_first_start_opens_the_bundled_default(qtbot, settings, aloop, loads):
     assert (w.state.model_info.pde, w.state.model_info.name) == ("darcy", "piddm")
     assert w.statusBar().currentMessage() == mw.DEMO_LOADED and w.tabs.currentIndex() == 0
     w.close()
+
+
+def test_the_log_scale_boxes_come_back_in_the_next_session(qtbot, settings, aloop, monkeypatch):
+    """Each place's choice: the Results residual off, the Compare row (one choice) off, Training kept on."""
+    import app.main_window as mw
+
+    monkeypatch.setattr(mw, "bundled_models", lambda: [])
+    w = mw.MainWindow(settings, startup=False)
+    qtbot.addWidget(w)
+    assert w.results.residual.log_box.isChecked()  # the default
+    w.results.residual.log_box.setChecked(False)
+    w.compare.sides[1][1].log_box.setChecked(False)  # one box of the row: the row follows
+    assert not any(res.log_box.isChecked() for _, res in w.compare.sides)
+    w.close()
+
+    w2 = mw.MainWindow(settings, startup=False)
+    qtbot.addWidget(w2)
+    assert not w2.results.residual.log_box.isChecked() and not w2.results.residual.log_scale
+    assert not any(res.log_box.isChecked() for _, res in w2.compare.sides)
+    assert w2.training.preview_res.log_box.isChecked()
+    w2.close()

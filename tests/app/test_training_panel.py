@@ -51,7 +51,8 @@ def test_real_chain_lists_the_student(qtbot, make_window, tmp_path):
     w = make_window(32)
     tp = w.training
     tiny_chain(tp, tmp_path / "runs")
-    tp.preview_every.setValue(2)
+    tp.teacher_preview_every.setValue(2)
+    tp.distill_preview_every.setValue(2)
     before = len(w.model_panel.infos())
     previews = []
     tp.preview_shown.connect(previews.append)
@@ -100,6 +101,22 @@ def test_distill_settings_start_at_the_engine_defaults(make_window, tmp_path):
     DistillConfig(**cfg)  # the engine takes what the panel builds
 
 
+def test_the_teacher_and_the_student_preview_at_their_own_cadence(make_window, tmp_path):
+    from engine.config import TeacherConfig
+    from engine.distill.config import DistillConfig
+
+    tp = make_window(16).training
+    tp.teacher_preview_every.setValue(200)
+    tp.distill_preview_every.setValue(0)
+    dirs = {"data": tmp_path / "data.h5", "teacher": tmp_path / "teacher", "distill": tmp_path / "student"}
+    t_cfg, d_cfg = tp.teacher_config(dirs), tp.distill_config(dirs)
+    assert (t_cfg["preview_every"], d_cfg["preview_every"]) == (200, 0)
+    assert TeacherConfig(**t_cfg).preview_every == 200 and DistillConfig(**d_cfg).preview_every == 0
+    assert tp.distill_preview_every.text() == "never" and tp.teacher_preview_every.text() == "every 200 steps"
+    tips = tp.teacher_preview_every.toolTip(), tp.distill_preview_every.toolTip()
+    assert tips[0].startswith("teacher steps between") and tips[1].startswith("student steps between")
+
+
 def tiny_chain(tp, runs):
     """The panel set for a real chain of a few seconds at 16²."""
     tp.folder.setText(str(runs))
@@ -109,7 +126,8 @@ def tiny_chain(tp, runs):
     tp.teacher_steps.setValue(4)
     tp.teacher_minutes.setValue(0)
     tp.teacher_cooldown.setValue(0.5)
-    tp.preview_every.setValue(0)
+    tp.teacher_preview_every.setValue(0)
+    tp.distill_preview_every.setValue(0)
     tp.pairs.setValue(8)
     tp.distill_steps.setValue(4)
     tp.distill_minutes.setValue(0)
