@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from engine.config import UNLIMITED_STEPS
 from engine.errors import ConfigError
 from engine.io.atomic import existing_folder
 from engine.jobs import Progress, ProgressFn
@@ -54,7 +55,10 @@ def add_common(p: argparse.ArgumentParser) -> None:
 STEP_LOG_SECONDS = 60.0  # in a log file, a progress line after this long without one
 
 
-def progress_bar(desc: str, enabled: bool = True) -> tuple[ProgressFn, Any]:
+TIMED_BAR = "{l_bar}{bar}| {n:.2f}/{total:g} min{postfix}"  # the bar of a run limited by minutes alone
+
+
+def progress_bar(desc: str, enabled: bool = True, minutes: float = 0.0) -> tuple[ProgressFn, Any]:
     """A tqdm bar on stderr fed by Progress reports.
 
     A bench reports each method done ("bench") and, in between, the steps of the method running
@@ -62,6 +66,11 @@ def progress_bar(desc: str, enabled: bool = True) -> tuple[ProgressFn, Any]:
     the bar is hidden and plain lines are written instead: one per bench method done, and for any
     command a step line whenever ``STEP_LOG_SECONDS`` passed without a line, so that the log of a
     20-minute 2000-step solve or an hour of training still shows where it is.
+
+    minutes: the time budget of a training run (0: none). A run limited by minutes alone reports
+    ``UNLIMITED_STEPS`` as its total, a sentinel for "no step limit" that is no count to show: its
+    bar fills with the run's minutes (the reports' "elapsed", over all sessions, as the budget counts
+    them) and names the step, and its log line reads "teacher: step 20, 0.10/0.3 min, loss …".
     """
     from tqdm import tqdm
 
@@ -74,6 +83,9 @@ def progress_bar(desc: str, enabled: bool = True) -> tuple[ProgressFn, Any]:
         last_line[0] = time.monotonic()
 
     def on_progress(p: Progress) -> None:
+        timed = minutes > 0 and p.total >= UNLIMITED_STEPS
+        spent = p.metrics.get("elapsed")  # seconds
+        used = f"{'?' if spent is None else f'{spent / 60:.2f}'}/{minutes:g} min"
         if bar.disable:
             if not enabled:
                 return
@@ -81,18 +93,30 @@ def progress_bar(desc: str, enabled: bool = True) -> tuple[ProgressFn, Any]:
                 shown = ", ".join(f"{k} {v:.3g}" for k, v in p.metrics.items())
                 log_line(f"{p.step}/{p.total} {p.message}" + (f": {shown}" if shown else ""))
             elif time.monotonic() - last_line[0] >= STEP_LOG_SECONDS:
-                shown = "".join(f", {k} {v:.3g}" for k, v in list(p.metrics.items())[:3])
+                metrics = [(k, v) for k, v in p.metrics.items() if not (timed and k == "elapsed")]  # as on the bar
+                shown = "".join(f", {k} {v:.3g}" for k, v in metrics[:3])
                 what = p.message if p.stage == "bench-step" else p.stage
-                log_line(f"{what}: step {p.step}/{p.total}" + ("" if p.stage == "bench-step" else shown))
+                count = f"step {p.step}, {used}" if timed else f"step {p.step}/{p.total}"
+                log_line(f"{what}: {count}" + ("" if p.stage == "bench-step" else shown))
             return
         if p.stage == "bench-step":
             bar.set_postfix_str(f"{p.message}: step {p.step}/{p.total}")
             return
-        if bar.total != p.total:
-            bar.reset(total=p.total)
-        bar.n = p.step
-        if p.metrics:
-            bar.set_postfix({k: f"{v:.3g}" for k, v in list(p.metrics.items())[:4]}, refresh=False)
+        if timed:
+            bar.bar_format = TIMED_BAR  # before reset, which draws the bar
+            if bar.total != minutes:
+                bar.reset(total=minutes)
+            if spent is not None:
+                bar.n = min(spent / 60, minutes)  # the run ends at its first step past the budget: no 101 %
+            rest = [(k, v) for k, v in p.metrics.items() if k != "elapsed"][:4]  # the bar is the elapsed time
+            bar.set_postfix({"step": p.step, **{k: f"{v:.3g}" for k, v in rest}}, refresh=False)
+        else:
+            bar.bar_format = None
+            if bar.total != p.total:
+                bar.reset(total=p.total)
+            bar.n = p.step
+            if p.metrics:
+                bar.set_postfix({k: f"{v:.3g}" for k, v in list(p.metrics.items())[:4]}, refresh=False)
         bar.refresh()
 
     return on_progress, bar
@@ -121,11 +145,12 @@ def then_phase(on_progress: ProgressFn, bar: Any, text: str) -> ProgressFn:
 INPUT_OPTIONS = ("obs", "data", "model", "models", "teacher", "reference", "truth", "file")  # what commands read
 
 
-def check_output_file(path: str | None, inputs: list[str] | tuple[str, ...] = (), example: str = "out.h5") -> None:
+def check_output_file(path: str | None, inputs: list[str] | tuple[str, ...] = (), example: str = "out.h5",
+                      flag: str = "-o") -> None:
     """Refuse an output file that cannot be written before the work that fills it (minutes, maybe),
     and one that would overwrite what the command reads: an input file, or a file of an input folder
     (a model's checkpoint.pt). A new file inside a model's folder is allowed. ``example``: a file name
-    the message suggests when ``path`` is a folder."""
+    the message suggests when ``path`` is a folder; ``flag``: the option that names ``path``."""
     if path is None:
         return
     p = Path(path)
@@ -137,9 +162,9 @@ def check_output_file(path: str | None, inputs: list[str] | tuple[str, ...] = ()
     for given in inputs:
         src = Path(given)
         if src.is_file() and os.path.samefile(src, p):
-            raise ConfigError(f"-o {path} is the input {given}: write the output to another file")
+            raise ConfigError(f"{flag} {path} is the input {given}: write the output to another file")
         if src.is_dir() and p.resolve().is_relative_to(src.resolve()):
-            raise ConfigError(f"-o {path} would overwrite a file of {given}: write the output elsewhere")
+            raise ConfigError(f"{flag} {path} would overwrite a file of {given}: write the output elsewhere")
 
 
 def inputs_of(args: argparse.Namespace) -> list[str]:

@@ -65,7 +65,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
     cfg = distill_config_from_args(args)
     token = CancelToken()
     main = dist.env_rank() == 0  # under torchrun, rank 0 alone draws the bar and prints the result
-    on_progress, bar = progress_bar(f"distill λ={cfg.lam:g}", enabled=main)
+    on_progress, bar = progress_bar(f"distill λ={cfg.lam:g}", enabled=main, minutes=cfg.minutes)
     with bar, stop_signals_cancel(token):
         res = distill(cfg, args.output, resume=args.resume, on_progress=on_progress, cancel=token)
     if not main:

@@ -14,8 +14,9 @@ from engine.errors import EngineError
 from engine.jobs import Cancelled
 
 # Sub-command modules, each with register(subparsers). Listed, not discovered: grep finds them.
-FILE_OUTPUT = ("generate", "sample", "solve", "bench")  # their -o is a file (train's and distill's a folder)
-COMMAND_MODULES = ("engine.cli.data_cmds", "engine.cli.train_cmds", "engine.cli.distill_cmds", "engine.cli.solve_cmds", "engine.cli.bench_cmds")
+FILE_OUTPUT = ("generate", "sample", "observe", "solve", "bench")  # their -o is a file (train's and distill's a folder)
+COMMAND_MODULES = ("engine.cli.data_cmds", "engine.cli.train_cmds", "engine.cli.distill_cmds", "engine.cli.observe_cmds",
+                   "engine.cli.solve_cmds", "engine.cli.bench_cmds")
 
 
 class OneLineParser(argparse.ArgumentParser):

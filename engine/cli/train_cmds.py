@@ -93,7 +93,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     for h in logging.getLogger().handlers:  # the terminal shows the bar; INFO lines go to RUN/log.txt
         h.setLevel(max(h.level, logging.WARNING))
     main = dist.env_rank() == 0
-    on_progress, bar = progress_bar(f"train {cfg.pde} {cfg.model}", enabled=main)
+    on_progress, bar = progress_bar(f"train {cfg.pde} {cfg.model}", enabled=main, minutes=cfg.minutes)
     token = CancelToken()
     with bar, stop_signals_cancel(token):
         res = train_teacher(cfg, args.output, resume=args.resume, on_progress=on_progress, cancel=token)

@@ -62,14 +62,18 @@ def write_fields(path: str | os.PathLike[str], ff: FieldsFile, *, dtype: str = "
         raise DatasetError(f"fields have {fields.shape[1]} channels but {len(ff.channels)} names {ff.channels}")
     if fields.dtype.kind not in "fiub":
         raise DatasetError(f"refusing to write {path}: fields have non-numeric dtype {fields.dtype}")
-    with np.errstate(over="ignore"):  # a float64 value beyond float32's range becomes inf: refused
-        stored = fields.astype(dtype)
-    if not np.isfinite(stored).all():
-        raise DatasetError(f"refusing to write {path}: fields contain NaN or inf (or overflow {dtype})")
     for name, arr, shape in (("mask", ff.mask, fields.shape), ("std", ff.std, fields.shape),
                              ("residual", ff.residual, fields.shape[:1] + fields.shape[2:])):
         if arr is not None and np.shape(arr) != shape:
             raise DatasetError(f"refusing to write {path}: {name} has shape {np.shape(arr)}, expected {shape}")
+    with np.errstate(over="ignore"):  # a float64 value beyond float32's range becomes inf: refused
+        stored = fields.astype(dtype)
+    ok = np.isfinite(stored)
+    if ff.mask is not None:  # an observation file may say "unknown" with NaN where nothing is observed
+        ok |= np.isnan(stored) & ~np.asarray(ff.mask, dtype=bool)
+    if not ok.all():
+        raise DatasetError(f"refusing to write {path}: fields contain NaN or inf (or overflow {dtype})"
+                           + ("" if ff.mask is None else " at observed entries"))
     if clash := sorted(set(ff.extra) & _KNOWN_ATTRS):
         raise DatasetError(f"refusing to write {path}: extra attributes {clash} would replace standard ones")
     n, c, N, _ = fields.shape

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import h5py
@@ -222,7 +223,7 @@ def test_nan_marks_unobserved_entries_of_an_observation_file(tmp_path):
     mask = np.zeros(ff.fields.shape, np.uint8)
     mask[:, 0] = 1  # f observed, u not: a forward task, whose u a user may well leave as NaN
     path = tmp_path / "obs.h5"
-    write_fields(path, FieldsFile(**{**ff.__dict__, "mask": mask}))
+    write_fields(path, dataclasses.replace(ff, mask=mask))
     with h5py.File(path, "a") as h:  # written by another tool: NaN where nothing is known
         h["fields"][:, 1] = np.nan
     got = read_fields(path, require_mask=True, observations=True)
@@ -283,3 +284,21 @@ def test_a_run_directory_where_a_file_is_is_refused_by_name(tmp_path):
     with pytest.raises(EngineError, match="cannot create run directory .*td.h5: it is a file"):
         RunDir(tmp_path / "td.h5", create=True)
     assert (tmp_path / "td.h5").read_bytes() == b"data"
+
+
+def test_an_observation_file_may_hold_nan_where_nothing_is_observed_only(tmp_path):
+    ff = fields_file()
+    mask = np.zeros(ff.fields.shape, bool)
+    mask[:, 0] = True  # the first channel observed
+    ff.fields[:, 1] = np.nan  # the other unknown
+    write_fields(tmp_path / "obs.h5", dataclasses.replace(ff, mask=mask))
+    with h5py.File(tmp_path / "obs.h5", "r") as h:
+        assert np.isnan(h["fields"][:, 1]).all() and np.isfinite(h["fields"][:, 0]).all()
+    mask[0, 1, 2, 3] = True  # NaN at an observed entry
+    with pytest.raises(DatasetError, match="NaN or inf .* at observed entries"):
+        write_fields(tmp_path / "bad.h5", dataclasses.replace(ff, mask=mask))
+    inf = fields_file()
+    inf.fields[0, 1, 0, 0] = np.inf  # inf is never "unknown", observed or not
+    with pytest.raises(DatasetError, match="NaN or inf"):
+        write_fields(tmp_path / "inf.h5", dataclasses.replace(inf, mask=np.zeros(inf.fields.shape, bool)))
+    assert not (tmp_path / "bad.h5").exists() and not (tmp_path / "inf.h5").exists()
