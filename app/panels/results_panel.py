@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QGridLayout,
@@ -98,7 +97,6 @@ class ResultsPanel(QWidget):
     method, and each view's colour scale spans that quantity in all the compared answers (as the Compare
     tab's rows do), so that flipping the box changes a colour only where a value changes."""
 
-    shown_changed = Signal()  # the "showing" box put another compared answer (and its summary) on screen
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -179,7 +177,6 @@ class ResultsPanel(QWidget):
         outcomes, mask, pde_fields = self._outcomes
         if 0 <= i < len(outcomes):
             self._show(outcomes[i], mask, pde_fields, [o for o in outcomes if o is not outcomes[i]])
-            self.shown_changed.emit()
 
     def show_preview(self, mean: np.ndarray, method: str = "") -> None:
         """Live update while ``method`` solves: (C, N, N) current mean. The views a preview does not

@@ -121,7 +121,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                                  residual_norm=args.residual_norm, precision=args.precision,
                                  device=args.device, on_progress=on_progress)
     if args.output:
-        write_text(args.output, json_text(result))
+        write_text(args.output, json_text(result) + "\n")  # a text file ends with a newline
     emit(result, args.json, format_table(result))
     return 0
 

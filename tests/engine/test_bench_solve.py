@@ -175,6 +175,7 @@ def test_bench_command_gives_the_guidance_baselines_their_own_step_count(folder,
                  "--cases", "1", "--seeds", "1", "--ensemble", "1", "--steps", "2", "--guidance-steps", "3",
                  "--methods", "piddm", "teacher", "-o", str(out)]) == 0
     res = json.loads(out.read_text())
+    assert out.read_text().endswith("}\n")  # a text file: its last line ends
     assert (res["steps"], res["guidance_steps"]) == (2, 3)
     assert (res["candidates"], res["residual_norm"]) == (1, 0.0)  # from points: no screening, plain residual
     assert res["precision"].startswith("float32 networks")  # the default
