@@ -309,6 +309,7 @@ class ComparePanel(QWidget):
         for i, (field, res) in enumerate(self.sides):
             field.set_title("—")
             field.set_field(None)
+            res.set_subject("")
             res.set_field(None)
             self.columns[i].setVisible(i < 2)
         self.table.setRowCount(0)
@@ -323,6 +324,7 @@ class ComparePanel(QWidget):
             field, res = self.sides[i]
             field.set_title(f"{r.method}: {pde_fields[c]}")
             field.set_field(r.mean[c])
+            res.set_subject(r.method)  # "piddm: log₁₀ |residual|", as the field view above names its method
             res.set_field(np.abs(r.residual))
         for i in range(len(results), len(self.sides)):  # a third column left from an earlier compare
             self.sides[i][0].set_field(None)

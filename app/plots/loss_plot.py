@@ -85,8 +85,13 @@ class LossPlot(pg.PlotWidget):
             name = f"{stage}/{k}"
             if name not in self.buffers:
                 self.buffers[name] = RingBuffer()
-                pen = pg.mkPen(_COLOURS[len(self.curves) % len(_COLOURS)], width=2)
-                self.curves[name] = self.plot([], [], pen=pen, name=legend_name(stage, k))
+                colour = _COLOURS[len(self.curves) % len(_COLOURS)]
+                # previews come every preview_every steps: a marker on each, or a stage's first (and
+                # only) preview point is drawn as a line of one point, i.e. not at all
+                marks = {"symbol": "o", "symbolSize": 6, "symbolBrush": colour, "symbolPen": None} \
+                    if k.startswith("preview") else {}
+                self.curves[name] = self.plot([], [], pen=pg.mkPen(colour, width=2), name=legend_name(stage, k),
+                                              **marks)
             self.buffers[name].append(x, float(v))
             self.curves[name].setData(*self.buffers[name].arrays())
 

@@ -52,4 +52,8 @@ def test_the_showing_box_names_the_method_everywhere_and_keeps_one_scale(qtbot, 
 
     rp.method_box.setCurrentIndex(0)
     assert rp.views()["u"].plot.titleLabel.text == "dataspace: u"
+    # the Compare tab names each column's method over its residual too, not only over its field
+    residual_titles = [res.plot.titleLabel.text for _, res in w.compare.sides[:2]]
+    assert residual_titles[0].startswith("dataspace: ") and residual_titles[1].startswith("classical: ")
+    assert all("residual" in t for t in residual_titles)
     assert rp.summary.text().startswith("<b>dataspace</b>")
