@@ -77,7 +77,8 @@ class TrainingRun(Protocol):
         ...
 
     def after_step(self, step: int) -> None:
-        """Work between steps once ``step`` steps are done (the student's pair refresh)."""
+        """Work between steps once ``step`` steps are done (the student's pair refresh); a checkpoint
+        taken while it runs (Ctrl-C) must still be a state a resume continues from."""
         ...
 
     def at_boundary(self, step: int, window: torch.Tensor, preview_due: bool) -> None:
@@ -112,9 +113,9 @@ def run_steps(job: TrainingRun, budget: Budget, cancel: CancelToken | None, devi
             consistent = False  # an interrupt from here until the step is counted leaves a half update
             window.append(job.train_step())
             job.step += 1
+            consistent = True
             s = job.step
             job.after_step(s)
-            consistent = True
             # one process needs no agreement, so a cancel or a spent time budget stops it at once (a CPU
             # step of the 64² U-Net takes seconds: waiting for the report boundary overshot --minutes 0.3
             # five-fold); under DDP both wait for the next boundary

@@ -23,7 +23,8 @@ from engine.jobs import Progress
 def write_observation_file(path: str | os.PathLike[str], ff: FieldsFile, *, dtype: str) -> Path:
     """Write ``ff`` (with ``mask``) atomically, its unobserved values NaN: nothing unobserved can pass
     for data (``write_fields`` takes NaN where the mask is 0, and ``solve`` ignores those entries)."""
-    return write_fields(path, dataclasses.replace(ff, fields=np.where(ff.mask, ff.fields, np.nan)), dtype=dtype)
+    return write_fields(path, dataclasses.replace(ff, fields=np.where(ff.mask, ff.fields, np.nan)), dtype=dtype,
+                        unobserved_nan=True)
 
 
 def check_cases(first: int, cases: int | None, total: int, path: str) -> int:

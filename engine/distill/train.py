@@ -230,9 +230,12 @@ class _Distiller:
         self.pair_seconds += time.perf_counter() - t0
 
     def _refresh(self) -> None:
-        self.generation += 1
-        for i in refresh_indices(len(self.seeds), self.cfg.refresh_fraction, self.generation):
-            self.seeds[int(i)] = pair_seed(self.cfg.seed, self.generation, int(i))
+        generation, seeds = self.generation + 1, list(self.seeds)
+        for i in refresh_indices(len(seeds), self.cfg.refresh_fraction, generation):
+            seeds[int(i)] = pair_seed(self.cfg.seed, generation, int(i))
+        # generation and seeds change together, before the slow mapping: a checkpoint taken during it
+        # (Ctrl-C) holds the new seeds, whose pairs a resume maps afresh
+        self.generation, self.seeds = generation, seeds
         self._build_pairs(no_progress, None)
 
     def _residual_scale(self) -> float:

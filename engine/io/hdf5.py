@@ -51,8 +51,14 @@ class FieldsFile:
         return int(self.fields.shape[0])
 
 
-def write_fields(path: str | os.PathLike[str], ff: FieldsFile, *, dtype: str = "float32") -> Path:
-    """Write ``ff`` atomically (temporary name, then rename). Returns the final path."""
+def write_fields(path: str | os.PathLike[str], ff: FieldsFile, *, dtype: str = "float32",
+                 unobserved_nan: bool = False) -> Path:
+    """Write ``ff`` atomically (temporary name, then rename). Returns the final path.
+
+    Values must be finite, except with ``unobserved_nan`` (an observation file, ``piddm observe``):
+    NaN where ``mask`` is 0 says "unknown". Only there: a solve's answer or an export with a NaN
+    (a diverged solve) is refused, as any data file is.
+    """
     if dtype not in ("float32", "float64"):
         raise DatasetError(f"unsupported dtype {dtype!r}; use float32 or float64")
     fields = np.asarray(ff.fields)
@@ -69,11 +75,11 @@ def write_fields(path: str | os.PathLike[str], ff: FieldsFile, *, dtype: str = "
     with np.errstate(over="ignore"):  # a float64 value beyond float32's range becomes inf: refused
         stored = fields.astype(dtype)
     ok = np.isfinite(stored)
-    if ff.mask is not None:  # an observation file may say "unknown" with NaN where nothing is observed
+    if unobserved_nan and ff.mask is not None:
         ok |= np.isnan(stored) & ~np.asarray(ff.mask, dtype=bool)
     if not ok.all():
         raise DatasetError(f"refusing to write {path}: fields contain NaN or inf (or overflow {dtype})"
-                           + ("" if ff.mask is None else " at observed entries"))
+                           + (" at observed entries" if unobserved_nan and ff.mask is not None else ""))
     if clash := sorted(set(ff.extra) & _KNOWN_ATTRS):
         raise DatasetError(f"refusing to write {path}: extra attributes {clash} would replace standard ones")
     n, c, N, _ = fields.shape

@@ -252,3 +252,28 @@ def test_ctrl_c_inside_a_step_saves_no_half_updated_student(distill_cfg, tmp_pat
     with pytest.raises(KeyboardInterrupt):
         distill(distill_cfg(steps=6, report_every=100, checkpoint_minutes=0, preview_every=0), tmp_path / "s")
     assert not (tmp_path / "s" / "checkpoint.pt").exists()
+
+
+def test_ctrl_c_during_a_pair_refresh_saves_a_state_the_resume_continues_exactly(straight, tmp_path, monkeypatch):
+    """The refresh maps fresh pairs through the teacher (the slow part between steps): interrupted there,
+    the checkpoint holds the new seeds, and the resumed run maps their pairs and follows the straight run."""
+    import engine.distill.train as train
+
+    cfg, ref = straight
+    real, calls = train.teacher_map, []
+
+    def interrupted(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:  # the first refresh (after step 2); the first call maps the initial pairs
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(train, "teacher_map", interrupted)
+    run = tmp_path / "s"
+    with pytest.raises(KeyboardInterrupt):
+        distill(dataclasses.replace(cfg, checkpoint_minutes=0), run)
+    saved = load_checkpoint(run, kind="student")
+    assert (saved["step"], saved["generation"]) == (2, 1)
+    monkeypatch.setattr(train, "teacher_map", real)
+    assert distill(dataclasses.replace(cfg, checkpoint_minutes=0), run, resume=True).step == cfg.steps
+    _assert_same_weights(load_checkpoint(run, kind="student"), ref)

@@ -291,14 +291,17 @@ def test_an_observation_file_may_hold_nan_where_nothing_is_observed_only(tmp_pat
     mask = np.zeros(ff.fields.shape, bool)
     mask[:, 0] = True  # the first channel observed
     ff.fields[:, 1] = np.nan  # the other unknown
-    write_fields(tmp_path / "obs.h5", dataclasses.replace(ff, mask=mask))
+    with pytest.raises(DatasetError, match="NaN or inf"):  # a solve's answer or export: NaN is a failure
+        write_fields(tmp_path / "answer.h5", dataclasses.replace(ff, mask=mask))
+    write_fields(tmp_path / "obs.h5", dataclasses.replace(ff, mask=mask), unobserved_nan=True)
     with h5py.File(tmp_path / "obs.h5", "r") as h:
         assert np.isnan(h["fields"][:, 1]).all() and np.isfinite(h["fields"][:, 0]).all()
     mask[0, 1, 2, 3] = True  # NaN at an observed entry
     with pytest.raises(DatasetError, match="NaN or inf .* at observed entries"):
-        write_fields(tmp_path / "bad.h5", dataclasses.replace(ff, mask=mask))
+        write_fields(tmp_path / "bad.h5", dataclasses.replace(ff, mask=mask), unobserved_nan=True)
     inf = fields_file()
     inf.fields[0, 1, 0, 0] = np.inf  # inf is never "unknown", observed or not
     with pytest.raises(DatasetError, match="NaN or inf"):
-        write_fields(tmp_path / "inf.h5", dataclasses.replace(inf, mask=np.zeros(inf.fields.shape, bool)))
+        write_fields(tmp_path / "inf.h5", dataclasses.replace(inf, mask=np.zeros(inf.fields.shape, bool)),
+                     unobserved_nan=True)
     assert not (tmp_path / "bad.h5").exists() and not (tmp_path / "inf.h5").exists()
