@@ -25,12 +25,8 @@ MARGIN = 10.0  # px: QGraphicsTextItem's document margins (4 + 4) and a little a
 class FittingTitle(pg.LabelItem):
     """A plot title (``use_title``) that asks for no width and shortens itself to fit."""
 
-    short = ""  # the title to show when the text does not fit ("" = cut the text)
-
-    def set_text(self, text: str, short: str = "") -> None:
-        """Show ``text``, or ``short`` where ``text`` does not fit (then cut with "…" if need be)."""
-        self.short = short
-        self.setText(text)
+    # the title to show when the text does not fit ("" = cut the text); set it before setText/setTitle
+    short = ""
 
     def sizeHint(self, hint, constraint):  # noqa: N802
         size = super().sizeHint(hint, constraint)
