@@ -396,9 +396,10 @@ class MainWindow(QMainWindow):
         s = self.state
         methods = " and ".join(r.method for r in outcomes)
         keys = self.export_action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+        keys = f" ({keys})" if keys else ""  # a platform without a Save key binding has none
         them = "them" if len(outcomes) > 1 else "it"
         self.show_status(f"Solved {outcomes[0].task or s.task} ({s.pde_name} {s.grid_n}²) with {methods}; "
-                         f"File ▸ Export result ({keys}) saves {them}.")
+                         f"File ▸ Export result{keys} saves {them}.")
 
     def _on_demo_ready(self) -> None:
         """The demo's line replaces the last problem's result line; the news it came with (``_news``:
